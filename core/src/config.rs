@@ -1,0 +1,460 @@
+//! Profiles as written in the layers, merged, and resolved into [`Profile`]s.
+//!
+//! The merge rule, used both for layers (a later file over an earlier one)
+//! and for `extends` (a profile over its base), is written once, in
+//! `Keys::over`: a key that is set replaces the base's value whole, lists and
+//! tables included; a key that is not set is inherited.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+use crate::addr::{IfName, Net, OneOrMany, PerFamily, PortRange, parse_server};
+use crate::error::line_column;
+use crate::layers::{self, Layer, Source};
+use crate::profile::{
+    Action, Binding, DnsOptions, DnsRewrite, OnFailure, Origin, Profile, Protocol, Route, RuleKind,
+};
+use crate::{Env, Error};
+
+/// A key's value with the layer and byte span it was written at.
+#[derive(Debug, Clone)]
+struct Set<T> {
+    layer: usize,
+    span: Range<usize>,
+    value: T,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Set<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<T>::deserialize(d)?;
+        Ok(Set {
+            layer: 0,
+            span: spanned.span(),
+            value: spanned.into_inner(),
+        })
+    }
+}
+
+macro_rules! profile_keys {
+    ($($key:ident: $ty:ty,)*) => {
+        /// The keys of one profile as written, each with where it was set.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Keys {
+            $($key: Option<Set<$ty>>,)*
+        }
+
+        impl Keys {
+            /// Every key this profile sets wins, whole, over `base`'s.
+            fn over(self, base: Keys) -> Keys {
+                Keys { $($key: self.$key.or(base.$key),)* }
+            }
+
+            fn in_layer(mut self, layer: usize) -> Keys {
+                $(if let Some(set) = &mut self.$key { set.layer = layer; })*
+                self
+            }
+
+            fn names(&self) -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $(if self.$key.is_some() { names.push(stringify!($key)); })*
+                names
+            }
+        }
+    };
+}
+
+profile_keys! {
+    interface: IfName,
+    source: PerFamily,
+    exclude: OneOrMany<Spanned<Net>>,
+    listen: PerFamily,
+    on_failure: OnFailure,
+    extends: String,
+    dns: BTreeMap<Spanned<String>, Spanned<DnsValue>>,
+    route: Vec<Spanned<RawRoute>>,
+}
+
+/// A value under `[profile.X.dns]`: a server (under a port number) or a
+/// resolver option (under its name).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "a server address, a number or a list of names")]
+enum DnsValue {
+    Int(i64),
+    Text(String),
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    to: Spanned<OneOrMany<Spanned<Net>>>,
+    interface: Option<IfName>,
+    source: Option<PerFamily>,
+    ports: Option<OneOrMany<PortRange>>,
+    protocol: Option<Protocol>,
+    action: Option<Action>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    profile: BTreeMap<String, Spanned<Keys>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    keys: Keys,
+    /// Layer and offset of the profile's first definition.
+    header: (usize, usize),
+    /// Each layer that writes this profile, with the keys it sets.
+    written: Vec<(usize, Vec<&'static str>)>,
+}
+
+/// Who set one key of a profile, for `bindto list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOrigin {
+    /// The key's name.
+    pub key: &'static str,
+    /// The layers that write it, in order; the last one wins.
+    pub written_by: Vec<(Source, PathBuf)>,
+}
+
+/// A profile's provenance, for `bindto list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileInfo {
+    /// The profile's name.
+    pub name: String,
+    /// The layers that write the profile.
+    pub layers: Vec<(Source, PathBuf)>,
+    /// Every key written, with who wrote it.
+    pub keys: Vec<KeyOrigin>,
+    /// The profile it extends, if any.
+    pub extends: Option<String>,
+}
+
+/// All profiles of the layers, merged and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    searched: Vec<PathBuf>,
+    layers: Vec<Layer>,
+    paths: Vec<Arc<Path>>,
+    profiles: BTreeMap<String, Entry>,
+}
+
+impl Config {
+    /// Reads and checks the layers the environment names (see
+    /// [`layers::paths`]).
+    pub fn load(env: &Env, secure: bool) -> Result<Config, Error> {
+        let searched = layers::paths(env, secure)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        Config::with_searched(layers::read(env, secure)?, searched)
+    }
+
+    /// Merges and checks these layers, earliest first.
+    pub fn from_layers(layers: Vec<Layer>) -> Result<Config, Error> {
+        let searched = layers.iter().map(|l| l.path.clone()).collect();
+        Config::with_searched(layers, searched)
+    }
+
+    fn with_searched(layers: Vec<Layer>, searched: Vec<PathBuf>) -> Result<Config, Error> {
+        let mut profiles: BTreeMap<String, Entry> = BTreeMap::new();
+        for (index, layer) in layers.iter().enumerate() {
+            let file: File = toml::from_str(&layer.text).map_err(|e| {
+                let at = e.span().map_or(0, |s| s.start);
+                Error::at(&layer.path, &layer.text, at, e.message().trim_end())
+            })?;
+            for (name, spanned) in file.profile {
+                let start = spanned.span().start;
+                let keys = spanned.into_inner().in_layer(index);
+                let names = keys.names();
+                match profiles.get_mut(&name) {
+                    Some(entry) => {
+                        entry.keys = keys.over(std::mem::take(&mut entry.keys));
+                        entry.written.push((index, names));
+                    }
+                    None => {
+                        let written = vec![(index, names)];
+                        profiles.insert(
+                            name,
+                            Entry {
+                                keys,
+                                header: (index, start),
+                                written,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        let paths = layers.iter().map(|l| Arc::from(l.path.as_path())).collect();
+        let config = Config {
+            searched,
+            layers,
+            paths,
+            profiles,
+        };
+        for name in config.profiles.keys() {
+            config.profile(name)?;
+        }
+        Ok(config)
+    }
+
+    /// The layers read, earliest first.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// The names of all profiles.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.profiles.keys().map(String::as_str)
+    }
+
+    /// Where each profile and each of its keys comes from.
+    pub fn info(&self) -> Vec<ProfileInfo> {
+        let layer = |i: usize| (self.layers[i].source, self.layers[i].path.clone());
+        self.profiles
+            .iter()
+            .map(|(name, entry)| {
+                let mut keys: Vec<KeyOrigin> = Vec::new();
+                for (index, names) in &entry.written {
+                    for &key in names {
+                        match keys.iter_mut().find(|k| k.key == key) {
+                            Some(k) => k.written_by.push(layer(*index)),
+                            None => keys.push(KeyOrigin {
+                                key,
+                                written_by: vec![layer(*index)],
+                            }),
+                        }
+                    }
+                }
+                ProfileInfo {
+                    name: name.clone(),
+                    layers: entry.written.iter().map(|(i, _)| layer(*i)).collect(),
+                    keys,
+                    extends: entry.keys.extends.as_ref().map(|s| s.value.clone()),
+                }
+            })
+            .collect()
+    }
+
+    /// The profile `name`, with `extends` resolved and every value checked.
+    pub fn profile(&self, name: &str) -> Result<Profile, Error> {
+        let entry = self.profiles.get(name).ok_or_else(|| {
+            let files: Vec<String> = self
+                .searched
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            let files = if files.is_empty() {
+                "no config file".to_owned()
+            } else {
+                files.join(", ")
+            };
+            Error::new(format!("profile \"{name}\" not found in {files}"))
+        })?;
+        let mut keys = entry.keys.clone();
+        let mut chain = vec![name];
+        let mut next = entry.keys.extends.as_ref();
+        while let Some(extends) = next {
+            let base_name = extends.value.as_str();
+            let base = self.profiles.get(base_name).ok_or_else(|| {
+                self.error(
+                    extends,
+                    format!("extends: profile \"{base_name}\" is not defined"),
+                )
+            })?;
+            if chain.contains(&base_name) {
+                chain.push(base_name);
+                return Err(self.error(extends, format!("extends: cycle {}", chain.join(" -> "))));
+            }
+            chain.push(base_name);
+            keys = keys.over(base.keys.clone());
+            next = base.keys.extends.as_ref();
+        }
+        self.resolve(name, entry.header, keys)
+    }
+
+    fn resolve(&self, name: &str, header: (usize, usize), keys: Keys) -> Result<Profile, Error> {
+        let name_arc: Arc<str> = Arc::from(name);
+        let origin = |kind: RuleKind, layer: usize, at: usize| Origin {
+            profile: name_arc.clone(),
+            kind,
+            location: Some(self.location(layer, at)),
+        };
+        let binding = Binding {
+            interface: keys.interface.map(|s| s.value),
+            source: keys.source.map(|s| s.value).unwrap_or_default(),
+        };
+        let exclude = match &keys.exclude {
+            Some(set) => set
+                .value
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, net)| {
+                    (
+                        net.get_ref().0,
+                        origin(RuleKind::Exclude(i), set.layer, net.span().start),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut routes = Vec::new();
+        if let Some(set) = &keys.route {
+            for (i, raw) in set.value.iter().enumerate() {
+                let at = raw.span().start;
+                let route = self.route(
+                    raw.get_ref(),
+                    binding,
+                    set.layer,
+                    at,
+                    origin(RuleKind::Route(i), set.layer, at),
+                )?;
+                routes.push(route);
+            }
+        }
+        let (dns, dns_options) = match &keys.dns {
+            Some(set) => self.dns(&set.value, set.layer, |port, at| {
+                origin(RuleKind::Dns(port), set.layer, at)
+            })?,
+            None => Default::default(),
+        };
+        Ok(Profile {
+            name: name.to_owned(),
+            binding,
+            listen: keys.listen.map(|s| s.value).unwrap_or_default(),
+            on_failure: keys.on_failure.map(|s| s.value).unwrap_or_default(),
+            exclude,
+            routes,
+            dns,
+            dns_options,
+            origin: origin(RuleKind::Default, header.0, header.1),
+        })
+    }
+
+    fn route(
+        &self,
+        raw: &RawRoute,
+        profile: Binding,
+        layer: usize,
+        at: usize,
+        origin: Origin,
+    ) -> Result<Route, Error> {
+        let fail = |message: &str| self.error_at(layer, at, format!("route: {message}"));
+        let to: Vec<_> = raw.to.get_ref().0.iter().map(|n| n.get_ref().0).collect();
+        if to.is_empty() {
+            return Err(self.error_at(layer, raw.to.span().start, "route: `to` names no network"));
+        }
+        let own = Binding {
+            interface: raw.interface,
+            source: raw.source.unwrap_or_default(),
+        };
+        let action = raw.action.unwrap_or_default();
+        let binding = match action {
+            Action::Bind if own.is_empty() && profile.is_empty() => {
+                return Err(fail(
+                    "binds, but neither it nor its profile names an interface or source",
+                ));
+            }
+            Action::Bind if own.is_empty() => profile,
+            Action::Bind => own,
+            _ if !own.is_empty() => {
+                return Err(fail(
+                    "only a route with action = \"bind\" may name an interface or source",
+                ));
+            }
+            _ => Binding::default(),
+        };
+        Ok(Route {
+            to,
+            ports: raw.ports.clone().map(|p| p.0).unwrap_or_default(),
+            protocol: raw.protocol,
+            action,
+            binding,
+            origin,
+        })
+    }
+
+    fn dns(
+        &self,
+        table: &BTreeMap<Spanned<String>, Spanned<DnsValue>>,
+        layer: usize,
+        origin: impl Fn(u16, usize) -> Origin,
+    ) -> Result<(Vec<DnsRewrite>, DnsOptions), Error> {
+        let mut rewrites = Vec::new();
+        let mut options = DnsOptions::default();
+        for (key, value) in table {
+            let fail = |at: usize, message: String| {
+                self.error_at(layer, at, format!("dns.{}: {message}", key.get_ref()))
+            };
+            let at = value.span().start;
+            let int = |max: i64| match value.get_ref() {
+                DnsValue::Int(n) if (1..=max).contains(n) => Ok(*n),
+                _ => Err(fail(at, format!("must be a number from 1 to {max}"))),
+            };
+            let name = key.get_ref().as_str();
+            if name.bytes().all(|b| b.is_ascii_digit()) {
+                let port = crate::addr::port_number(name).map_err(|m| fail(key.span().start, m))?;
+                let DnsValue::Text(text) = value.get_ref() else {
+                    return Err(fail(
+                        at,
+                        "must be a server address such as \"10.8.0.1\" or \"10.8.0.1:853\"".into(),
+                    ));
+                };
+                let server = parse_server(text, port).map_err(|m| fail(at, m))?;
+                rewrites.push(DnsRewrite {
+                    port,
+                    server,
+                    origin: origin(port, key.span().start),
+                });
+                continue;
+            }
+            match name {
+                "search" => {
+                    options.search = Some(match value.get_ref() {
+                        DnsValue::Text(t) => vec![t.clone()],
+                        DnsValue::List(l) => l.clone(),
+                        DnsValue::Int(_) => {
+                            return Err(fail(at, "must be a domain or a list of domains".into()));
+                        }
+                    });
+                }
+                "ndots" => options.ndots = Some(int(15)? as u8),
+                "timeout_ms" => options.timeout_ms = Some(int(60_000)? as u32),
+                "attempts" => options.attempts = Some(int(10)? as u8),
+                _ => {
+                    return Err(fail(
+                        key.span().start,
+                        "unknown key, expected a port number, `search`, `ndots`, `timeout_ms` or `attempts`".into(),
+                    ));
+                }
+            }
+        }
+        rewrites.sort_by_key(|r| r.port);
+        Ok((rewrites, options))
+    }
+
+    fn location(&self, layer: usize, at: usize) -> (Arc<Path>, u32, u32) {
+        let (line, column) = line_column(&self.layers[layer].text, at);
+        (self.paths[layer].clone(), line, column)
+    }
+
+    fn error<T>(&self, set: &Set<T>, message: String) -> Error {
+        self.error_at(set.layer, set.span.start, message)
+    }
+
+    fn error_at(&self, layer: usize, at: usize, message: impl Into<String>) -> Error {
+        let layer = &self.layers[layer];
+        Error::at(&layer.path, &layer.text, at, message)
+    }
+}

@@ -1,0 +1,53 @@
+//! The pure part of bindto: the profile language, the config layers and the
+//! compiled decision table that the shim consults on every connect.
+//!
+//! Nothing here touches the network or libc. The only I/O is reading the
+//! config files named by [`layers::paths`], so everything else can be tested
+//! with plain strings.
+//!
+//! The flow is `Env` → [`layers::read`] → [`Config`] → [`Profile`] →
+//! [`Table`], or `Env` → [`legacy::profile`] → [`Profile`] → [`Table`] for the
+//! older tools' variables; [`setup`] does the whole walk for the shim.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+mod config;
+mod env;
+mod error;
+pub mod layers;
+pub mod legacy;
+mod profile;
+mod table;
+
+pub use addr::{IfName, PortRange};
+pub use config::{Config, KeyOrigin, ProfileInfo};
+pub use env::Env;
+pub use error::Error;
+pub use layers::{Layer, Source};
+pub use profile::{Binding, DnsOptions, OnFailure, Origin, Profile, Protocol, RuleKind};
+pub use table::{Decision, Table, Verdict};
+
+/// What the environment asks of a process, and where it came from.
+#[derive(Debug)]
+pub enum Setup {
+    /// Neither `BIND_PROFILE` nor any of the older tools' variables: do nothing.
+    PassThrough,
+    /// A compiled table to consult.
+    Table(Table),
+}
+
+/// Reads the environment and the config files it points at, and compiles the
+/// table the process must follow.
+///
+/// `secure` is the caller's word that the process runs with raised privileges
+/// (AT_SECURE): only the root-owned system file counts then.
+pub fn setup(env: &Env, secure: bool) -> Result<Setup, Error> {
+    if let Some(name) = env.profile() {
+        let config = Config::load(env, secure)?;
+        return Ok(Setup::Table(Table::compile(&config.profile(name)?)));
+    }
+    match legacy::profile(env)? {
+        Some(profile) => Ok(Setup::Table(Table::compile(&profile))),
+        None => Ok(Setup::PassThrough),
+    }
+}

@@ -1,0 +1,412 @@
+//! The compiled decision table.
+//!
+//! Each address family has a sorted array of interval starts that partitions
+//! its whole address space: every address in one interval is matched by the
+//! same set of prefixes. Each interval points at a precomputed *chain*, the
+//! rules of those prefixes in decision order (longest prefix first; at equal
+//! length, rules with a port or protocol filter first, then routes before
+//! excludes, then the order written), cut after the first rule without a
+//! filter, since nothing after it can ever decide. A lookup is one binary
+//! search (narrowed by a 65 536-bucket index on the top 16 bits once the
+//! table is large) and a walk along a chain that is usually one rule long:
+//! no allocation, no lock, and a cost that does not follow the rule count.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+
+use crate::addr::{PerFamily, PortRange, unmap};
+use crate::profile::{Action, Binding, DnsOptions, OnFailure, Origin, Profile, Protocol};
+
+/// What to do with a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'t> {
+    /// Leave it alone.
+    Direct,
+    /// Bind it to this interface and/or source.
+    Bind(&'t Binding),
+    /// Fail the call.
+    Block,
+}
+
+/// The decision for one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'t> {
+    /// What to do.
+    pub verdict: Verdict<'t>,
+    /// The destination to use: the caller's, unmapped to IPv4 where it was
+    /// IPv4-mapped, or the DNS server it was rewritten to.
+    pub destination: SocketAddr,
+    /// The DNS rewrite that changed the destination, if one did.
+    pub rewrite: Option<&'t Origin>,
+    /// The rule that chose the verdict.
+    pub origin: &'t Origin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Act {
+    Direct,
+    Bind(u32),
+    Block,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    act: Act,
+    protocol: Option<Protocol>,
+    /// Range of `Table::ports`; empty means every port.
+    ports: (u32, u32),
+    origin: u32,
+}
+
+impl Rule {
+    fn is_filtered(&self) -> bool {
+        self.protocol.is_some() || self.ports.0 != self.ports.1
+    }
+}
+
+/// A run of `Table::chains`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// Longest-prefix match over one family, keyed by the address as an integer.
+#[derive(Debug, Clone)]
+struct Lpm<K> {
+    starts: Vec<K>,
+    spans: Vec<Span>,
+    /// For big tables: `buckets[b]` is the interval holding the first
+    /// address whose top 16 bits are `b` (and one more entry at the end).
+    buckets: Vec<u32>,
+}
+
+trait Key: Copy + Ord + Hash {
+    fn net(net: &IpNet) -> Option<(Self, Self)>;
+    fn bucket(self) -> usize;
+    fn bucket_start(bucket: usize) -> Self;
+    fn next(self) -> Option<Self>;
+    const ZERO: Self;
+}
+
+macro_rules! key_impl {
+    ($int:ty, $variant:ident) => {
+        impl Key for $int {
+            const ZERO: Self = 0;
+            fn net(net: &IpNet) -> Option<(Self, Self)> {
+                match net {
+                    IpNet::$variant(n) => Some((n.network().into(), n.broadcast().into())),
+                    _ => None,
+                }
+            }
+            fn bucket(self) -> usize {
+                (self >> (<$int>::BITS - 16)) as usize
+            }
+            fn bucket_start(bucket: usize) -> Self {
+                (bucket as $int) << (<$int>::BITS - 16)
+            }
+            fn next(self) -> Option<Self> {
+                self.checked_add(1)
+            }
+        }
+    };
+}
+key_impl!(u32, V4);
+key_impl!(u128, V6);
+
+/// Interval count from which the bucket index pays for its 256 KiB.
+const BUCKETS_FROM: usize = 1024;
+
+impl<K: Key> Lpm<K> {
+    /// `prefixes`: (network, rule) pairs of this family, rules in decision
+    /// order for equal prefixes.
+    fn build(prefixes: &[(IpNet, u32)], rules: &[Rule], chains: &mut Chains) -> Lpm<K> {
+        // (first, last, rules) per distinct prefix, outer prefixes before
+        // the ones they contain.
+        let mut nets: Vec<(K, K, Vec<u32>)> = Vec::new();
+        let mut keyed: Vec<(K, K, u32)> = prefixes
+            .iter()
+            .filter_map(|(net, rule)| K::net(net).map(|(first, last)| (first, last, *rule)))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
+        for (first, last, rule) in keyed {
+            match nets.last_mut() {
+                Some(n) if n.0 == first && n.1 == last => n.2.push(rule),
+                _ => nets.push((first, last, vec![rule])),
+            }
+        }
+        for net in &mut nets {
+            // Filtered rules first; otherwise the order written (routes were
+            // numbered before excludes).
+            net.2
+                .sort_by_key(|&r| (!rules[r as usize].is_filtered(), r));
+        }
+
+        let mut bounds: Vec<K> = vec![K::ZERO];
+        for (first, last, _) in &nets {
+            bounds.push(*first);
+            bounds.extend(last.next());
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+
+        let mut lpm = Lpm {
+            starts: Vec::new(),
+            spans: Vec::new(),
+            buckets: Vec::new(),
+        };
+        let mut stack: Vec<usize> = Vec::new();
+        let mut pending = nets.iter().enumerate().peekable();
+        let mut chain = Vec::new();
+        for bound in bounds {
+            while stack.last().is_some_and(|&n| nets[n].1 < bound) {
+                stack.pop();
+            }
+            while let Some((i, _)) = pending.next_if(|(_, n)| n.0 == bound) {
+                stack.push(i);
+            }
+            chain.clear();
+            'chain: for &n in stack.iter().rev() {
+                for &rule in &nets[n].2 {
+                    chain.push(rule);
+                    if !rules[rule as usize].is_filtered() {
+                        break 'chain;
+                    }
+                }
+            }
+            let span = chains.intern(&chain);
+            if lpm.spans.last() != Some(&span) {
+                lpm.starts.push(bound);
+                lpm.spans.push(span);
+            }
+        }
+        if lpm.starts.len() >= BUCKETS_FROM {
+            lpm.buckets = (0..=1usize << 16)
+                .map(|b| match b {
+                    b if b == 1 << 16 => lpm.starts.len() - 1,
+                    b => lpm.starts.partition_point(|s| *s <= K::bucket_start(b)) - 1,
+                })
+                .map(|i| i as u32)
+                .collect();
+        }
+        lpm
+    }
+
+    fn lookup(&self, key: K) -> Span {
+        let (low, high) = match self.buckets.get(key.bucket()..key.bucket() + 2) {
+            Some(&[low, high]) => (low as usize, high as usize + 1),
+            _ => (0, self.starts.len()),
+        };
+        // starts[low] <= key always holds: starts[0] is 0 and buckets point
+        // at the interval holding their first address.
+        let i = low + self.starts[low..high].partition_point(|s| *s <= key) - 1;
+        self.spans[i]
+    }
+}
+
+/// Interned chains, shared by both families.
+#[derive(Debug, Default)]
+struct Chains {
+    rules: Vec<u32>,
+    seen: HashMap<Vec<u32>, Span>,
+}
+
+impl Chains {
+    fn intern(&mut self, chain: &[u32]) -> Span {
+        if let Some(span) = self.seen.get(chain) {
+            return *span;
+        }
+        let start = self.rules.len() as u32;
+        self.rules.extend_from_slice(chain);
+        let span = Span {
+            start,
+            end: self.rules.len() as u32,
+        };
+        self.seen.insert(chain.to_vec(), span);
+        span
+    }
+}
+
+/// A profile compiled for fast decisions.
+#[derive(Debug, Clone)]
+pub struct Table {
+    profile: String,
+    on_failure: OnFailure,
+    listen: PerFamily,
+    dns_options: DnsOptions,
+    /// (port, server, origin), sorted by port.
+    dns: Vec<(u16, SocketAddr, u32)>,
+    rules: Vec<Rule>,
+    /// The profile's own binding, when no rule matches.
+    default: Rule,
+    bindings: Vec<Binding>,
+    origins: Vec<Origin>,
+    ports: Vec<PortRange>,
+    chains: Vec<u32>,
+    v4: Lpm<u32>,
+    v6: Lpm<u128>,
+}
+
+impl Table {
+    /// Compiles a checked profile.
+    pub fn compile(profile: &Profile) -> Table {
+        let mut bindings: Vec<Binding> = Vec::new();
+        let mut origins = Vec::new();
+        let mut ports = Vec::new();
+        let mut bind = |binding: Binding| {
+            let i = bindings
+                .iter()
+                .position(|b| *b == binding)
+                .unwrap_or_else(|| {
+                    bindings.push(binding);
+                    bindings.len() - 1
+                });
+            Act::Bind(i as u32)
+        };
+        let mut origin = |o: &Origin| {
+            origins.push(o.clone());
+            (origins.len() - 1) as u32
+        };
+
+        let default = Rule {
+            act: if profile.binding.is_empty() {
+                Act::Direct
+            } else {
+                bind(profile.binding)
+            },
+            protocol: None,
+            ports: (0, 0),
+            origin: origin(&profile.origin),
+        };
+        let mut rules = Vec::new();
+        let mut prefixes: Vec<(IpNet, u32)> = Vec::new();
+        for route in &profile.routes {
+            let first = ports.len() as u32;
+            ports.extend_from_slice(&route.ports);
+            let act = match route.action {
+                Action::Bind => bind(route.binding),
+                Action::Direct => Act::Direct,
+                Action::Block => Act::Block,
+            };
+            let index = rules.len() as u32;
+            rules.push(Rule {
+                act,
+                protocol: route.protocol,
+                ports: (first, ports.len() as u32),
+                origin: origin(&route.origin),
+            });
+            prefixes.extend(route.to.iter().map(|net| (*net, index)));
+        }
+        for (net, o) in &profile.exclude {
+            let index = rules.len() as u32;
+            rules.push(Rule {
+                act: Act::Direct,
+                protocol: None,
+                ports: (0, 0),
+                origin: origin(o),
+            });
+            prefixes.push((*net, index));
+        }
+        let dns = profile
+            .dns
+            .iter()
+            .map(|r| (r.port, r.server, origin(&r.origin)))
+            .collect();
+
+        let mut chains = Chains::default();
+        let v4 = Lpm::build(&prefixes, &rules, &mut chains);
+        let v6 = Lpm::build(&prefixes, &rules, &mut chains);
+        Table {
+            profile: profile.name.clone(),
+            on_failure: profile.on_failure,
+            listen: profile.listen,
+            dns_options: profile.dns_options.clone(),
+            dns,
+            rules,
+            default,
+            bindings,
+            origins,
+            ports,
+            chains: chains.rules,
+            v4,
+            v6,
+        }
+    }
+
+    /// The decision for a TCP or UDP destination (see the crate's README
+    /// for the order): DNS rewrite first, then the longest matching prefix,
+    /// then the profile's own binding.
+    pub fn decide(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
+        let mut destination = SocketAddr::new(unmap(destination.ip()), destination.port());
+        let mut rewrite = None;
+        if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
+            let (_, server, origin) = self.dns[i];
+            destination = server;
+            rewrite = Some(&self.origins[origin as usize]);
+        }
+        let span = match destination.ip() {
+            IpAddr::V4(a) => self.v4.lookup(a.into()),
+            IpAddr::V6(a) => self.v6.lookup(a.into()),
+        };
+        let port = destination.port();
+        let rule = self.chains[span.start as usize..span.end as usize]
+            .iter()
+            .map(|&r| &self.rules[r as usize])
+            .find(|rule| {
+                rule.protocol.is_none_or(|p| p == protocol)
+                    && (rule.ports.0 == rule.ports.1
+                        || self.ports[rule.ports.0 as usize..rule.ports.1 as usize]
+                            .iter()
+                            .any(|r| r.contains(port)))
+            })
+            .unwrap_or(&self.default);
+        Decision {
+            verdict: match rule.act {
+                Act::Direct => Verdict::Direct,
+                Act::Bind(b) => Verdict::Bind(&self.bindings[b as usize]),
+                Act::Block => Verdict::Block,
+            },
+            destination,
+            rewrite,
+            origin: &self.origins[rule.origin as usize],
+        }
+    }
+
+    /// The profile's name.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// What to do when a binding cannot be made.
+    pub fn on_failure(&self) -> OnFailure {
+        self.on_failure
+    }
+
+    /// Replacement addresses for wildcard binds.
+    pub fn listen(&self) -> PerFamily {
+        self.listen
+    }
+
+    /// The server port-53 traffic goes to, if the profile has one.
+    pub fn dns_server(&self) -> Option<SocketAddr> {
+        self.dns.iter().find(|d| d.0 == 53).map(|d| d.1)
+    }
+
+    /// Resolver settings of the profile.
+    pub fn dns_options(&self) -> &DnsOptions {
+        &self.dns_options
+    }
+
+    /// Every distinct binding the table can choose.
+    pub fn bindings(&self) -> &[Binding] {
+        &self.bindings
+    }
+
+    /// Number of rules (routes and excludes).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+}

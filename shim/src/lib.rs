@@ -1,0 +1,1 @@
+//! libbindto.so (placeholder until the shim lands).
