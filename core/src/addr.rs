@@ -4,7 +4,11 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ipnet::{IpNet, Ipv4Net};
-use serde::de::{Deserialize, Deserializer, Error as _};
+use std::marker::PhantomData;
+use std::ops::Range;
+
+use serde::de::{Deserialize, Deserializer, Error as _, IntoDeserializer, SeqAccess, Visitor};
+use toml::Spanned;
 
 /// A network interface name as the kernel takes it for SO_BINDTODEVICE:
 /// 1 to 15 bytes, no '/', no whitespace, kept NUL-terminated so the shim can
@@ -261,27 +265,70 @@ impl PerFamily {
 
 impl<'de> Deserialize<'de> for PerFamily {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let list = OneOrMany::<String>::deserialize(d)?.0;
-        PerFamily::from_texts(list.iter().map(String::as_str)).map_err(D::Error::custom)
+        let list = OneOrMany::<String>::deserialize(d)?;
+        PerFamily::from_texts(list.values().map(String::as_str)).map_err(D::Error::custom)
     }
 }
 
-/// A value written either alone or as a list.
+/// A value written either alone or as a list, each item with its byte span
+/// in the file when it was written in a list (a lone value has the span of
+/// the key it is under).
+///
+/// Written as a visitor, not an untagged enum: untagged enums buffer the
+/// value, which loses both the item spans and the items' own error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OneOrMany<T>(pub(crate) Vec<T>);
+pub(crate) struct OneOrMany<T>(pub(crate) Vec<(Option<Range<usize>>, T)>);
+
+impl<T> OneOrMany<T> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum Raw<T> {
-            Many(Vec<T>),
-            One(T),
+        struct Visit<T>(PhantomData<T>);
+
+        impl<T> Visit<T> {
+            fn one<'de, E: serde::de::Error>(
+                self,
+                d: impl Deserializer<'de, Error = serde::de::value::Error>,
+            ) -> Result<OneOrMany<T>, E>
+            where
+                T: Deserialize<'de>,
+            {
+                T::deserialize(d)
+                    .map(|v| OneOrMany(vec![(None, v)]))
+                    .map_err(|e| E::custom(e.to_string()))
+            }
         }
-        Ok(OneOrMany(match Raw::deserialize(d)? {
-            Raw::Many(v) => v,
-            Raw::One(t) => vec![t],
-        }))
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Visit<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value or a list of values")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Spanned<T>>()? {
+                    let span = item.span();
+                    items.push((Some(span), item.into_inner()));
+                }
+                Ok(OneOrMany(items))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                self.one(v.into_deserializer())
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                self.one(v.into_deserializer())
+            }
+        }
+
+        d.deserialize_any(Visit(PhantomData))
     }
 }
 

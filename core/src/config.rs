@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
+use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use crate::addr::{IfName, Net, OneOrMany, PerFamily, PortRange, parse_server};
@@ -72,7 +73,7 @@ macro_rules! profile_keys {
 profile_keys! {
     interface: IfName,
     source: PerFamily,
-    exclude: OneOrMany<Spanned<Net>>,
+    exclude: OneOrMany<Net>,
     listen: PerFamily,
     on_failure: OnFailure,
     extends: String,
@@ -93,7 +94,7 @@ enum DnsValue {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
-    to: Spanned<OneOrMany<Spanned<Net>>>,
+    to: Spanned<OneOrMany<Net>>,
     interface: Option<IfName>,
     source: Option<PerFamily>,
     ports: Option<OneOrMany<PortRange>>,
@@ -115,6 +116,37 @@ struct Entry {
     header: (usize, usize),
     /// Each layer that writes this profile, with the keys it sets.
     written: Vec<(usize, Vec<&'static str>)>,
+}
+
+/// Parses one file; on error the byte offset and a message that starts with
+/// the dotted path of the key, e.g. `profile.vpn.route[1].ports[0]: ...`.
+fn parse(text: &str) -> Result<File, (usize, String)> {
+    let at = |e: &toml::de::Error| e.span().map_or(0, |s| s.start);
+    let document =
+        toml::Deserializer::parse(text).map_err(|e| (at(&e), e.message().trim_end().to_owned()))?;
+    serde_path_to_error::deserialize(document).map_err(|e| {
+        let message = e.inner().message().trim_end();
+        let mut path = String::new();
+        for segment in e.path().iter() {
+            match segment {
+                Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                Segment::Map { key } if key.starts_with("$__serde_spanned") => {}
+                Segment::Map { key } | Segment::Enum { variant: key } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Segment::Unknown => {}
+            }
+        }
+        let message = if path.is_empty() {
+            message.to_owned()
+        } else {
+            format!("{path}: {message}")
+        };
+        (at(e.inner()), message)
+    })
 }
 
 /// Who set one key of a profile, for `bindto list`.
@@ -168,10 +200,8 @@ impl Config {
     fn with_searched(layers: Vec<Layer>, searched: Vec<PathBuf>) -> Result<Config, Error> {
         let mut profiles: BTreeMap<String, Entry> = BTreeMap::new();
         for (index, layer) in layers.iter().enumerate() {
-            let file: File = toml::from_str(&layer.text).map_err(|e| {
-                let at = e.span().map_or(0, |s| s.start);
-                Error::at(&layer.path, &layer.text, at, e.message().trim_end())
-            })?;
+            let file = parse(&layer.text)
+                .map_err(|(at, message)| Error::at(&layer.path, &layer.text, at, message))?;
             for (name, spanned) in file.profile {
                 let start = spanned.span().start;
                 let keys = spanned.into_inner().in_layer(index);
@@ -269,12 +299,15 @@ impl Config {
             let base = self.profiles.get(base_name).ok_or_else(|| {
                 self.error(
                     extends,
-                    format!("extends: profile \"{base_name}\" is not defined"),
+                    format!("profile.{name}.extends: profile \"{base_name}\" is not defined"),
                 )
             })?;
             if chain.contains(&base_name) {
                 chain.push(base_name);
-                return Err(self.error(extends, format!("extends: cycle {}", chain.join(" -> "))));
+                return Err(self.error(
+                    extends,
+                    format!("profile.{name}.extends: cycle {}", chain.join(" -> ")),
+                ));
             }
             chain.push(base_name);
             keys = keys.over(base.keys.clone());
@@ -300,11 +333,9 @@ impl Config {
                 .0
                 .iter()
                 .enumerate()
-                .map(|(i, net)| {
-                    (
-                        net.get_ref().0,
-                        origin(RuleKind::Exclude(i), set.layer, net.span().start),
-                    )
+                .map(|(i, (span, net))| {
+                    let at = span.as_ref().unwrap_or(&set.span).start;
+                    (net.0, origin(RuleKind::Exclude(i), set.layer, at))
                 })
                 .collect(),
             None => Vec::new(),
@@ -313,20 +344,23 @@ impl Config {
         if let Some(set) = &keys.route {
             for (i, raw) in set.value.iter().enumerate() {
                 let at = raw.span().start;
+                let key = format!("profile.{name}.route[{i}]");
                 let route = self.route(
                     raw.get_ref(),
                     binding,
-                    set.layer,
-                    at,
+                    (&key, set.layer, at),
                     origin(RuleKind::Route(i), set.layer, at),
                 )?;
                 routes.push(route);
             }
         }
         let (dns, dns_options) = match &keys.dns {
-            Some(set) => self.dns(&set.value, set.layer, |port, at| {
-                origin(RuleKind::Dns(port), set.layer, at)
-            })?,
+            Some(set) => {
+                let key = format!("profile.{name}.dns");
+                self.dns(&set.value, (&key, set.layer), |port, at| {
+                    origin(RuleKind::Dns(port), set.layer, at)
+                })?
+            }
             None => Default::default(),
         };
         Ok(Profile {
@@ -346,14 +380,14 @@ impl Config {
         &self,
         raw: &RawRoute,
         profile: Binding,
-        layer: usize,
-        at: usize,
+        (key, layer, at): (&str, usize, usize),
         origin: Origin,
     ) -> Result<Route, Error> {
-        let fail = |message: &str| self.error_at(layer, at, format!("route: {message}"));
-        let to: Vec<_> = raw.to.get_ref().0.iter().map(|n| n.get_ref().0).collect();
+        let fail = |message: &str| self.error_at(layer, at, format!("{key}: {message}"));
+        let to: Vec<_> = raw.to.get_ref().values().map(|n| n.0).collect();
         if to.is_empty() {
-            return Err(self.error_at(layer, raw.to.span().start, "route: `to` names no network"));
+            let message = format!("{key}.to: names no network");
+            return Err(self.error_at(layer, raw.to.span().start, message));
         }
         let own = Binding {
             interface: raw.interface,
@@ -377,7 +411,12 @@ impl Config {
         };
         Ok(Route {
             to,
-            ports: raw.ports.clone().map(|p| p.0).unwrap_or_default(),
+            ports: raw
+                .ports
+                .iter()
+                .flat_map(OneOrMany::values)
+                .copied()
+                .collect(),
             protocol: raw.protocol,
             action,
             binding,
@@ -388,14 +427,14 @@ impl Config {
     fn dns(
         &self,
         table: &BTreeMap<Spanned<String>, Spanned<DnsValue>>,
-        layer: usize,
+        (prefix, layer): (&str, usize),
         origin: impl Fn(u16, usize) -> Origin,
     ) -> Result<(Vec<DnsRewrite>, DnsOptions), Error> {
         let mut rewrites = Vec::new();
         let mut options = DnsOptions::default();
         for (key, value) in table {
             let fail = |at: usize, message: String| {
-                self.error_at(layer, at, format!("dns.{}: {message}", key.get_ref()))
+                self.error_at(layer, at, format!("{prefix}.{}: {message}", key.get_ref()))
             };
             let at = value.span().start;
             let int = |max: i64| match value.get_ref() {

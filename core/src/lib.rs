@@ -29,6 +29,10 @@ pub use table::{Decision, Table, Verdict};
 
 /// What the environment asks of a process, and where it came from.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per process and moved straight into its holder"
+)]
 pub enum Setup {
     /// Neither `BIND_PROFILE` nor any of the older tools' variables: do nothing.
     PassThrough,
