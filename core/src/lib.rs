@@ -16,7 +16,7 @@ mod env;
 mod error;
 pub mod layers;
 pub mod legacy;
-mod profile;
+pub mod profile;
 mod table;
 
 pub use addr::{IfName, PortRange};
