@@ -12,6 +12,10 @@ use bindto_core::{DnsOptions, profile::Action, profile::DnsRewrite, profile::Rou
 use ipnet::IpNet;
 use proptest::prelude::*;
 
+/// (prefix length, has a filter, is a route, minus the order written):
+/// the bigger, the better.
+type Rank = (u8, bool, bool, i64);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owned {
     Direct,
@@ -27,9 +31,8 @@ fn reference<'p>(p: &'p Profile, dest: SocketAddr, proto: Protocol) -> (Owned, S
     if let Some(r) = p.dns.iter().find(|r| r.port == dest.port()) {
         dest = r.server;
     }
-    // (prefix length, filtered, is route, -order) → bigger is better.
-    let mut best: Option<((u8, bool, bool, i64), Owned, &Origin)> = None;
-    let mut consider = |key: (u8, bool, bool, i64), verdict: Owned, origin: &'p Origin| {
+    let mut best: Option<(Rank, Owned, &Origin)> = None;
+    let mut consider = |key: Rank, verdict: Owned, origin: &'p Origin| {
         if best.as_ref().is_none_or(|b| key > b.0) {
             best = Some((key, verdict, origin));
         }
@@ -234,6 +237,11 @@ proptest! {
     ) {
         check(&profile, &dests)?;
     }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
     #[test]
     fn big_tables_agree_with_linear_reference(
