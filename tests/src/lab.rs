@@ -323,6 +323,15 @@ impl Lab {
         self.run_client(args, &all)
     }
 
+    /// Runs `args` in `uplink`'s server namespace, like
+    /// [`run_client`](Self::run_client): e.g. to connect to a program in
+    /// the client, for `listen` tests (the client's addresses on an uplink
+    /// are reachable from its server).
+    #[track_caller]
+    pub fn run_server(&self, uplink: &str, args: &[&str], vars: &[(&str, &str)]) -> RunOutput {
+        run::run_in(&self.server_ns(uplink), args, vars, self.timeout)
+    }
+
     fn add_namespace(&mut self, name: &str) {
         ip(&["netns", "add", name]);
         self.namespaces.push(name.to_owned());
@@ -522,6 +531,12 @@ mod tests {
         assert_eq!(owner_pid("bt-0-client"), None);
         assert_eq!(owner_pid("btrfs"), None);
         assert_eq!(owner_pid("vpn"), None);
+    }
+
+    #[test]
+    fn a_lab_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Lab>();
     }
 
     #[test]

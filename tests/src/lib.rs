@@ -16,8 +16,9 @@
 //! assert_eq!(out.assert_success(), "wan 198.18.1.2\n");
 //! assert_eq!((lab.count("wan"), lab.count("vpn")), (1, 0));
 //!
-//! let config = "..."; // a bindto config (TOML) with a profile named "vpn"
+//! let config = "[profile.vpn]\ninterface = \"vpn0\"\n";
 //! let out = lab.run_bound(config, "vpn", &["curl", "-s", "http://198.19.0.1/"], &[]);
+//! assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
 //! ```
 //!
 //! Modules: [`net`] holds the addressing plan, [`lab`] builds and tears down
@@ -26,8 +27,8 @@
 //!
 //! Needs root, or unprivileged user namespaces (the test then re-runs
 //! itself in one), and `ip` (iproute2); otherwise [`Lab::new`] prints
-//! `SKIP: <reason>` and returns `None`, or panics if `BINDTO_E2E=require`.
-//! The details are in the `privilege` module's source.
+//! `SKIP: <reason>` and returns `None`, or panics if `BINDTO_E2E=require`:
+//! see [`privilege`].
 //!
 //! Traffic only ever goes to test ranges: 198.18.0.0/15, 2001:db8::/32 and
 //! fd00::/8.
@@ -36,7 +37,7 @@ mod cmd;
 pub mod lab;
 pub mod log;
 pub mod net;
-mod privilege;
+pub mod privilege;
 pub mod run;
 pub mod server;
 

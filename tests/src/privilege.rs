@@ -38,7 +38,7 @@ use crate::cmd::try_run;
 /// and must not re-run itself again.
 const CHILD_VAR: &str = "BINDTO_E2E_USERNS";
 
-/// `require` turns skips into failures.
+/// Set to `require` (as CI does), it turns skips into failures.
 pub const REQUIRE_VAR: &str = "BINDTO_E2E";
 
 /// How a lab can be had.

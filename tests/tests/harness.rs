@@ -204,6 +204,31 @@ fn http_line_for_the_gateway_itself() {
 }
 
 #[test]
+fn servers_reach_the_client() {
+    let Some(lab) = Lab::new() else { return };
+    // A one-shot listener in the client, and a connection to it from the
+    // vpn side, as `listen` tests will do.
+    let listener = "import socket\n\
+                    s = socket.create_server(('198.18.2.2', 9100))\n\
+                    c, peer = s.accept()\n\
+                    c.sendall(b'client\\n')\n\
+                    print(peer[0])\n";
+    std::thread::scope(|scope| {
+        let served = scope.spawn(|| lab.run_client(&["python3", "-c", listener], &[]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let answer = loop {
+            let out = lab.run_server("vpn", &["curl", "-s", "telnet://198.18.2.2:9100"], &[]);
+            if out.stdout == "client\n" || Instant::now() > deadline {
+                break out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(answer.stdout, "client\n", "{answer}");
+        assert_eq!(served.join().unwrap().assert_success(), "198.18.2.1\n");
+    });
+}
+
+#[test]
 fn clean_environment_and_extra_variables() {
     let Some(lab) = Lab::new() else { return };
     let out = lab.run_client(&["env"], &[("BIND_PROFILE", "vpn"), ("X", "1")]);
