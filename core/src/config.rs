@@ -5,6 +5,7 @@
 //! `Keys::over`: a key that is set replaces the base's value whole, lists and
 //! tables included; a key that is not set is inherited.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,6 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use crate::addr::{IfName, Net, OneOrMany, PerFamily, PortRange, parse_server};
-use crate::error::line_column;
 use crate::layers::{self, Layer, Source};
 use crate::profile::{
     Action, Binding, DnsOptions, DnsRewrite, OnFailure, Origin, Profile, Protocol, Route, RuleKind,
@@ -123,8 +123,13 @@ struct Entry {
 fn parse(text: &str) -> Result<File, (usize, String)> {
     let at = |e: &toml::de::Error| e.span().map_or(0, |s| s.start);
     let document =
-        toml::Deserializer::parse(text).map_err(|e| (at(&e), e.message().trim_end().to_owned()))?;
-    serde_path_to_error::deserialize(document).map_err(|e| {
+        || toml::Deserializer::parse(text).map_err(|e| (at(&e), e.message().trim_end().to_owned()));
+    if let Ok(file) = File::deserialize(document()?) {
+        return Ok(file);
+    }
+    // Tracking the key path costs a third of the parse: only pay it to
+    // explain an error.
+    serde_path_to_error::deserialize(document()?).map_err(|e| {
         let message = e.inner().message().trim_end();
         let mut path = String::new();
         for segment in e.path().iter() {
@@ -177,7 +182,10 @@ pub struct Config {
     searched: Vec<PathBuf>,
     layers: Vec<Layer>,
     paths: Vec<Arc<Path>>,
+    /// Byte offset of every line start, per layer, to place rules quickly.
+    lines: Vec<Vec<usize>>,
     profiles: BTreeMap<String, Entry>,
+    resolved: BTreeMap<String, Profile>,
 }
 
 impl Config {
@@ -226,15 +234,28 @@ impl Config {
             }
         }
         let paths = layers.iter().map(|l| Arc::from(l.path.as_path())).collect();
-        let config = Config {
+        let lines = layers
+            .iter()
+            .map(|l| {
+                let starts = l.text.match_indices('\n').map(|(i, _)| i + 1);
+                std::iter::once(0).chain(starts).collect()
+            })
+            .collect();
+        let mut config = Config {
             searched,
             layers,
             paths,
+            lines,
             profiles,
+            resolved: BTreeMap::new(),
         };
-        for name in config.profiles.keys() {
-            config.profile(name)?;
-        }
+        // Every profile is resolved now, so an error in any of them is an
+        // error of the config, whichever profile is used.
+        config.resolved = config
+            .profiles
+            .keys()
+            .map(|name| Ok((name.clone(), config.build(name)?)))
+            .collect::<Result<_, Error>>()?;
         Ok(config)
     }
 
@@ -277,8 +298,8 @@ impl Config {
     }
 
     /// The profile `name`, with `extends` resolved and every value checked.
-    pub fn profile(&self, name: &str) -> Result<Profile, Error> {
-        let entry = self.profiles.get(name).ok_or_else(|| {
+    pub fn profile(&self, name: &str) -> Result<&Profile, Error> {
+        self.resolved.get(name).ok_or_else(|| {
             let files: Vec<String> = self
                 .searched
                 .iter()
@@ -290,8 +311,14 @@ impl Config {
                 files.join(", ")
             };
             Error::new(format!("profile \"{name}\" not found in {files}"))
-        })?;
-        let mut keys = entry.keys.clone();
+        })
+    }
+
+    fn build(&self, name: &str) -> Result<Profile, Error> {
+        let entry = &self.profiles[name];
+        // Borrowed unless `extends` makes a merge: a profile of 10 000 rules
+        // is not copied to be read.
+        let mut keys = Cow::Borrowed(&entry.keys);
         let mut chain = vec![name];
         let mut next = entry.keys.extends.as_ref();
         while let Some(extends) = next {
@@ -310,13 +337,13 @@ impl Config {
                 ));
             }
             chain.push(base_name);
-            keys = keys.over(base.keys.clone());
+            keys = Cow::Owned(keys.into_owned().over(base.keys.clone()));
             next = base.keys.extends.as_ref();
         }
-        self.resolve(name, entry.header, keys)
+        self.resolve(name, entry.header, &keys)
     }
 
-    fn resolve(&self, name: &str, header: (usize, usize), keys: Keys) -> Result<Profile, Error> {
+    fn resolve(&self, name: &str, header: (usize, usize), keys: &Keys) -> Result<Profile, Error> {
         let name_arc: Arc<str> = Arc::from(name);
         let origin = |kind: RuleKind, layer: usize, at: usize| Origin {
             profile: name_arc.clone(),
@@ -324,8 +351,8 @@ impl Config {
             location: Some(self.location(layer, at)),
         };
         let binding = Binding {
-            interface: keys.interface.map(|s| s.value),
-            source: keys.source.map(|s| s.value).unwrap_or_default(),
+            interface: keys.interface.as_ref().map(|s| s.value),
+            source: keys.source.as_ref().map(|s| s.value).unwrap_or_default(),
         };
         let exclude = match &keys.exclude {
             Some(set) => set
@@ -366,8 +393,12 @@ impl Config {
         Ok(Profile {
             name: name.to_owned(),
             binding,
-            listen: keys.listen.map(|s| s.value).unwrap_or_default(),
-            on_failure: keys.on_failure.map(|s| s.value).unwrap_or_default(),
+            listen: keys.listen.as_ref().map(|s| s.value).unwrap_or_default(),
+            on_failure: keys
+                .on_failure
+                .as_ref()
+                .map(|s| s.value)
+                .unwrap_or_default(),
             exclude,
             routes,
             dns,
@@ -484,8 +515,11 @@ impl Config {
     }
 
     fn location(&self, layer: usize, at: usize) -> (Arc<Path>, u32, u32) {
-        let (line, column) = line_column(&self.layers[layer].text, at);
-        (self.paths[layer].clone(), line, column)
+        let lines = &self.lines[layer];
+        let line = lines.partition_point(|&start| start <= at);
+        let text = &self.layers[layer].text[lines[line - 1]..at];
+        let column = text.chars().count() + 1;
+        (self.paths[layer].clone(), line as u32, column as u32)
     }
 
     fn error<T>(&self, set: &Set<T>, message: String) -> Error {

@@ -48,7 +48,7 @@ pub enum Setup {
 pub fn setup(env: &Env, secure: bool) -> Result<Setup, Error> {
     if let Some(name) = env.profile() {
         let config = Config::load(env, secure)?;
-        return Ok(Setup::Table(Table::compile(&config.profile(name)?)));
+        return Ok(Setup::Table(Table::compile(config.profile(name)?)));
     }
     match legacy::profile(env)? {
         Some(profile) => Ok(Setup::Table(Table::compile(&profile))),

@@ -80,36 +80,41 @@ struct Lpm<K> {
     starts: Vec<K>,
     spans: Vec<Span>,
     /// For big tables: `buckets[b]` is the interval holding the first
-    /// address whose top 16 bits are `b` (and one more entry at the end).
+    /// address whose top bits are `b`, plus one entry for the end, so a
+    /// lookup searches only its bucket's few intervals.
     buckets: Vec<u32>,
+    /// Shift that turns an address into its bucket.
+    shift: u32,
 }
 
 trait Key: Copy + Ord + Hash {
-    fn net(net: &IpNet) -> Option<(Self, Self)>;
-    fn bucket(self) -> usize;
-    fn bucket_start(bucket: usize) -> Self;
-    fn next(self) -> Option<Self>;
     const ZERO: Self;
+    const BITS: u32;
+    fn net(net: &IpNet) -> Option<(Self, Self)>;
+    fn next(self) -> Option<Self>;
+    fn bucket(self, shift: u32) -> usize;
+    fn bucket_start(bucket: usize, shift: u32) -> Self;
 }
 
 macro_rules! key_impl {
     ($int:ty, $variant:ident) => {
         impl Key for $int {
             const ZERO: Self = 0;
+            const BITS: u32 = <$int>::BITS;
             fn net(net: &IpNet) -> Option<(Self, Self)> {
                 match net {
                     IpNet::$variant(n) => Some((n.network().into(), n.broadcast().into())),
                     _ => None,
                 }
             }
-            fn bucket(self) -> usize {
-                (self >> (<$int>::BITS - 16)) as usize
-            }
-            fn bucket_start(bucket: usize) -> Self {
-                (bucket as $int) << (<$int>::BITS - 16)
-            }
             fn next(self) -> Option<Self> {
                 self.checked_add(1)
+            }
+            fn bucket(self, shift: u32) -> usize {
+                (self >> shift) as usize
+            }
+            fn bucket_start(bucket: usize, shift: u32) -> Self {
+                (bucket as $int) << shift
             }
         }
     };
@@ -117,37 +122,41 @@ macro_rules! key_impl {
 key_impl!(u32, V4);
 key_impl!(u128, V6);
 
-/// Interval count from which the bucket index pays for its 256 KiB.
-const BUCKETS_FROM: usize = 1024;
+/// Interval count from which a bucket index is built; below it a plain
+/// binary search is as fast.
+const BUCKETS_FROM: usize = 64;
 
 impl<K: Key> Lpm<K> {
-    /// `prefixes`: (network, rule) pairs of this family, rules in decision
-    /// order for equal prefixes.
+    /// `prefixes`: (network, rule) pairs, of both families; this family's
+    /// are taken.
     fn build(prefixes: &[(IpNet, u32)], rules: &[Rule], chains: &mut Chains) -> Lpm<K> {
-        // (first, last, rules) per distinct prefix, outer prefixes before
-        // the ones they contain.
-        let mut nets: Vec<(K, K, Vec<u32>)> = Vec::new();
-        let mut keyed: Vec<(K, K, u32)> = prefixes
+        // Sorted so that outer prefixes come before the ones they contain,
+        // and each prefix's rules are in decision order: filtered first,
+        // then the order written (routes were numbered before excludes).
+        let mut keyed: Vec<(K, K, bool, u32)> = prefixes
             .iter()
-            .filter_map(|(net, rule)| K::net(net).map(|(first, last)| (first, last, *rule)))
+            .filter_map(|(net, rule)| {
+                let (first, last) = K::net(net)?;
+                Some((first, last, !rules[*rule as usize].is_filtered(), *rule))
+            })
             .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2)));
-        for (first, last, rule) in keyed {
+        keyed.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(b.1.cmp(&a.1))
+                .then((a.2, a.3).cmp(&(b.2, b.3)))
+        });
+        // Distinct prefixes as (first, last, range of `keyed`).
+        let mut nets: Vec<(K, K, usize, usize)> = Vec::new();
+        for (i, &(first, last, _, _)) in keyed.iter().enumerate() {
             match nets.last_mut() {
-                Some(n) if n.0 == first && n.1 == last => n.2.push(rule),
-                _ => nets.push((first, last, vec![rule])),
+                Some(n) if n.0 == first && n.1 == last => n.3 = i + 1,
+                _ => nets.push((first, last, i, i + 1)),
             }
-        }
-        for net in &mut nets {
-            // Filtered rules first; otherwise the order written (routes were
-            // numbered before excludes).
-            net.2
-                .sort_by_key(|&r| (!rules[r as usize].is_filtered(), r));
         }
 
         let mut bounds: Vec<K> = vec![K::ZERO];
-        for (first, last, _) in &nets {
-            bounds.push(*first);
+        for &(first, last, _, _) in &nets {
+            bounds.push(first);
             bounds.extend(last.next());
         }
         bounds.sort_unstable();
@@ -157,6 +166,7 @@ impl<K: Key> Lpm<K> {
             starts: Vec::new(),
             spans: Vec::new(),
             buckets: Vec::new(),
+            shift: 0,
         };
         let mut stack: Vec<usize> = Vec::new();
         let mut pending = nets.iter().enumerate().peekable();
@@ -170,9 +180,9 @@ impl<K: Key> Lpm<K> {
             }
             chain.clear();
             'chain: for &n in stack.iter().rev() {
-                for &rule in &nets[n].2 {
+                for &(_, _, unfiltered, rule) in &keyed[nets[n].2..nets[n].3] {
                     chain.push(rule);
-                    if !rules[rule as usize].is_filtered() {
+                    if unfiltered {
                         break 'chain;
                     }
                 }
@@ -183,20 +193,36 @@ impl<K: Key> Lpm<K> {
                 lpm.spans.push(span);
             }
         }
-        if lpm.starts.len() >= BUCKETS_FROM {
-            lpm.buckets = (0..=1usize << 16)
-                .map(|b| match b {
-                    b if b == 1 << 16 => lpm.starts.len() - 1,
-                    b => lpm.starts.partition_point(|s| *s <= K::bucket_start(b)) - 1,
-                })
-                .map(|i| i as u32)
-                .collect();
-        }
+        lpm.index();
         lpm
     }
 
+    /// Builds the bucket index, about one bucket per interval.
+    fn index(&mut self) {
+        let count = self.starts.len();
+        if count < BUCKETS_FROM {
+            return;
+        }
+        let bits = (usize::BITS - count.leading_zeros()).min(16);
+        self.shift = K::BITS - bits;
+        let mut interval = 0;
+        self.buckets = (0..1usize << bits)
+            .map(|b| {
+                let first = K::bucket_start(b, self.shift);
+                while interval + 1 < count && self.starts[interval + 1] <= first {
+                    interval += 1;
+                }
+                interval as u32
+            })
+            .chain([(count - 1) as u32])
+            .collect();
+    }
+
     fn lookup(&self, key: K) -> Span {
-        let (low, high) = match self.buckets.get(key.bucket()..key.bucket() + 2) {
+        let (low, high) = match self
+            .buckets
+            .get(key.bucket(self.shift)..key.bucket(self.shift) + 2)
+        {
             Some(&[low, high]) => (low as usize, high as usize + 1),
             _ => (0, self.starts.len()),
         };
@@ -207,26 +233,44 @@ impl<K: Key> Lpm<K> {
     }
 }
 
-/// Interned chains, shared by both families.
-#[derive(Debug, Default)]
+/// Interned chains, shared by both families. The first `rules.len()`
+/// entries are the rule numbers themselves, so a chain of one rule (most
+/// of them) needs no entry of its own.
+#[derive(Debug)]
 struct Chains {
     rules: Vec<u32>,
     seen: HashMap<Vec<u32>, Span>,
 }
 
 impl Chains {
-    fn intern(&mut self, chain: &[u32]) -> Span {
-        if let Some(span) = self.seen.get(chain) {
-            return *span;
+    fn new(rule_count: usize) -> Chains {
+        Chains {
+            rules: (0..rule_count as u32).collect(),
+            seen: HashMap::new(),
         }
-        let start = self.rules.len() as u32;
-        self.rules.extend_from_slice(chain);
-        let span = Span {
-            start,
-            end: self.rules.len() as u32,
-        };
-        self.seen.insert(chain.to_vec(), span);
-        span
+    }
+
+    fn intern(&mut self, chain: &[u32]) -> Span {
+        match *chain {
+            [] => Span::default(),
+            [rule] => Span {
+                start: rule,
+                end: rule + 1,
+            },
+            _ => {
+                if let Some(span) = self.seen.get(chain) {
+                    return *span;
+                }
+                let start = self.rules.len() as u32;
+                self.rules.extend_from_slice(chain);
+                let span = Span {
+                    start,
+                    end: self.rules.len() as u32,
+                };
+                self.seen.insert(chain.to_vec(), span);
+                span
+            }
+        }
     }
 }
 
@@ -316,7 +360,7 @@ impl Table {
             .map(|r| (r.port, r.server, origin(&r.origin)))
             .collect();
 
-        let mut chains = Chains::default();
+        let mut chains = Chains::new(rules.len());
         let v4 = Lpm::build(&prefixes, &rules, &mut chains);
         let v6 = Lpm::build(&prefixes, &rules, &mut chains);
         Table {
