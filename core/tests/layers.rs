@@ -45,7 +45,8 @@ fn both() -> Config {
 
 #[test]
 fn a_user_key_replaces_the_system_value_whole() {
-    let vpn = both().profile("vpn").unwrap();
+    let config = both();
+    let vpn = config.profile("vpn").unwrap();
     // The user's exclude list replaced the system's: 192.168.1.0/24 is gone.
     assert_eq!(vpn.exclude.len(), 1);
     assert_eq!(vpn.exclude[0].0.to_string(), "127.0.0.0/8");
@@ -62,10 +63,11 @@ fn a_user_key_replaces_the_system_value_whole() {
 
 #[test]
 fn extends_inherits_unset_keys() {
-    let mine = both().profile("mine").unwrap();
+    let config = both();
+    let mine = config.profile("mine").unwrap();
     assert_eq!(mine.binding.interface.unwrap().as_str(), "wg0");
     assert_eq!(mine.on_failure, bindto_core::OnFailure::Allow);
-    let table = Table::compile(&mine);
+    let table = Table::compile(mine);
     let d = table.decide(SocketAddr::from(([10, 1, 2, 3], 80)), Protocol::Tcp);
     assert_eq!(d.verdict, Verdict::Direct);
     assert_eq!(d.origin.kind, RuleKind::Exclude(0));
