@@ -36,7 +36,7 @@ fn valid_fixtures_load_and_compile() {
         let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
         for name in config.names() {
             let profile = config.profile(name).unwrap();
-            Table::compile(&profile);
+            Table::compile(profile);
         }
     }
 }
