@@ -1,1 +1,35 @@
-//! libbindto.so (placeholder until the shim lands).
+//! libbindto.so: preloaded into a program (`LD_PRELOAD`), it puts every TCP
+//! and UDP socket of that program where a bindto profile says.
+//!
+//! The shim interposes `connect`, `bind`, `sendto`, `sendmsg` and
+//! `sendmmsg`, and keeps track of socket types through `socket`, `close`,
+//! `dup2` and `dup3` so that the hot path needs no syscall to tell a TCP
+//! socket from anything else. Every decision comes from the pure
+//! `bindto_core` table; this crate only reads the environment, applies
+//! decisions to sockets and reports failures.
+//!
+//! Ground rules, each kept by one module:
+//! - nothing runs at load: the first intercepted call initialises
+//!   ([`state`]);
+//! - no lock and no allocation on the hot path, so `fork` from any thread is
+//!   safe ([`state`], [`fds`]);
+//! - the shim's own libc calls never re-enter its hooks ([`guard`]);
+//! - no panic crosses the FFI boundary, and a caught panic fails closed
+//!   ([`boundary`]);
+//! - errno is exactly what the real call leaves, or the documented errno of
+//!   a refusal ([`errno`], [`hooks`]).
+//!
+//! Policies that the README documents are written where they are enforced:
+//! [`hooks`] (errnos, wildcard binds), [`apply`] (sockets the program bound
+//! itself), [`log`] (what is written where).
+
+mod apply;
+mod boundary;
+mod errno;
+mod fds;
+mod guard;
+pub mod hooks;
+mod log;
+mod real;
+mod sockaddr;
+mod state;

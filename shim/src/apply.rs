@@ -1,0 +1,306 @@
+//! Putting a decision into effect on a socket: SO_BINDTODEVICE and the
+//! source address for connected sockets, IP_PKTINFO / IPV6_PKTINFO
+//! ancillary data for each datagram of an unconnected UDP socket.
+//!
+//! Sockets the program set up itself: the profile wins for the device, the
+//! program keeps its own address.
+//! - Device: the shim sets SO_BINDTODEVICE whatever the program did. If the
+//!   kernel refuses (EPERM: an unprivileged process cannot change a device
+//!   once set), the socket is accepted only if it is already bound to the
+//!   profile's interface; otherwise the call fails closed.
+//! - Source: bound only if the program has not bound the socket (bind says
+//!   EINVAL when it has); a program that chose its own address keeps it.
+
+use std::net::IpAddr;
+
+use bindto_core::{Binding, IfName};
+use libc::{c_int, c_void, socklen_t};
+
+use crate::errno;
+use crate::fds::Family;
+use crate::real;
+use crate::sockaddr::Raw;
+
+/// Why a binding could not be made, with the errno the call fails with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// SO_BINDTODEVICE failed, or (for IP_PKTINFO) the interface does not
+    /// exist.
+    Interface(IfName, c_int),
+    /// Binding the source address failed.
+    Source(IpAddr, c_int),
+    /// The binding has no interface and no source of this family.
+    Family(IpAddr),
+}
+
+impl Failure {
+    /// The errno the refused call fails with: the kernel's own for a failed
+    /// setsockopt or bind, ENETUNREACH when the profile offers no way to
+    /// the destination's family (so that a program falls back to the other
+    /// family, as it would on a host without that family's route).
+    pub(crate) fn errno(&self) -> c_int {
+        match *self {
+            Failure::Interface(_, e) | Failure::Source(_, e) => e,
+            Failure::Family(_) => libc::ENETUNREACH,
+        }
+    }
+}
+
+/// Binds a socket about to connect to `destination` (decided, so never
+/// IPv4-mapped) as `binding` says: device first, then the source address
+/// of the destination's family.
+pub(crate) fn connected(
+    fd: c_int,
+    family: Family,
+    binding: &Binding,
+    destination: IpAddr,
+) -> Result<(), Failure> {
+    let source = binding.source.for_family_of(destination);
+    if binding.interface.is_none() && source.is_none() {
+        return Err(Failure::Family(destination));
+    }
+    if let Some(name) = &binding.interface {
+        device(fd, name).map_err(|e| Failure::Interface(*name, e))?;
+    }
+    if let Some(source) = source {
+        bind_source(fd, family, source).map_err(|e| Failure::Source(source, e))?;
+    }
+    Ok(())
+}
+
+/// SO_BINDTODEVICE, accepting a refusal when the socket is already there.
+fn device(fd: c_int, name: &IfName) -> Result<(), c_int> {
+    let name = name.as_bytes_with_nul();
+    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, name) == 0 {
+        crate::fds::mark_device(fd);
+        return Ok(());
+    }
+    let error = errno::get();
+    if error == libc::EPERM
+        && bound_device(fd)
+            .as_ref()
+            .is_some_and(|b| b.starts_with(name))
+    {
+        return Ok(());
+    }
+    Err(error)
+}
+
+/// Undoes the shim's own SO_BINDTODEVICE before a connection the profile
+/// leaves alone (a UDP socket connected again elsewhere).
+pub(crate) fn clear_device(fd: c_int) -> Result<(), c_int> {
+    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, &[] as &[u8]) == 0 {
+        crate::fds::unmark_device(fd);
+        Ok(())
+    } else {
+        Err(errno::get())
+    }
+}
+
+/// The device the socket is bound to, NUL-terminated, if any.
+fn bound_device(fd: c_int) -> Option<[u8; IfName::CAPACITY + 1]> {
+    let mut buf = [0u8; IfName::CAPACITY + 1];
+    let mut len = IfName::CAPACITY as socklen_t;
+    // SAFETY: `buf` is writable for `len` bytes (one spare NUL after them).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            buf.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len > 0).then_some(buf)
+}
+
+/// Binds `source` with port 0, asking the kernel to pick the port at
+/// connect time (IP_BIND_ADDRESS_NO_PORT) so that binding uses up no
+/// ephemeral port of its own. EINVAL means the program bound the socket
+/// already: it keeps its address.
+fn bind_source(fd: c_int, family: Family, source: IpAddr) -> Result<(), c_int> {
+    let addr = Raw::source(source, family).ok_or(libc::EAFNOSUPPORT)?;
+    // Best effort: without it the bind still holds, only less thriftily.
+    setsockopt(
+        fd,
+        libc::SOL_IP,
+        libc::IP_BIND_ADDRESS_NO_PORT,
+        &1 as &c_int,
+    );
+    // SAFETY: `addr` is a valid socket address of `addr.len()` bytes.
+    if unsafe { real::bind(fd, addr.as_ptr(), addr.len()) } == 0 {
+        return Ok(());
+    }
+    match errno::get() {
+        libc::EINVAL => Ok(()),
+        e => Err(e),
+    }
+}
+
+fn setsockopt<T: ?Sized>(fd: c_int, level: c_int, name: c_int, value: &T) -> c_int {
+    // SAFETY: `value` is valid for reads of its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (value as *const T).cast::<c_void>(),
+            size_of_val(value) as socklen_t,
+        )
+    }
+}
+
+/// The ancillary data that sends one datagram out of an interface and/or
+/// from a source address: IP_PKTINFO for an IPv4 destination (also
+/// IPv4-mapped on an IPv6 socket), IPV6_PKTINFO for IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pktinfo {
+    /// Interface index, 0 for "any".
+    pub(crate) ifindex: u32,
+    /// Source address (of the destination's family), if any.
+    pub(crate) source: Option<IpAddr>,
+    /// Whether the destination is IPv6 (not mapped).
+    pub(crate) v6: bool,
+}
+
+/// `struct cmsghdr` on Linux: `size_t` length, `int` level, `int` type.
+const CMSG_HEADER: usize = size_of::<usize>() + 2 * size_of::<c_int>();
+/// `in_pktinfo`: ifindex, spec_dst, addr.
+const IN_PKTINFO: usize = 12;
+/// `in6_pktinfo`: addr, ifindex.
+const IN6_PKTINFO: usize = 20;
+
+const fn align(len: usize) -> usize {
+    (len + size_of::<usize>() - 1) & !(size_of::<usize>() - 1)
+}
+
+/// The most room a [`Pktinfo`] takes after the caller's control data.
+pub(crate) const PKTINFO_SPACE: usize = CMSG_HEADER + align(IN6_PKTINFO);
+
+impl Pktinfo {
+    /// Appends this pktinfo as a control message after the caller's
+    /// `control` bytes into `out`; returns the length used, or `None` if
+    /// `out` is too small.
+    pub(crate) fn append(&self, control: &[u8], out: &mut [u8]) -> Option<usize> {
+        let start = align(control.len());
+        let (level, kind, payload) = if self.v6 {
+            let mut p = [0u8; IN6_PKTINFO];
+            if let Some(IpAddr::V6(source)) = self.source {
+                p[..16].copy_from_slice(&source.octets());
+            }
+            p[16..].copy_from_slice(&self.ifindex.to_ne_bytes());
+            (libc::SOL_IPV6, libc::IPV6_PKTINFO, Payload::V6(p))
+        } else {
+            let mut p = [0u8; IN_PKTINFO];
+            p[..4].copy_from_slice(&self.ifindex.to_ne_bytes());
+            if let Some(IpAddr::V4(source)) = self.source {
+                p[4..8].copy_from_slice(&source.octets());
+            }
+            (libc::SOL_IP, libc::IP_PKTINFO, Payload::V4(p))
+        };
+        let payload = payload.bytes();
+        let end = start + CMSG_HEADER + align(payload.len());
+        let out = out.get_mut(..end)?;
+        out[..control.len()].copy_from_slice(control);
+        out[control.len()..].fill(0);
+        let header = &mut out[start..start + CMSG_HEADER];
+        let (len, rest) = header.split_at_mut(size_of::<usize>());
+        len.copy_from_slice(&(CMSG_HEADER + payload.len()).to_ne_bytes());
+        rest[..4].copy_from_slice(&level.to_ne_bytes());
+        rest[4..].copy_from_slice(&kind.to_ne_bytes());
+        out[start + CMSG_HEADER..][..payload.len()].copy_from_slice(payload);
+        Some(end)
+    }
+}
+
+enum Payload {
+    V4([u8; IN_PKTINFO]),
+    V6([u8; IN6_PKTINFO]),
+}
+
+impl Payload {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::V4(p) => p,
+            Payload::V6(p) => p,
+        }
+    }
+}
+
+/// Room for the caller's control data plus a pktinfo, on the stack when it
+/// fits (it does for every common use: the caller's data is a few dozen
+/// bytes if any), else on the heap.
+#[derive(Debug)]
+// Boxing the stack variant would defeat its purpose.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum ControlBuf {
+    Stack(Aligned),
+    /// The kernel copies control data before parsing it, so the heap
+    /// buffer needs no particular alignment.
+    Heap(Vec<u8>),
+}
+
+/// 8-byte aligned bytes, as `struct cmsghdr` wants.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(8))]
+pub(crate) struct Aligned([u8; 256]);
+
+impl ControlBuf {
+    /// A buffer for `control` plus a pktinfo.
+    pub(crate) fn for_control(control: &[u8]) -> ControlBuf {
+        let need = align(control.len()) + PKTINFO_SPACE;
+        if need <= size_of::<Aligned>() {
+            ControlBuf::Stack(Aligned([0; 256]))
+        } else {
+            ControlBuf::Heap(vec![0; need])
+        }
+    }
+
+    pub(crate) fn bytes(&mut self) -> &mut [u8] {
+        match self {
+            ControlBuf::Stack(a) => &mut a.0,
+            ControlBuf::Heap(v) => v,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_pktinfo_follows_the_callers_control_data() {
+        let caller = [7u8; 20];
+        let info = Pktinfo {
+            ifindex: 3,
+            source: Some("198.18.2.2".parse().unwrap()),
+            v6: false,
+        };
+        let mut out = [0xffu8; 128];
+        let n = info.append(&caller, &mut out).unwrap();
+        assert_eq!(n, 24 + 16 + 16);
+        assert_eq!(&out[..20], &caller);
+        assert_eq!(&out[20..24], &[0; 4]);
+        assert_eq!(out[24..32], 28usize.to_ne_bytes());
+        assert_eq!(out[32..36], libc::SOL_IP.to_ne_bytes());
+        assert_eq!(out[36..40], libc::IP_PKTINFO.to_ne_bytes());
+        assert_eq!(out[40..44], 3u32.to_ne_bytes());
+        assert_eq!(out[44..48], [198, 18, 2, 2]);
+        assert_eq!(out[48..56], [0; 8]);
+    }
+
+    #[test]
+    fn ipv6_pktinfo_alone() {
+        let info = Pktinfo {
+            ifindex: 9,
+            source: None,
+            v6: true,
+        };
+        let mut out = [0u8; PKTINFO_SPACE];
+        assert_eq!(info.append(&[], &mut out), Some(PKTINFO_SPACE));
+        assert_eq!(out[..8], 36usize.to_ne_bytes());
+        assert_eq!(out[16..32], [0; 16]);
+        assert_eq!(out[32..36], 9u32.to_ne_bytes());
+        assert_eq!(info.append(&[], &mut out[..PKTINFO_SPACE - 1]), None);
+    }
+}

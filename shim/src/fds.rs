@@ -1,0 +1,161 @@
+//! What kind of socket each file descriptor is, recorded when `socket()`
+//! creates it, so that a hook knows without a syscall whether a call is
+//! one it interposes.
+//!
+//! A fixed array of atomics, one byte per descriptor below [`CAPACITY`]:
+//! no lock, no allocation, and inherited as it is by a forked child. `close`,
+//! `dup2` and `dup3` forget the descriptors they close. A descriptor without
+//! a record (accepted, inherited across exec, created inside libc, or above
+//! the array) is asked with `getsockopt` once and then recorded.
+//!
+//! A record can go stale only when a descriptor is closed without going
+//! through `close()` (`close_range`, a raw syscall, libc's internal closes);
+//! the descriptor that takes its number then inherits its record until
+//! it is closed again.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use bindto_core::Protocol;
+use libc::c_int;
+
+/// Descriptors recorded without a syscall; higher ones are asked every time.
+const CAPACITY: usize = 65_536;
+
+const UNKNOWN: u8 = 0;
+const OTHER: u8 = 1;
+const INET: u8 = 0x10;
+const V6: u8 = 0x01;
+const UDP: u8 = 0x02;
+/// The shim set SO_BINDTODEVICE on this socket (see [`mark_device`]).
+const DEVICE: u8 = 0x04;
+
+static KINDS: [AtomicU8; CAPACITY] = [const { AtomicU8::new(UNKNOWN) }; CAPACITY];
+
+/// The address family of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    V4,
+    V6,
+}
+
+/// A socket the shim interposes: TCP or UDP over IPv4 or IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Inet {
+    pub(crate) family: Family,
+    pub(crate) protocol: Protocol,
+    /// The shim bound it to a device earlier.
+    pub(crate) device_set: bool,
+}
+
+/// The record for `socket(domain, ty, protocol)`.
+fn classify(domain: c_int, ty: c_int, protocol: c_int) -> u8 {
+    let family = match domain {
+        libc::AF_INET => 0,
+        libc::AF_INET6 => V6,
+        _ => return OTHER,
+    };
+    let kind = match (ty & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC), protocol) {
+        (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP | libc::IPPROTO_MPTCP) => 0,
+        (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP | libc::IPPROTO_UDPLITE) => UDP,
+        // Raw sockets, ICMP "ping" sockets, SCTP: not TCP or UDP.
+        _ => return OTHER,
+    };
+    INET | family | kind
+}
+
+fn slot(fd: c_int) -> Option<&'static AtomicU8> {
+    usize::try_from(fd).ok().and_then(|i| KINDS.get(i))
+}
+
+/// Records a socket `socket()` just returned.
+pub(crate) fn record(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
+    if let Some(slot) = slot(fd) {
+        slot.store(classify(domain, ty, protocol), Ordering::Relaxed);
+    }
+}
+
+/// Forgets `fd`, which is being closed or replaced. Done before the real
+/// call: a socket that reuses the number afterwards records itself.
+pub(crate) fn forget(fd: c_int) {
+    if let Some(slot) = slot(fd) {
+        slot.store(UNKNOWN, Ordering::Relaxed);
+    }
+}
+
+/// `new` is now a duplicate of `old`.
+pub(crate) fn copy(old: c_int, new: c_int) {
+    if let (Some(old), Some(new)) = (slot(old), slot(new)) {
+        new.store(old.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
+/// Notes that the shim set SO_BINDTODEVICE on `fd`, so that a later
+/// decision to leave it alone knows to undo that.
+pub(crate) fn mark_device(fd: c_int) {
+    if let Some(slot) = slot(fd) {
+        slot.fetch_or(DEVICE, Ordering::Relaxed);
+    }
+}
+
+/// Notes that `fd` is no longer bound to a device by the shim.
+pub(crate) fn unmark_device(fd: c_int) {
+    if let Some(slot) = slot(fd) {
+        slot.fetch_and(!DEVICE, Ordering::Relaxed);
+    }
+}
+
+/// The kind of `fd` if it is a socket the shim interposes.
+pub(crate) fn inet(fd: c_int) -> Option<Inet> {
+    let slot = slot(fd);
+    let mut record = slot.map_or(UNKNOWN, |s| s.load(Ordering::Relaxed));
+    if record == UNKNOWN {
+        record = ask(fd)?;
+        if let Some(slot) = slot {
+            slot.store(record, Ordering::Relaxed);
+        }
+    }
+    (record & INET != 0).then_some(Inet {
+        family: if record & V6 != 0 {
+            Family::V6
+        } else {
+            Family::V4
+        },
+        protocol: if record & UDP != 0 {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        },
+        device_set: record & DEVICE != 0,
+    })
+}
+
+/// Asks the kernel what `fd` is; `None` if it is not a socket (nothing is
+/// recorded then: the number may become a socket without our knowing).
+fn ask(fd: c_int) -> Option<u8> {
+    let domain = sockopt(fd, libc::SO_DOMAIN)?;
+    if domain != libc::AF_INET && domain != libc::AF_INET6 {
+        return Some(OTHER);
+    }
+    Some(classify(
+        domain,
+        sockopt(fd, libc::SO_TYPE)?,
+        sockopt(fd, libc::SO_PROTOCOL)?,
+    ))
+}
+
+fn sockopt(fd: c_int, name: c_int) -> Option<c_int> {
+    let mut value: c_int = 0;
+    let mut len = size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes and `len` is the size
+    // of `value`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}

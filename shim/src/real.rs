@@ -1,0 +1,87 @@
+//! The functions the hooks stand in for, found once with
+//! `dlsym(RTLD_NEXT, ...)`: the next definition after this library, which
+//! is libc's, or another preloaded library's if one comes after ours.
+//!
+//! All of them are looked up together the first time any is needed, so the
+//! dynamic linker's lock is taken once, early, rather than whenever a
+//! program first uses some rarer call (a fork racing with it could leave
+//! the child waiting for that lock).
+
+use std::ffi::CStr;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use libc::{c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+
+use crate::errno;
+
+macro_rules! real {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        /// One slot per function, null until resolved.
+        #[allow(non_upper_case_globals)]
+        mod slot {
+            use super::*;
+            $(pub(super) static $name: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());)*
+        }
+
+        fn resolve_all() {
+            $(resolve(&slot::$name, stringify!($name));)*
+        }
+
+        $(
+            /// Calls the real function. If it cannot be found (no libc
+            /// further down the chain: cannot happen in a dynamically
+            /// linked program), fails with ENOSYS.
+            ///
+            /// # Safety
+            /// The arguments must satisfy the libc function's contract.
+            pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
+                let mut f = slot::$name.load(Ordering::Acquire);
+                if f.is_null() {
+                    resolve_all();
+                    f = slot::$name.load(Ordering::Acquire);
+                }
+                if f.is_null() {
+                    errno::set(libc::ENOSYS);
+                    return -1;
+                }
+                // SAFETY: the pointer is libc's definition of this very
+                // symbol, whose C prototype is the one written here.
+                let f = unsafe {
+                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
+                };
+                // SAFETY: the caller upholds the function's contract.
+                unsafe { f($($arg),*) }
+            }
+        )*
+    };
+}
+
+real! {
+    socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
+    close(fd: c_int) -> c_int;
+    dup2(old: c_int, new: c_int) -> c_int;
+    dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+    connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t;
+    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
+    sendmmsg(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int;
+}
+
+/// Fills `slot` with the next definition of `name`, unless already done.
+/// Racing threads store the same pointer.
+fn resolve(slot: &AtomicPtr<c_void>, name: &str) {
+    if !slot.load(Ordering::Acquire).is_null() {
+        return;
+    }
+    let mut buf = [0u8; 16];
+    buf[..name.len()].copy_from_slice(name.as_bytes());
+    let Ok(name) = CStr::from_bytes_until_nul(&buf) else {
+        return;
+    };
+    // SAFETY: `name` is NUL-terminated; RTLD_NEXT is a valid pseudo-handle
+    // for a call made from a shared object.
+    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    slot.store(f, Ordering::Release);
+}

@@ -1,0 +1,295 @@
+//! The table the hooks consult: built by the first intercepted call, kept
+//! in an [`ArcSwapOption`], and rebuilt when the config files change.
+//!
+//! Nothing here blocks. Threads that race to initialise may each build a
+//! table; one compare-and-swap wins and the others use the winner's. The
+//! reload check runs at most once a second, in whichever thread wins a
+//! compare-and-swap on the time of the next check; the clock is
+//! CLOCK_MONOTONIC_COARSE, read from the vDSO without a syscall. A fork at
+//! any moment leaves the child with a usable snapshot or none (it then
+//! builds its own).
+
+use std::ffi::CStr;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use arc_swap::ArcSwapOption;
+use bindto_core::{Binding, Env, IfName, Setup, Table, layers};
+
+use crate::log::{self, Notice};
+
+/// Whether the process has anything to do; checked before anything else.
+static MODE: AtomicU8 = AtomicU8::new(UNINITIALISED);
+const UNINITIALISED: u8 = 0;
+const PASS_THROUGH: u8 = 1;
+const ACTIVE: u8 = 2;
+
+static STATE: ArcSwapOption<State> = ArcSwapOption::const_empty();
+
+/// CLOCK_MONOTONIC_COARSE nanoseconds from which the files may be checked.
+static NEXT_CHECK: AtomicU64 = AtomicU64::new(0);
+const CHECK_EVERY_NS: u64 = 1_000_000_000;
+
+/// What a process with a profile (or the older tools' variables) follows.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) rules: Rules,
+    /// The config files and what they looked like when `rules` was built
+    /// (or last failed to build).
+    watched: Vec<(PathBuf, Option<Stamp>)>,
+    env: Env,
+    secure: bool,
+}
+
+/// The rules in force.
+#[derive(Debug)]
+pub(crate) enum Rules {
+    /// The config could not be read: every intercepted call is refused.
+    Broken(String),
+    /// A compiled table.
+    Table(Arc<Loaded>),
+}
+
+/// A compiled table and what the shim caches about it.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) table: Table,
+    /// Interface index per binding of `table.bindings()`, 0 until
+    /// resolved, for the IP_PKTINFO path (SO_BINDTODEVICE takes the name).
+    ifindex: Box<[AtomicU32]>,
+}
+
+impl Loaded {
+    fn new(table: Table) -> Loaded {
+        let ifindex = table.bindings().iter().map(|_| AtomicU32::new(0)).collect();
+        Loaded { table, ifindex }
+    }
+
+    fn slot(&self, binding: &Binding) -> Option<&AtomicU32> {
+        // `binding` comes from this table's `bindings()`: its index is its
+        // offset in that slice.
+        let base = self.table.bindings().as_ptr() as usize;
+        let offset = (binding as *const Binding as usize).wrapping_sub(base);
+        self.ifindex.get(offset / size_of::<Binding>())
+    }
+
+    /// The index of `name`, the interface of `binding`: cached for the
+    /// life of the table, or resolved now. `None` if there is no such
+    /// interface.
+    pub(crate) fn ifindex(&self, binding: &Binding, name: &IfName) -> Option<u32> {
+        let cached = self.slot(binding).map_or(0, |s| s.load(Ordering::Relaxed));
+        if cached != 0 {
+            return Some(cached);
+        }
+        self.resolve(binding, name)
+    }
+
+    /// Looks `name` up again (the interface may have been recreated with a
+    /// new index) and caches the answer.
+    pub(crate) fn resolve(&self, binding: &Binding, name: &IfName) -> Option<u32> {
+        // SAFETY: the name is NUL-terminated.
+        let index = unsafe { libc::if_nametoindex(name.as_bytes_with_nul().as_ptr().cast()) };
+        if let Some(slot) = self.slot(binding) {
+            slot.store(index, Ordering::Relaxed);
+        }
+        (index != 0).then_some(index)
+    }
+}
+
+/// Identity and version of a config file; `None` in `watched` when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+fn stamp(path: &PathBuf) -> Option<Stamp> {
+    fs::metadata(path).ok().map(|m| Stamp {
+        dev: m.dev(),
+        ino: m.ino(),
+        size: m.size(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        ctime: (m.ctime(), m.ctime_nsec()),
+    })
+}
+
+/// The current snapshot, or `None` when the process has nothing to do
+/// (no profile, no older tools' variables). The first call initialises;
+/// later calls check the config files at most once a second.
+///
+/// Call with the re-entrancy guard held: initialising and reloading read
+/// files and may log.
+pub(crate) fn current() -> Option<Snapshot> {
+    match MODE.load(Ordering::Relaxed) {
+        PASS_THROUGH => None,
+        ACTIVE => {
+            let snapshot = Snapshot::new(STATE.load())?;
+            if !snapshot.watched.is_empty() && reload_due() {
+                reload(&snapshot);
+                return Snapshot::new(STATE.load());
+            }
+            Some(snapshot)
+        }
+        _ => init(),
+    }
+}
+
+/// A loaded [`State`], held without touching its reference count.
+#[derive(Debug)]
+pub(crate) struct Snapshot(arc_swap::Guard<Option<Arc<State>>>);
+
+impl Snapshot {
+    fn new(guard: arc_swap::Guard<Option<Arc<State>>>) -> Option<Snapshot> {
+        guard.is_some().then_some(Snapshot(guard))
+    }
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        // `new` checked that there is a state.
+        self.0.as_deref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+/// Whether the process was found to have nothing to do. Cheap; `false`
+/// before the first intercepted call.
+pub(crate) fn passing_through() -> bool {
+    MODE.load(Ordering::Relaxed) == PASS_THROUGH
+}
+
+fn init() -> Option<Snapshot> {
+    let env = Env::capture(|name| {
+        let name = std::ffi::CString::new(name).ok()?;
+        getenv(&name)
+    });
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+    log::init(secure);
+    let Some(state) = build(env, secure) else {
+        tracing::debug!("no profile and none of the older tools' variables: passing through");
+        MODE.store(PASS_THROUGH, Ordering::Relaxed);
+        return None;
+    };
+    // Another thread may have finished first: keep whichever is in place.
+    let previous = STATE.compare_and_swap(&None::<Arc<State>>, Some(Arc::new(state)));
+    if previous.is_none() {
+        NEXT_CHECK.store(now() + CHECK_EVERY_NS, Ordering::Relaxed);
+    }
+    MODE.store(ACTIVE, Ordering::Relaxed);
+    Snapshot::new(STATE.load())
+}
+
+/// Reads `name` from the environment through libc: std's `env::var` takes
+/// a lock that a fork could leave held.
+pub(crate) fn getenv(name: &CStr) -> Option<String> {
+    // SAFETY: `name` is NUL-terminated; the returned pointer, if not null,
+    // is a NUL-terminated string in the environment.
+    let value = unsafe { libc::getenv(name.as_ptr()) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: see above; copied out at once.
+    let value = unsafe { CStr::from_ptr(value) };
+    value.to_str().ok().map(str::to_owned)
+}
+
+/// Builds the state `env` asks for; `None` for pass-through.
+fn build(env: Env, secure: bool) -> Option<State> {
+    // Only a profile reads files; the older tools' variables never change.
+    let watched = if env.profile().is_some() {
+        layers::paths(&env, secure)
+            .into_iter()
+            .map(|(_, path)| {
+                let stamp = stamp(&path);
+                (path, stamp)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let rules = match bindto_core::setup(&env, secure) {
+        Ok(Setup::PassThrough) => return None,
+        Ok(Setup::Table(table)) => {
+            tracing::info!(profile = table.profile(), "table loaded");
+            Rules::Table(Arc::new(Loaded::new(table)))
+        }
+        Err(error) => Rules::Broken(error.to_string()),
+    };
+    Some(State {
+        rules,
+        watched,
+        env,
+        secure,
+    })
+}
+
+fn now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; the coarse clock is served
+    // by the vDSO.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// Whether this thread should check the files now: a second has passed
+/// and no other thread took the turn.
+fn reload_due() -> bool {
+    let next = NEXT_CHECK.load(Ordering::Relaxed);
+    let now = now();
+    now >= next
+        && NEXT_CHECK
+            .compare_exchange(
+                next,
+                now + CHECK_EVERY_NS,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+}
+
+/// Rebuilds the state if a watched file changed.
+fn reload(state: &State) {
+    let unchanged = state
+        .watched
+        .iter()
+        .all(|(path, seen)| stamp(path) == *seen);
+    if unchanged {
+        return;
+    }
+    let Some(mut fresh) = build(state.env.clone(), state.secure) else {
+        return;
+    };
+    match (&fresh.rules, &state.rules) {
+        (Rules::Broken(error), Rules::Table(previous)) => {
+            log::notice(
+                Notice::Reload,
+                format_args!("reloading profile failed: {error}; keeping the previous rules"),
+            );
+            // Remember the broken files, so they are not read again until
+            // they change again.
+            fresh.rules = Rules::Table(Arc::clone(previous));
+        }
+        (Rules::Broken(error), Rules::Broken(_)) => log::notice(
+            Notice::Reload,
+            format_args!("reloading profile failed: {error}; network calls are still blocked"),
+        ),
+        (Rules::Table(loaded), _) => tracing::info!(
+            profile = loaded.table.profile(),
+            "config changed: new rules in force"
+        ),
+    }
+    STATE.store(Some(Arc::new(fresh)));
+}
