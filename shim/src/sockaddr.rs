@@ -180,7 +180,7 @@ mod tests {
         assert_eq!(unsafe { read(raw.as_ptr(), raw.len() - 1) }, None);
         // SAFETY: a null pointer is allowed.
         assert_eq!(unsafe { read(ptr::null(), 16) }, None);
-        let family = (libc::AF_UNIX as libc::sa_family_t).to_ne_bytes();
+        let family = (libc::AF_UNIX as sa_family_t).to_ne_bytes();
         let unix = [family[0], family[1], b'/', 0];
         // SAFETY: four readable bytes.
         assert_eq!(unsafe { read(unix.as_ptr().cast(), 4) }, None);
