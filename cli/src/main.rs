@@ -1,1 +1,56 @@
-fn main() {}
+//! `bindto`: runs programs with libbindto.so preloaded, and explains,
+//! checks and demonstrates what a profile does.
+//!
+//! Each subcommand lives in the module of its name; `exit` holds the exit
+//! codes they share.
+
+// The workspace warns on stdout printing to keep the shim off a program's
+// stdout; printing results is what this binary is for.
+#![allow(clippy::print_stdout)]
+
+mod args;
+mod check;
+mod demo;
+mod doctor;
+mod elf;
+mod exit;
+mod explain;
+mod host;
+mod inspect;
+mod library;
+mod list;
+mod run;
+mod select;
+mod style;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{Cli, Command};
+use crate::exit::Outcome;
+use crate::style::Style;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome: Outcome = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::List => list::run(),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Demo => demo::run(),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "bindto", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(fail) => {
+            let style = Style::stderr();
+            eprintln!("bindto: {}: {fail}", style.bad("error"));
+            fail.code.into()
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The command line, as clap derives it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueHint};
+use clap_complete::Shell;
+
+use crate::exit;
+
+/// Run a program with its sockets bound to an interface or source address.
+///
+/// Profiles live in /etc/bindto/profiles.toml and
+/// $XDG_CONFIG_HOME/bindto/profiles.toml (default
+/// ~/.config/bindto/profiles.toml); BINDTO_CONFIG=FILE replaces both.
+#[derive(Debug, Parser)]
+#[command(name = "bindto", version, after_help = exit::HELP)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a command with libbindto.so preloaded and a profile selected.
+    ///
+    /// Refuses, before starting anything, a command the library cannot
+    /// cover: a static binary (its traffic would leave unbound), a setuid,
+    /// setgid or file-capability binary (the loader drops LD_PRELOAD), an
+    /// unknown profile or a config that does not parse.
+    #[command(after_help = exit::HELP)]
+    Run(RunArgs),
+    /// Parse and compile the config (or FILE) and summarise each profile.
+    #[command(after_help = exit::HELP)]
+    Check(CheckArgs),
+    /// Show what a profile does with one destination, and which rule says so.
+    #[command(after_help = exit::HELP)]
+    Explain(ExplainArgs),
+    /// List the profiles, the files they come from and the keys a user
+    /// file overrides.
+    #[command(after_help = exit::HELP)]
+    List,
+    /// Check that this machine can do what a profile asks: interface up,
+    /// routes, source addresses, DNS, permission to bind to a device.
+    #[command(after_help = exit::HELP)]
+    Doctor(DoctorArgs),
+    /// Show bindto at work in a throwaway pair of network namespaces
+    /// (needs root; takes a few seconds; removes everything afterwards).
+    #[command(after_help = exit::HELP)]
+    Demo,
+    /// Print a shell completion script (e.g. `bindto completions bash >
+    /// /etc/bash_completion.d/bindto`).
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+}
+
+/// Which profile: a named one, or an ad-hoc one from flags (written for the
+/// library as the older tools' variables).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct ProfileArgs {
+    /// The profile to use (see `bindto list`); default: $BIND_PROFILE.
+    #[arg(short, long, value_name = "NAME",
+          conflicts_with_all = ["interface", "source", "exclude", "dns"])]
+    pub(crate) profile: Option<String>,
+    /// Ad hoc, without a profile: bind to this interface (BIND_INTERFACE).
+    #[arg(long, value_name = "IFNAME")]
+    pub(crate) interface: Option<String>,
+    /// Ad hoc: source address, at most one per family (BIND_SOURCE_IP).
+    #[arg(long, value_name = "ADDR", value_delimiter = ',')]
+    pub(crate) source: Vec<String>,
+    /// Ad hoc: leave these destinations alone: CIDRs, addresses or octet
+    /// prefixes such as 192.168. (BIND_EXCLUDE).
+    #[arg(long, value_name = "NET", value_delimiter = ',')]
+    pub(crate) exclude: Vec<String>,
+    /// Ad hoc: send DNS (port 53) to this server instead
+    /// (DNS_OVERRIDE_IP, DNS_OVERRIDE_PORT).
+    #[arg(long, value_name = "IP[:PORT]")]
+    pub(crate) dns: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// Run a static, setuid, setgid or file-capability binary anyway,
+    /// knowing that its traffic is not bound.
+    #[arg(long)]
+    pub(crate) allow_unbound: bool,
+    /// The command and its arguments (after `--` if they start with `-`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true,
+          value_name = "CMD", value_hint = ValueHint::CommandWithArguments)]
+    pub(crate) command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Check this file alone instead of the configured layers.
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub(crate) file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+    /// Destination: an address, address:port, [v6]:port or a host name.
+    #[arg(value_name = "DEST", value_hint = ValueHint::Hostname)]
+    pub(crate) destination: String,
+    /// Destination port [default: 443, or 53 with --udp].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) port: Option<u16>,
+    /// Decide for UDP instead of TCP.
+    #[arg(long)]
+    pub(crate) udp: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    #[command(flatten)]
+    pub(crate) profile: ProfileArgs,
+}

@@ -1,0 +1,153 @@
+//! `bindto explain -p PROFILE DEST`: the decision the library would make
+//! for one destination, and the rule (file:line:col) that made it.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::process::ExitCode;
+
+use bindto_core::{Decision, Env, Protocol, Table, Verdict};
+
+use crate::args::ExplainArgs;
+use crate::exit::{Fail, Outcome};
+use crate::select::{self, Problem};
+use crate::style::Style;
+
+pub(crate) fn run(args: ExplainArgs) -> Outcome {
+    let env = Env::from_process();
+    let selected = select::select(&args.profile, &env).map_err(|p| match p {
+        Problem::NoProfile => Fail::usage(p.message()),
+        Problem::Invalid(m) | Problem::Flag(m) => Fail::problem(m),
+    })?;
+    let protocol = if args.udp {
+        Protocol::Udp
+    } else {
+        Protocol::Tcp
+    };
+    let default_port = if args.udp { 53 } else { 443 };
+    let destinations = destinations(&args.destination, args.port, default_port)?;
+    let table = Table::compile(&selected.profile);
+    let style = Style::stdout();
+    for (i, destination) in destinations.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print!(
+            "{}",
+            describe(&table, *destination, protocol, &args.destination, style)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// DEST as addresses: `IP`, `IP:PORT`, `[IPv6]:PORT` or a host name,
+/// resolved as the program would (every address it may try).
+fn destinations(text: &str, port: Option<u16>, default: u16) -> Result<Vec<SocketAddr>, Fail> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port.unwrap_or(default))]);
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        return Ok(vec![match port {
+            Some(p) => SocketAddr::new(sa.ip(), p),
+            None => sa,
+        }]);
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, p)) if !host.contains(':') && p.parse::<u16>().is_ok() => {
+            (host, port.unwrap_or_else(|| p.parse().unwrap_or(default)))
+        }
+        _ => (text, port.unwrap_or(default)),
+    };
+    let mut found: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Fail::problem(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    // getaddrinfo lists an address once per socket type: keep each once.
+    let mut seen = Vec::new();
+    found.retain(|a| {
+        let new = !seen.contains(a);
+        seen.push(*a);
+        new
+    });
+    if found.is_empty() {
+        return Err(Fail::problem(format!("{host} has no address")));
+    }
+    Ok(found)
+}
+
+/// The decision for `destination`, in a few lines.
+fn describe(
+    table: &Table,
+    destination: SocketAddr,
+    protocol: Protocol,
+    typed: &str,
+    style: Style,
+) -> String {
+    let decision: Decision<'_> = table.decide(destination, protocol);
+    let proto = match protocol {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    };
+    let shown = if typed.parse::<IpAddr>().is_ok() || typed.parse::<SocketAddr>().is_ok() {
+        format!("{destination}")
+    } else {
+        format!("{typed} ({destination})")
+    };
+    let mut out = format!(
+        "{} {shown} with profile \"{}\"\n",
+        style.bold(proto),
+        table.profile()
+    );
+    if let Some(rewrite) = decision.rewrite {
+        out += &format!(
+            "  rewritten to {} by {rewrite}\n",
+            style.bold(&decision.destination.to_string())
+        );
+    }
+    let verdict = match decision.verdict {
+        Verdict::Direct => style.bold("direct: left alone, the routing table decides"),
+        Verdict::Block => style.bad("block: the call fails, nothing leaves"),
+        Verdict::Bind(binding) => {
+            let mut parts = Vec::new();
+            if let Some(interface) = binding.interface {
+                parts.push(format!("interface {interface}"));
+            }
+            let ip = decision.destination.ip();
+            match binding.source.for_family_of(ip) {
+                Some(source) => parts.push(format!("source {source}")),
+                None if !binding.source.is_empty() => {
+                    parts.push(format!("no source of this family ({})", family(ip)));
+                }
+                None => {}
+            }
+            style.good(&format!("bind: {}", parts.join(", ")))
+        }
+    };
+    out += &format!("  {verdict}\n  by {}\n", decision.origin);
+    out
+}
+
+fn family(ip: IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_forms() {
+        let one = |t: &str, p| destinations(t, p, 443).unwrap();
+        assert_eq!(one("10.0.0.1", None), vec!["10.0.0.1:443".parse().unwrap()]);
+        assert_eq!(
+            one("10.0.0.1:80", None),
+            vec!["10.0.0.1:80".parse().unwrap()]
+        );
+        assert_eq!(
+            one("10.0.0.1:80", Some(22)),
+            vec!["10.0.0.1:22".parse().unwrap()]
+        );
+        assert_eq!(one("::1", None), vec!["[::1]:443".parse().unwrap()]);
+        assert_eq!(one("[::1]:53", None), vec!["[::1]:53".parse().unwrap()]);
+        assert!(one("localhost:8080", None).iter().all(|a| a.port() == 8080));
+        assert!(destinations("no-such-host.invalid", None, 443).is_err());
+    }
+}

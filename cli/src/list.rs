@@ -1,0 +1,153 @@
+//! `bindto list`: the config files, the profiles, where each comes from
+//! and which keys a later layer (the user's file) overrides.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use bindto_core::{Config, Env, KeyOrigin, ProfileInfo, Source, layers};
+
+use crate::exit::{Fail, Outcome};
+use crate::style::Style;
+
+pub(crate) fn run() -> Outcome {
+    let env = Env::from_process();
+    let style = Style::stdout();
+    let mut out = String::new();
+    out += &style.bold("Config files (later ones override earlier ones):");
+    out.push('\n');
+    for (source, path) in layers::paths(&env, false) {
+        let state = if path.is_file() {
+            String::new()
+        } else {
+            style.dim(" (not found)")
+        };
+        let _ = writeln!(
+            out,
+            "  {:<11} {}{state}",
+            source.to_string(),
+            path.display()
+        );
+    }
+    print!("{out}");
+    let config = crate::select::load(&env).map_err(|e| Fail::problem(e.to_string()))?;
+    print!("{}", render(&config, env.profile(), style));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The profiles of `config`, each with its layers and overridden keys;
+/// `selected` (BIND_PROFILE) is marked.
+pub(crate) fn render(config: &Config, selected: Option<&str>, style: Style) -> String {
+    let infos = config.info();
+    let mut out = String::new();
+    if infos.is_empty() {
+        out += "\nNo profiles.\n";
+        return out;
+    }
+    out += &format!("\n{}\n", style.bold("Profiles:"));
+    for info in &infos {
+        let mark = if Some(info.name.as_str()) == selected {
+            style.good(" (selected by BIND_PROFILE)")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  {}  from {}{}{mark}",
+            style.bold(&info.name),
+            from(info),
+            info.extends
+                .as_ref()
+                .map(|base| format!(", extends {base}"))
+                .unwrap_or_default()
+        );
+        for key in &info.keys {
+            if let Some(line) = override_line(key, style) {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
+    out
+}
+
+/// "system /etc/…, user ~/.config/…".
+fn from(info: &ProfileInfo) -> String {
+    info.layers
+        .iter()
+        .map(|(source, path)| format!("{source} {}", path.display()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// For a key written by more than one layer: who wins over whom.
+fn override_line(key: &KeyOrigin, style: Style) -> Option<String> {
+    let (winner, earlier) = key.written_by.split_last()?;
+    if earlier.is_empty() {
+        return None;
+    }
+    let name = |(source, path): &(Source, std::path::PathBuf)| label(*source, path);
+    let over: Vec<String> = earlier.iter().map(name).collect();
+    Some(format!(
+        "{} {} overrides {}",
+        style.warn(key.key),
+        name(winner),
+        over.join(", ")
+    ))
+}
+
+fn label(source: Source, path: &Path) -> String {
+    format!("{source} ({})", path.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bindto_core::Layer;
+
+    #[test]
+    fn shows_which_keys_the_user_overrides() {
+        let layer = |source, path: &str, text: &str| Layer {
+            source,
+            path: path.into(),
+            text: text.into(),
+        };
+        let config = Config::from_layers(vec![
+            layer(
+                Source::System,
+                "/etc/bindto/profiles.toml",
+                "[profile.vpn]\ninterface = \"tun0\"\nexclude = [\"127.0.0.0/8\"]\n\
+                 [profile.lan]\ninterface = \"eth0\"\n",
+            ),
+            layer(
+                Source::User,
+                "/home/u/.config/bindto/profiles.toml",
+                "[profile.vpn]\ninterface = \"tun1\"\n[profile.mine]\nextends = \"vpn\"\n",
+            ),
+        ])
+        .unwrap();
+        let text = render(&config, Some("mine"), Style::plain());
+        assert!(
+            text.contains(
+                "vpn  from system /etc/bindto/profiles.toml, user /home/u/.config/bindto/profiles.toml"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "interface user (/home/u/.config/bindto/profiles.toml) overrides \
+                 system (/etc/bindto/profiles.toml)"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("exclude user"), "{text}");
+        assert!(text.contains("mine  from user"), "{text}");
+        assert!(
+            text.contains("extends vpn (selected by BIND_PROFILE)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("lan  from system /etc/bindto/profiles.toml\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! `bindto run`: check everything that would leave the command unbound,
+//! then exec it with the library preloaded and the profile selected.
+//!
+//! bindto execs rather than spawning, so the command keeps bindto's pid,
+//! its signals and its exit status are its own, and nothing of bindto stays
+//! around.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use bindto_core::Env;
+
+use crate::args::RunArgs;
+use crate::exit::{Code, Fail, Outcome};
+use crate::select::{self, Problem};
+use crate::style::Style;
+use crate::{inspect, library};
+
+pub(crate) fn run(args: RunArgs) -> Outcome {
+    let env = Env::from_process();
+    let selected = select::select(&args.profile, &env).map_err(|p| match p {
+        Problem::NoProfile => Fail::usage(p.message()),
+        Problem::Flag(m) => Fail::refused(format!("refusing to run: {m}")),
+        Problem::Invalid(_) => Fail::refused(format!(
+            "refusing to run: {}\n(the library would block every connection; \
+             `bindto check` shows the config's problems, `bindto list` its profiles)",
+            p.message()
+        )),
+    })?;
+    let library = library::locate().map_err(|m| Fail::refused(format!("refusing to run: {m}")))?;
+
+    let (program, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Fail::usage("no command to run"))?;
+    let path_var = inspect::path_var();
+    let resolved = inspect::resolve(program, path_var.as_deref()).map_err(|e| {
+        let code = if e.kind() == io::ErrorKind::NotFound {
+            Code::NotFound
+        } else {
+            Code::CannotExecute
+        };
+        Fail::new(code, format!("{}: {e}", program.to_string_lossy()))
+    })?;
+
+    let lib_elf =
+        library::elf(&library).map_err(|m| Fail::refused(format!("refusing to run: {m}")))?;
+    if let Err(unbound) = inspect::check(&resolved, &lib_elf, path_var.as_deref()) {
+        let why = unbound.explain(&resolved);
+        if !args.allow_unbound {
+            return Err(Fail::refused(format!("refusing to run: {why}")));
+        }
+        let style = Style::stderr();
+        eprintln!(
+            "bindto: {}: running unbound as asked: {why}",
+            style.warn("warning")
+        );
+    }
+
+    let mut command = Command::new(&resolved);
+    // argv[0] as typed: some programs look at their own name.
+    command.arg0(program).args(rest);
+    for (var, value) in &selected.vars {
+        match value {
+            Some(value) => command.env(var, value),
+            None => command.env_remove(var),
+        };
+    }
+    let existing = std::env::var("LD_PRELOAD").ok();
+    command.env(
+        "LD_PRELOAD",
+        library::preload_list(&library, existing.as_deref()),
+    );
+    let error = command.exec();
+    let code = match error.kind() {
+        io::ErrorKind::NotFound => Code::NotFound,
+        _ => Code::CannotExecute,
+    };
+    Err(Fail::new(
+        code,
+        format!("cannot execute {}: {error}", display(program)),
+    ))
+}
+
+fn display(program: &OsString) -> String {
+    program.to_string_lossy().into_owned()
+}

@@ -1,0 +1,164 @@
+//! Help, completions, exit codes, colour, and `doctor`.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::thread;
+
+use common::{Scratch, expect, run};
+
+#[test]
+fn help_everywhere_with_exit_codes() {
+    let s = Scratch::new("help");
+    for sub in [
+        "run",
+        "check",
+        "explain",
+        "list",
+        "doctor",
+        "demo",
+        "completions",
+    ] {
+        let (out, _) = expect(&run(&mut s.bindto(&[sub, "--help"])), 0);
+        assert!(out.contains("Usage: bindto"), "{sub}: {out}");
+        if sub != "completions" {
+            assert!(
+                out.contains("Exit status:") && out.contains("refused"),
+                "{sub}: {out}"
+            );
+        }
+    }
+    let (out, _) = expect(&run(&mut s.bindto(&["--help"])), 0);
+    for sub in [
+        "run",
+        "check",
+        "explain",
+        "list",
+        "doctor",
+        "demo",
+        "completions",
+    ] {
+        assert!(out.contains(sub), "{out}");
+    }
+    expect(&run(&mut s.bindto(&["--version"])), 0);
+    expect(&run(&mut s.bindto(&[])), 2);
+    expect(&run(&mut s.bindto(&["frobnicate"])), 2);
+}
+
+#[test]
+fn completions_for_three_shells() {
+    let s = Scratch::new("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let (out, _) = expect(&run(&mut s.bindto(&["completions", shell])), 0);
+        assert!(
+            out.contains("bindto") && out.contains("explain"),
+            "{shell}: {out}"
+        );
+    }
+    expect(&run(&mut s.bindto(&["completions", "tcsh"])), 2);
+}
+
+#[test]
+fn no_colour_off_a_terminal() {
+    let s = Scratch::new("colour");
+    let file = s.write("p.toml", "[profile.x]\ninterface = \"tun0\"\n");
+    let o = run(&mut s.bindto(&["check", file.to_str().unwrap()]));
+    let (out, _) = expect(&o, 0);
+    assert!(!out.contains('\x1b'), "{out:?}");
+    let o = run(&mut s.bindto(&["run", "-p", "x", "--", "true"]));
+    assert!(!common::stderr(&o).contains('\x1b'));
+}
+
+/// A DNS server on 127.0.0.1 that answers any query with its header's
+/// QR bit set: enough for doctor, which only asks whether one answers.
+fn fake_dns() -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if n >= 12 {
+                buf[2] |= 0x80;
+                let _ = socket.send_to(&buf[..n], from);
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn doctor_passes_when_everything_works() {
+    let s = Scratch::new("doctor-ok");
+    let port = fake_dns();
+    let file = s.write(
+        "p.toml",
+        &format!("[profile.local]\nsource = \"127.0.0.1\"\n[profile.local.dns]\n53 = \"127.0.0.1:{port}\"\n"),
+    );
+    let o = run(s
+        .bindto(&["doctor", "-p", "local"])
+        .env("BINDTO_CONFIG", &file));
+    let (out, _) = expect(&o, 0);
+    assert!(
+        out.contains("ok    source 127.0.0.1 is assigned (to lo)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "ok    DNS server 127.0.0.1:{port} answers from 127.0.0.1"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("SO_BINDTODEVICE is not needed"), "{out}");
+    assert!(out.contains("no problems found"), "{out}");
+}
+
+#[test]
+fn doctor_finds_problems_and_says_what_to_do() {
+    let s = Scratch::new("doctor-bad");
+    let port = fake_dns();
+    let file = s.write(
+        "p.toml",
+        &format!(
+            "[profile.missing]\ninterface = \"nosuch0\"\nsource = \"192.0.2.254\"\n\
+             [profile.lo]\ninterface = \"lo\"\n[profile.lo.dns]\n53 = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let o = run(s
+        .bindto(&["doctor", "-p", "missing"])
+        .env("BINDTO_CONFIG", &file));
+    let (out, _) = expect(&o, 1);
+    assert!(
+        out.contains("FAIL  interface nosuch0 does not exist"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL  source 192.0.2.254 is not assigned"),
+        "{out}"
+    );
+    assert!(out.contains("problem(s) found"), "{out}");
+
+    // lo is up and answers DNS, but has no default route: the older
+    // tool's "No route to host" case, with its fix.
+    let o = run(s
+        .bindto(&["doctor", "-p", "lo"])
+        .env("BINDTO_CONFIG", &file));
+    let (out, _) = expect(&o, 1);
+    assert!(out.contains("ok    interface lo exists and is up"), "{out}");
+    assert!(out.contains("FAIL  lo has no default IPv4 route"), "{out}");
+    assert!(
+        out.contains("ip route add default via <gateway> dev lo metric 500"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("DNS server 127.0.0.1:{port} answers through lo")),
+        "{out}"
+    );
+
+    // Usage and config errors.
+    expect(&run(&mut s.bindto(&["doctor"])), 2);
+    let o = run(s
+        .bindto(&["doctor", "-p", "nosuch"])
+        .env("BINDTO_CONFIG", &file));
+    assert!(common::stderr(&o).contains("\"nosuch\""));
+    expect(&o, 1);
+}
