@@ -35,8 +35,9 @@ use std::thread;
 use crate::cmd::try_run;
 
 /// Set in the re-run child so that it knows it must prepare its namespace
-/// and must not re-run itself again.
-const CHILD_VAR: &str = "BINDTO_E2E_USERNS";
+/// and must not re-run itself again. Public for programs other than tests
+/// that re-run themselves in a user namespace the same way (`bindto demo`).
+pub const CHILD_VAR: &str = "BINDTO_E2E_USERNS";
 
 /// Set to `require` (as CI does), it turns skips into failures.
 pub const REQUIRE_VAR: &str = "BINDTO_E2E";
