@@ -219,12 +219,11 @@ impl<K: Key> Lpm<K> {
     }
 
     fn lookup(&self, key: K) -> Span {
-        let (low, high) = match self
-            .buckets
-            .get(key.bucket(self.shift)..key.bucket(self.shift) + 2)
-        {
-            Some(&[low, high]) => (low as usize, high as usize + 1),
-            _ => (0, self.starts.len()),
+        let (low, high) = if self.buckets.is_empty() {
+            (0, self.starts.len())
+        } else {
+            let b = key.bucket(self.shift);
+            (self.buckets[b] as usize, self.buckets[b + 1] as usize + 1)
         };
         // starts[low] <= key always holds: starts[0] is 0 and buckets point
         // at the interval holding their first address.
@@ -384,7 +383,14 @@ impl Table {
     /// for the order): DNS rewrite first, then the longest matching prefix,
     /// then the profile's own binding.
     pub fn decide(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
-        let mut destination = SocketAddr::new(unmap(destination.ip()), destination.port());
+        // Unmapping rebuilds the address; anything else keeps its scope id
+        // and flow label.
+        let mut destination = match unmap(destination.ip()) {
+            IpAddr::V4(v4) if destination.is_ipv6() => {
+                SocketAddr::new(v4.into(), destination.port())
+            }
+            _ => destination,
+        };
         let mut rewrite = None;
         if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
             let (_, server, origin) = self.dns[i];
