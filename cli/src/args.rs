@@ -48,6 +48,13 @@ pub(crate) enum Command {
     /// (needs root; takes a few seconds; removes everything afterwards).
     #[command(after_help = exit::HELP)]
     Demo,
+    /// The demo's request where curl is missing: connect, send a line,
+    /// print the answer.
+    #[command(hide = true)]
+    DemoClient {
+        /// ADDRESS:PORT to connect to.
+        target: std::net::SocketAddr,
+    },
     /// Print a shell completion script (e.g. `bindto completions bash >
     /// /etc/bash_completion.d/bindto`).
     Completions {

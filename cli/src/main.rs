@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         Command::List => list::run(),
         Command::Doctor(args) => doctor::run(args),
         Command::Demo => demo::run(),
+        Command::DemoClient { target } => demo::client_main(target),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bindto", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
