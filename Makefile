@@ -1,0 +1,53 @@
+# Builds and installs bindto.
+#
+#   make install PREFIX=/usr/local     build (if needed) and install
+#   make && sudo make install          build as yourself, install as root
+#   make uninstall PREFIX=/usr/local
+#
+# Installs <prefix>/bin/bindto, <prefix>/lib/bindto/libbindto.so (found by
+# bindto relative to its own executable, so `bindto run` works from any
+# directory), the demo's <prefix>/lib/bindto/uplink-server, shell
+# completions and the example profiles. DESTDIR stages for packaging.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CARGO ?= cargo
+TARGET_DIR ?= target
+
+RELEASE := $(TARGET_DIR)/release
+BINDIR := $(DESTDIR)$(PREFIX)/bin
+LIBDIR := $(DESTDIR)$(PREFIX)/lib/bindto
+SHAREDIR := $(DESTDIR)$(PREFIX)/share
+BUILT := $(RELEASE)/bindto $(RELEASE)/libbindto.so $(RELEASE)/uplink-server
+
+# Rebuilt only when a source changed, so that `sudo make install` after
+# `make` needs no cargo in root's PATH.
+SOURCES := Cargo.toml $(wildcard Cargo.lock) \
+	$(shell find core shim cli tests -name "*.rs" -o -name Cargo.toml 2>/dev/null)
+
+.PHONY: all install uninstall
+
+all: $(RELEASE)/.bindto-built
+
+# One cargo run builds all three (the default members: core, shim, cli, tests).
+$(RELEASE)/.bindto-built: $(SOURCES)
+	$(CARGO) build --release --target-dir $(TARGET_DIR) -p bindto-cli -p bindto-shim -p bindto-tests
+	touch $@
+
+install: $(RELEASE)/.bindto-built
+	install -d $(BINDIR) $(LIBDIR) $(SHAREDIR)/doc/bindto \
+		$(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions \
+		$(SHAREDIR)/fish/vendor_completions.d
+	install -m 755 $(RELEASE)/bindto $(BINDIR)/bindto
+	install -m 755 $(RELEASE)/libbindto.so $(LIBDIR)/libbindto.so
+	install -m 755 $(RELEASE)/uplink-server $(LIBDIR)/uplink-server
+	$(RELEASE)/bindto completions bash > $(SHAREDIR)/bash-completion/completions/bindto
+	$(RELEASE)/bindto completions zsh > $(SHAREDIR)/zsh/site-functions/_bindto
+	$(RELEASE)/bindto completions fish > $(SHAREDIR)/fish/vendor_completions.d/bindto.fish
+	install -m 644 profiles.example.toml $(SHAREDIR)/doc/bindto/profiles.example.toml
+
+uninstall:
+	rm -f $(BINDIR)/bindto $(LIBDIR)/libbindto.so $(LIBDIR)/uplink-server \
+		$(SHAREDIR)/bash-completion/completions/bindto $(SHAREDIR)/zsh/site-functions/_bindto \
+		$(SHAREDIR)/fish/vendor_completions.d/bindto.fish $(SHAREDIR)/doc/bindto/profiles.example.toml
+	-rmdir $(LIBDIR) $(SHAREDIR)/doc/bindto 2>/dev/null
