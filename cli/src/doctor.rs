@@ -27,10 +27,11 @@ pub(crate) fn run(args: DoctorArgs) -> Outcome {
     })?;
     let profile = &selected.profile;
     let mut report = Report::new(Style::stdout());
-    println!(
-        "{}",
-        report.style.bold(&format!("Checking {}", profile.origin))
-    );
+    let title = match &profile.origin.location {
+        Some(_) => format!("Checking {}", profile.origin),
+        None => "Checking the ad-hoc profile (flags or BIND_* variables)".to_owned(),
+    };
+    println!("{}", report.style.bold(&title));
 
     let addresses = host::addresses().unwrap_or_else(|e| {
         report.warn(format!("cannot list this machine's addresses: {e}"), &[]);

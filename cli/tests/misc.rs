@@ -110,6 +110,16 @@ fn doctor_passes_when_everything_works() {
     );
     assert!(out.contains("SO_BINDTODEVICE is not needed"), "{out}");
     assert!(out.contains("no problems found"), "{out}");
+
+    // The same, ad hoc.
+    let dns = format!("127.0.0.1:{port}");
+    let o = run(&mut s.bindto(&["doctor", "--source", "127.0.0.1", "--dns", &dns]));
+    let (out, _) = expect(&o, 0);
+    assert!(out.contains("Checking the ad-hoc profile"), "{out}");
+    assert!(
+        out.contains(&format!("DNS server {dns} answers from 127.0.0.1")),
+        "{out}"
+    );
 }
 
 #[test]

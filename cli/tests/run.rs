@@ -96,11 +96,11 @@ fn works_from_another_working_directory() {
 #[test]
 fn the_command_keeps_bindtos_pid() {
     let Some((s, exe)) = setup("pid") else { return };
-    let child = bindto(&s, &exe, &["run", "-p", "vpn", "--", "sh", "-c", "echo $$"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = common::spawn(
+        bindto(&s, &exe, &["run", "-p", "vpn", "--", "sh", "-c", "echo $$"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    );
     let pid = child.id();
     let o = child.wait_with_output().unwrap();
     assert_eq!(common::stdout(&o).trim(), pid.to_string());

@@ -132,8 +132,29 @@ fn compile(flags: &[&str], source: &Path, out: &Path) -> bool {
 
 /// Runs `cmd` and returns its output.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    retry_busy(cmd, Command::output)
+}
+
+/// Starts `cmd`.
+pub fn spawn(cmd: &mut Command) -> std::process::Child {
+    retry_busy(cmd, Command::spawn)
+}
+
+/// Retries "text file busy": a binary just copied by one test can be
+/// briefly held open for writing by a child that another test's thread
+/// forked meanwhile (until that child's exec closes it).
+fn retry_busy<T>(cmd: &mut Command, f: fn(&mut Command) -> std::io::Result<T>) -> T {
+    let mut tries = 0;
+    loop {
+        match f(cmd) {
+            Ok(t) => return t,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("cannot run {cmd:?}: {e}"),
+        }
+    }
 }
 
 pub fn stdout(o: &Output) -> String {
