@@ -44,8 +44,8 @@ pub(crate) enum Command {
     /// routes, source addresses, DNS, permission to bind to a device.
     #[command(after_help = exit::HELP)]
     Doctor(DoctorArgs),
-    /// Show bindto at work in a throwaway pair of network namespaces
-    /// (needs root; takes a few seconds; removes everything afterwards).
+    /// Show bindto at work in throwaway network namespaces, removed
+    /// afterwards (root, or an unprivileged user namespace; about a second).
     #[command(after_help = exit::HELP)]
     Demo,
     /// The demo's request where curl is missing: connect, send a line,
