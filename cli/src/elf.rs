@@ -275,12 +275,14 @@ mod tests {
     }
 
     fn parse(bytes: &[u8]) -> io::Result<Option<Elf>> {
-        let dir = std::env::temp_dir().join(format!("bindto-elf-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("bindto-elf-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{:x}", bytes.len() ^ (bytes[4] as usize) << 20));
+        let path = dir.join("image");
         File::create(&path)?.write_all(bytes)?;
         let result = read(&File::open(&path)?);
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_dir_all(&dir);
         result
     }
 
