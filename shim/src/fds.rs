@@ -38,13 +38,32 @@ pub(crate) enum Family {
     V6,
 }
 
-/// A socket the shim interposes: TCP or UDP over IPv4 or IPv6.
+/// A socket the shim interposes: TCP or UDP over IPv4 or IPv6. Kept as
+/// its record byte, decoded where asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Inet {
-    pub(crate) family: Family,
-    pub(crate) protocol: Protocol,
-    /// The shim bound it to a device earlier.
-    pub(crate) device_set: bool,
+pub(crate) struct Inet(u8);
+
+impl Inet {
+    pub(crate) fn family(self) -> Family {
+        if self.0 & V6 != 0 {
+            Family::V6
+        } else {
+            Family::V4
+        }
+    }
+
+    pub(crate) fn protocol(self) -> Protocol {
+        if self.0 & UDP != 0 {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        }
+    }
+
+    /// Whether the shim bound it to a device earlier.
+    pub(crate) fn device_set(self) -> bool {
+        self.0 & DEVICE != 0
+    }
 }
 
 /// The record for `socket(domain, ty, protocol)`.
@@ -105,6 +124,7 @@ pub(crate) fn unmark_device(fd: c_int) {
 }
 
 /// The kind of `fd` if it is a socket the shim interposes.
+#[inline]
 pub(crate) fn inet(fd: c_int) -> Option<Inet> {
     let slot = slot(fd);
     let mut record = slot.map_or(UNKNOWN, |s| s.load(Ordering::Relaxed));
@@ -114,23 +134,12 @@ pub(crate) fn inet(fd: c_int) -> Option<Inet> {
             slot.store(record, Ordering::Relaxed);
         }
     }
-    (record & INET != 0).then_some(Inet {
-        family: if record & V6 != 0 {
-            Family::V6
-        } else {
-            Family::V4
-        },
-        protocol: if record & UDP != 0 {
-            Protocol::Udp
-        } else {
-            Protocol::Tcp
-        },
-        device_set: record & DEVICE != 0,
-    })
+    (record & INET != 0).then_some(Inet(record))
 }
 
 /// Asks the kernel what `fd` is; `None` if it is not a socket (nothing is
 /// recorded then: the number may become a socket without our knowing).
+#[cold]
 fn ask(fd: c_int) -> Option<u8> {
     let domain = sockopt(fd, libc::SO_DOMAIN)?;
     if domain != libc::AF_INET && domain != libc::AF_INET6 {

@@ -3,7 +3,6 @@
 //! decided again, or initialisation would recurse into itself.
 
 use std::cell::Cell;
-use std::marker::PhantomData;
 
 thread_local! {
     // `const` and without Drop: no lazy init and no destructor, so it is
@@ -15,24 +14,27 @@ thread_local! {
 /// unwinding.
 #[derive(Debug)]
 pub(crate) struct Guard {
-    // Thread-bound: the flag it releases is this thread's.
-    _not_send: PhantomData<*const ()>,
+    /// This thread's flag, kept so that release costs no second
+    /// thread-local lookup. The raw pointer also keeps the guard on the
+    /// thread whose flag it is.
+    held: *const Cell<bool>,
 }
 
 impl Guard {
     /// Enters the shim, or `None` if this thread is already inside it.
     pub(crate) fn enter() -> Option<Guard> {
-        HELD.try_with(|held| !held.replace(true))
-            .unwrap_or(false)
-            .then_some(Guard {
-                _not_send: PhantomData,
-            })
+        HELD.try_with(|held| (!held.replace(true)).then_some(Guard { held }))
+            .ok()
+            .flatten()
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        // Cannot fail: `enter` reached the same thread-local.
-        let _ = HELD.try_with(|held| held.set(false));
+        // SAFETY: `held` is this thread's HELD (the guard is neither Send
+        // nor Sync, so it is dropped on the thread that made it), and a
+        // const thread-local without destructor lives as long as its
+        // thread.
+        unsafe { (*self.held).set(false) }
     }
 }

@@ -40,14 +40,14 @@ use bindto_core::{Binding, IfName, OnFailure, Protocol, Verdict};
 use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::apply::{self, ControlBuf, Failure, Pktinfo};
-use crate::boundary;
+use crate::boundary::{self, Failed};
 use crate::errno;
 use crate::fds::{self, Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
 use crate::real;
 use crate::sockaddr::{Raw, is_wildcard, read as read_addr};
-use crate::state::{self, Loaded, Rules, Snapshot};
+use crate::state::{self, Loaded, Rules, State};
 
 /// Why a call goes straight to the real function, untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,37 +82,6 @@ impl From<Bypass> for Stop {
     }
 }
 
-/// An intercepted call on a TCP or UDP socket of a process with rules.
-#[derive(Debug)]
-struct Intercepted {
-    fd: c_int,
-    socket: Inet,
-    state: Snapshot,
-}
-
-/// The cheap checks, in order of cost, that decide whether a call about
-/// `addr` on `fd` is one to interpose. The guard must be held until the
-/// decision is made and released before the real call, so that a signal
-/// handler connecting meanwhile is still decided.
-///
-/// # Safety
-/// `addr` is null or valid for reads of `len` bytes.
-unsafe fn intercept(
-    fd: c_int,
-    addr: *const sockaddr,
-    len: socklen_t,
-) -> Result<(Guard, Intercepted, SocketAddr), Bypass> {
-    if state::passing_through() {
-        return Err(Bypass::NoProfile);
-    }
-    // SAFETY: as the caller promises.
-    let addr = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
-    let guard = Guard::enter().ok_or(Bypass::Reentrant)?;
-    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
-    let state = state::current().ok_or(Bypass::NoProfile)?;
-    Ok((guard, Intercepted { fd, socket, state }, addr))
-}
-
 /// How an outgoing call picks its way out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Way {
@@ -123,216 +92,229 @@ enum Way {
 }
 
 /// What an outgoing call goes ahead with.
-#[derive(Debug, Default)]
-struct Go<'s> {
+#[derive(Debug, Clone, Copy, Default)]
+struct Go {
     /// The rewritten destination, for the socket's family.
     target: Option<Raw>,
     /// Ancillary data for the datagram.
-    pktinfo: Option<Datagram<'s>>,
+    pktinfo: Option<Datagram>,
 }
 
-/// A datagram's pktinfo, and how to refresh its interface index.
+/// A datagram's pktinfo, and which binding's interface it names.
 #[derive(Debug, Clone, Copy)]
-struct Datagram<'s> {
+struct Datagram {
     info: Pktinfo,
-    interface: Option<(&'s Loaded, &'s Binding, IfName)>,
+    /// Index in the table's bindings and interface name, to look the
+    /// interface up again when a send says it is gone.
+    interface: Option<(usize, IfName)>,
 }
 
-impl Datagram<'_> {
+impl Datagram {
     /// After ENODEV or ENXIO: the interface may have been recreated under a
-    /// new index. The new index if it changed.
+    /// new index. The pktinfo with the new index, if it changed.
     fn refresh(&self) -> Option<Pktinfo> {
-        let (loaded, binding, name) = self.interface?;
+        let (index, name) = self.interface?;
         let saved = errno::get();
-        let index = loaded.resolve(binding, &name);
+        let _guard = Guard::enter()?;
+        let found = state::with(|state| match &state.rules {
+            Rules::Table(loaded) => loaded.refresh(index, &name),
+            Rules::Broken(_) => None,
+        });
         errno::set(saved);
-        let index = index.filter(|&i| i != self.info.ifindex)?;
+        let ifindex = found.flatten().filter(|&i| i != self.info.ifindex)?;
         Some(Pktinfo {
-            ifindex: index,
+            ifindex,
             ..self.info
         })
     }
 }
 
-impl Intercepted {
-    /// The table, or the refusal of a process whose config is broken.
-    fn loaded(&self) -> Result<&Loaded, Stop> {
-        match &self.state.rules {
-            Rules::Table(loaded) => Ok(loaded),
-            Rules::Broken(error) => {
-                log::notice(
-                    Notice::Setup,
-                    format_args!("{error}; network calls are blocked"),
-                );
-                Err(Stop::Refuse(libc::EPERM))
-            }
-        }
-    }
-
-    /// Decides an outgoing call to `destination` and prepares the socket.
-    fn outbound(&self, destination: SocketAddr, way: Way) -> Result<Go<'_>, Stop> {
-        let loaded = self.loaded()?;
-        let protocol = self.socket.protocol;
-        let decision = loaded.table.decide(destination, protocol);
-        if log::enabled() {
-            tracing::debug!(
-                "{} fd {} to {destination} ({}){}: {} by {}",
-                match way {
-                    Way::Socket => "connect",
-                    Way::Datagram => "sendto",
-                },
-                self.fd,
-                match protocol {
-                    Protocol::Tcp => "tcp",
-                    Protocol::Udp => "udp",
-                },
-                match decision.rewrite {
-                    Some(origin) => format!(", rewritten to {} by {origin}", decision.destination),
-                    None => String::new(),
-                },
-                VerdictText(decision.verdict),
-                decision.origin,
+/// The table, or the refusal of a process whose config is broken.
+fn loaded(state: &State) -> Result<&Loaded, Stop> {
+    match &state.rules {
+        Rules::Table(loaded) => Ok(loaded),
+        Rules::Broken(error) => {
+            log::notice(
+                Notice::Setup,
+                format_args!("{error}; network calls are blocked"),
             );
-        }
-        let target = match decision.rewrite {
-            None => None,
-            Some(origin) => Some(
-                Raw::new(decision.destination, self.socket.family).ok_or_else(|| {
-                    log::notice(
-                        Notice::Family,
-                        format_args!(
-                            "cannot send to {} (from {origin}) on an IPv4 socket; blocked",
-                            decision.destination
-                        ),
-                    );
-                    Stop::Refuse(libc::EAFNOSUPPORT)
-                })?,
-            ),
-        };
-        let binding = match decision.verdict {
-            Verdict::Block => {
-                log::notice(
-                    Notice::Blocked,
-                    format_args!(
-                        "{} to {} blocked by {}",
-                        match protocol {
-                            Protocol::Tcp => "connection",
-                            Protocol::Udp => "traffic",
-                        },
-                        decision.destination,
-                        decision.origin
-                    ),
-                );
-                return Err(Stop::Refuse(libc::EPERM));
-            }
-            Verdict::Direct => {
-                if way == Way::Socket && self.socket.device_set {
-                    apply::clear_device(self.fd).map_err(|e| {
-                        log::notice(
-                            Notice::Unbind,
-                            format_args!(
-                                "cannot unbind a socket from its interface ({}) for {} by {}; blocked",
-                                log::strerror(e),
-                                decision.destination,
-                                decision.origin
-                            ),
-                        );
-                        Stop::Refuse(e)
-                    })?;
-                }
-                return match target {
-                    None => Err(Bypass::Direct.into()),
-                    Some(_) => Ok(Go {
-                        target,
-                        pktinfo: None,
-                    }),
-                };
-            }
-            Verdict::Bind(binding) => binding,
-        };
-        let bound = match way {
-            Way::Socket => apply::connected(
-                self.fd,
-                self.socket.family,
-                binding,
-                decision.destination.ip(),
-            )
-            .map(|()| None),
-            Way::Datagram => datagram(loaded, binding, decision.destination.ip()).map(Some),
-        };
-        let pktinfo = match bound {
-            Ok(pktinfo) => pktinfo,
-            Err(failure) => {
-                self.failed(loaded, failure, &decision.origin.to_string(), way)?;
-                None
-            }
-        };
-        Ok(Go { target, pktinfo })
-    }
-
-    /// Reports a binding that could not be made, and refuses the call
-    /// unless the profile says `on_failure = "allow"`.
-    fn failed(
-        &self,
-        loaded: &Loaded,
-        failure: Failure,
-        origin: &str,
-        way: Way,
-    ) -> Result<(), Stop> {
-        let allow = loaded.table.on_failure() == OnFailure::Allow;
-        let outcome = match (allow, way) {
-            (true, _) => "continuing unbound (on_failure = \"allow\")",
-            (false, Way::Socket) => "connection blocked",
-            (false, Way::Datagram) => "datagram blocked",
-        };
-        let (kind, what) = match failure {
-            Failure::Interface(name, e) => (
-                Notice::Interface,
-                format!(
-                    "cannot bind socket to interface \"{name}\" ({})",
-                    log::strerror(e)
-                ),
-            ),
-            Failure::Source(ip, e) => (
-                Notice::Source,
-                format!(
-                    "cannot bind socket to source address {ip} ({})",
-                    log::strerror(e)
-                ),
-            ),
-            Failure::Family(ip) => (
-                Notice::Family,
-                format!(
-                    "no interface and no {} source to bind a socket to {ip}",
-                    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
-                ),
-            ),
-        };
-        log::notice(kind, format_args!("{what} for {origin}; {outcome}"));
-        if allow {
-            Ok(())
-        } else {
-            Err(Stop::Refuse(failure.errno()))
+            Err(Stop::Refuse(libc::EPERM))
         }
     }
 }
 
+/// Decides an outgoing call on `fd` to `destination`, prepares the socket
+/// and fills in `go` (an out-parameter: it is large, and this is the hot
+/// path).
+fn outbound(
+    state: &State,
+    fd: c_int,
+    socket: Inet,
+    destination: SocketAddr,
+    way: Way,
+    go: &mut Go,
+) -> Result<(), Stop> {
+    let loaded = loaded(state)?;
+    let decision = loaded.table.decide(destination, socket.protocol());
+    if log::enabled() {
+        log_decision(fd, socket, destination, way, &decision);
+    }
+    if let Some(origin) = decision.rewrite {
+        go.target = Some(
+            Raw::new(decision.destination, socket.family()).ok_or_else(|| {
+                log::notice(
+                    Notice::Family,
+                    format_args!(
+                        "cannot send to {} (from {origin}) on an IPv4 socket; blocked",
+                        decision.destination
+                    ),
+                );
+                Stop::Refuse(libc::EAFNOSUPPORT)
+            })?,
+        );
+    }
+    let binding = match decision.verdict {
+        Verdict::Bind(binding) => binding,
+        Verdict::Direct => {
+            if way == Way::Socket && socket.device_set() {
+                unbind(fd, &decision)?;
+            }
+            return match go.target {
+                None => Err(Bypass::Direct.into()),
+                Some(_) => Ok(()),
+            };
+        }
+        Verdict::Block => {
+            log::notice(
+                Notice::Blocked,
+                format_args!(
+                    "{} to {} blocked by {}",
+                    match socket.protocol() {
+                        Protocol::Tcp => "connection",
+                        Protocol::Udp => "traffic",
+                    },
+                    decision.destination,
+                    decision.origin
+                ),
+            );
+            return Err(Stop::Refuse(libc::EPERM));
+        }
+    };
+    let destination = decision.destination.ip();
+    let bound = match way {
+        Way::Socket => apply::connected(fd, socket.family(), binding, destination),
+        Way::Datagram => datagram(loaded, binding, destination).map(|d| go.pktinfo = Some(d)),
+    };
+    if let Err(failure) = bound {
+        failed(loaded, failure, decision.origin, way)?;
+    }
+    Ok(())
+}
+
+/// Undoes the shim's own SO_BINDTODEVICE for a destination the profile
+/// leaves alone (a UDP socket connected again elsewhere).
+#[cold]
+fn unbind(fd: c_int, decision: &bindto_core::Decision<'_>) -> Result<(), Stop> {
+    apply::clear_device(fd).map_err(|e| {
+        log::notice(
+            Notice::Unbind,
+            format_args!(
+                "cannot unbind a socket from its interface ({}) for {} by {}; blocked",
+                log::strerror(e),
+                decision.destination,
+                decision.origin
+            ),
+        );
+        Stop::Refuse(e)
+    })
+}
+
+#[cold]
+fn log_decision(
+    fd: c_int,
+    socket: Inet,
+    destination: SocketAddr,
+    way: Way,
+    decision: &bindto_core::Decision<'_>,
+) {
+    tracing::debug!(
+        "{} fd {fd} to {destination} ({}){}: {} by {}",
+        match way {
+            Way::Socket => "connect",
+            Way::Datagram => "sendto",
+        },
+        match socket.protocol() {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        },
+        match decision.rewrite {
+            Some(origin) => format!(", rewritten to {} by {origin}", decision.destination),
+            None => String::new(),
+        },
+        VerdictText(decision.verdict),
+        decision.origin,
+    );
+}
+
+/// Reports a binding that could not be made, and refuses the call unless
+/// the profile says `on_failure = "allow"`.
+#[cold]
+fn failed(
+    loaded: &Loaded,
+    failure: Failure,
+    origin: &bindto_core::Origin,
+    way: Way,
+) -> Result<(), Stop> {
+    let allow = loaded.table.on_failure() == OnFailure::Allow;
+    let outcome = match (allow, way) {
+        (true, _) => "continuing unbound (on_failure = \"allow\")",
+        (false, Way::Socket) => "connection blocked",
+        (false, Way::Datagram) => "datagram blocked",
+    };
+    let (kind, what) = match failure {
+        Failure::Interface(name, e) => (
+            Notice::Interface,
+            format!(
+                "cannot bind socket to interface \"{name}\" ({})",
+                log::strerror(e)
+            ),
+        ),
+        Failure::Source(ip, e) => (
+            Notice::Source,
+            format!(
+                "cannot bind socket to source address {ip} ({})",
+                log::strerror(e)
+            ),
+        ),
+        Failure::Family(ip) => (
+            Notice::Family,
+            format!(
+                "no interface and no {} source to bind a socket to {ip}",
+                if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+            ),
+        ),
+    };
+    log::notice(kind, format_args!("{what} for {origin}; {outcome}"));
+    if allow {
+        Ok(())
+    } else {
+        Err(Stop::Refuse(failure.errno()))
+    }
+}
+
 /// The pktinfo that sends a datagram to `destination` as `binding` says.
-fn datagram<'s>(
-    loaded: &'s Loaded,
-    binding: &'s Binding,
-    destination: IpAddr,
-) -> Result<Datagram<'s>, Failure> {
+fn datagram(loaded: &Loaded, binding: &Binding, destination: IpAddr) -> Result<Datagram, Failure> {
     let source = binding.source.for_family_of(destination);
     let (ifindex, interface) = match binding.interface {
         None if source.is_none() => return Err(Failure::Family(destination)),
         None => (0, None),
-        Some(name) => (
-            loaded
-                .ifindex(binding, &name)
-                .ok_or(Failure::Interface(name, libc::ENODEV))?,
-            Some((loaded, binding, name)),
-        ),
+        Some(name) => {
+            let index = loaded.index_of(binding);
+            let ifindex = loaded
+                .ifindex(index, &name)
+                .ok_or(Failure::Interface(name, libc::ENODEV))?;
+            (ifindex, Some((index, name)))
+        }
     };
     Ok(Datagram {
         info: Pktinfo {
@@ -366,39 +348,30 @@ impl std::fmt::Display for VerdictText<'_> {
     }
 }
 
-/// Runs the decision for an outgoing call and hands its outcome to
-/// `go`, or fails or bypasses as decided; errno is the caller's for the
-/// real call. The guard is released before `go` runs.
+/// Decides an outgoing call about `addr` on `fd`, cheapest checks first,
+/// and hands the outcome to `go`, or fails or bypasses as decided. errno
+/// is the caller's for the real call. The guard is released before `go`
+/// runs, so that a signal handler connecting during the real call is
+/// still decided.
 ///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
-unsafe fn outgoing<R: boundary::Failed>(
+#[inline(always)]
+unsafe fn outgoing<R: Failed>(
     fd: c_int,
     addr: *const sockaddr,
     len: socklen_t,
     way: impl FnOnce(Inet) -> Result<Way, Bypass>,
-    go: impl FnOnce(Go<'_>) -> R,
+    go: impl FnOnce(&Go) -> R,
     bypass: impl FnOnce() -> R,
 ) -> R {
     let saved = errno::get();
+    let mut plan = Go::default();
     // SAFETY: as the caller promises.
-    let decided = unsafe { intercept(fd, addr, len) }.and_then(|(guard, call, destination)| {
-        let way = way(call.socket)?;
-        Ok((guard, call, destination, way))
-    });
-    let (guard, call, destination, way) = match decided {
-        Ok(decided) => decided,
-        Err(_) => {
+    match unsafe { decide_outgoing(fd, addr, len, way, &mut plan) } {
+        Ok(()) => {
             errno::set(saved);
-            return bypass();
-        }
-    };
-    let outcome = call.outbound(destination, way);
-    drop(guard);
-    match outcome {
-        Ok(plan) => {
-            errno::set(saved);
-            go(plan)
+            go(&plan)
         }
         Err(Stop::Bypass(_)) => {
             errno::set(saved);
@@ -411,8 +384,29 @@ unsafe fn outgoing<R: boundary::Failed>(
     }
 }
 
-/// The destination of a send, or the caller's.
-fn target_or(go: &Go<'_>, addr: *const sockaddr, len: socklen_t) -> (*const sockaddr, socklen_t) {
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+unsafe fn decide_outgoing(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    way: impl FnOnce(Inet) -> Result<Way, Bypass>,
+    go: &mut Go,
+) -> Result<(), Stop> {
+    if state::passing_through() {
+        return Err(Bypass::NoProfile.into());
+    }
+    // SAFETY: as the caller promises.
+    let destination = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
+    let _guard = Guard::enter().ok_or(Bypass::Reentrant)?;
+    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
+    let way = way(socket)?;
+    state::with(|state| outbound(state, fd, socket, destination, way, go))
+        .unwrap_or(Err(Bypass::NoProfile.into()))
+}
+
+/// The destination of a call, or the caller's.
+fn target_or(go: &Go, addr: *const sockaddr, len: socklen_t) -> (*const sockaddr, socklen_t) {
     go.target
         .as_ref()
         .map_or((addr, len), |t| (t.as_ptr(), t.len()))
@@ -421,7 +415,7 @@ fn target_or(go: &Go<'_>, addr: *const sockaddr, len: socklen_t) -> (*const sock
 /// How a send with a destination is decided: TCP only when it connects
 /// (`MSG_FASTOPEN`), UDP per datagram.
 fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
-    match socket.protocol {
+    match socket.protocol() {
         Protocol::Tcp if flags & libc::MSG_FASTOPEN != 0 => Ok(Way::Socket),
         Protocol::Tcp => Err(Bypass::NoDestination),
         Protocol::Udp => Ok(Way::Datagram),
@@ -434,12 +428,7 @@ fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
 ///
 /// # Safety
 /// `msg` is a valid message for sendmsg.
-unsafe fn send_with_pktinfo(
-    fd: c_int,
-    msg: &msghdr,
-    flags: c_int,
-    pktinfo: &Datagram<'_>,
-) -> ssize_t {
+unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Datagram) -> ssize_t {
     // SAFETY: the caller's message describes `msg_controllen` readable
     // bytes at `msg_control` when that is not null.
     let control = unsafe { control_bytes(msg) };
@@ -562,7 +551,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
                 len,
                 |_| Ok(Way::Socket),
                 |go| {
-                    let (addr, len) = target_or(&go, addr, len);
+                    let (addr, len) = target_or(go, addr, len);
                     real::connect(fd, addr, len)
                 },
                 || real::connect(fd, addr, len),
@@ -596,7 +585,7 @@ pub unsafe extern "C" fn sendto(
                 len,
                 |socket| send_way(socket, flags),
                 |go| {
-                    let (addr, len) = target_or(&go, addr, len);
+                    let (addr, len) = target_or(go, addr, len);
                     let Some(pktinfo) = &go.pktinfo else {
                         return real::sendto(fd, buf, n, flags, addr, len);
                     };
@@ -644,7 +633,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
                 |socket| send_way(socket, flags),
                 |go| {
                     let mut local = caller;
-                    let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
+                    let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
                     local.msg_name = addr.cast_mut().cast();
                     local.msg_namelen = len;
                     match &go.pktinfo {
@@ -660,9 +649,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
 
 /// `sendmmsg()`: each datagram with a destination leaves as the profile
 /// says for it. Sent in runs of up to [`RUN`] messages; a refused message
-/// ends the call there, and, as the kernel does for an error after the
-/// first message, the call returns the number sent before it (or fails
-/// with its errno if it is the first).
+/// ends the call there and, as the kernel does for an error after the first
+/// message, the call returns the number sent before it (or fails with its
+/// errno if it is the first). A datagram whose interface was recreated
+/// fails once with ENODEV; the next call uses the new one.
 ///
 /// # Safety
 /// As libc's `sendmmsg`.
@@ -683,6 +673,65 @@ const RUN: usize = 8;
 /// The kernel's limit on messages per `sendmmsg` (UIO_MAXIOV).
 const MAX_MESSAGES: usize = 1024;
 
+/// One run of `sendmmsg` messages, copied so that names and control data
+/// can be replaced without writing to the caller's.
+struct Run {
+    msgs: [mmsghdr; RUN],
+    targets: [Option<Raw>; RUN],
+    controls: [Option<ControlBuf>; RUN],
+    /// Messages ready to send.
+    ready: usize,
+    /// The errno of the message that stopped the run, if one did.
+    refused: Option<c_int>,
+}
+
+impl Run {
+    /// Copies and decides `msgs` (at most RUN).
+    fn prepare(state: &State, fd: c_int, socket: Inet, msgs: &[mmsghdr]) -> Run {
+        let mut run = Run {
+            msgs: [msgs[0]; RUN],
+            targets: [None; RUN],
+            controls: Default::default(),
+            ready: 0,
+            refused: None,
+        };
+        for (i, msg) in msgs.iter().enumerate() {
+            run.msgs[i] = *msg;
+            let hdr = &mut run.msgs[i].msg_hdr;
+            // SAFETY: each message's name is valid as libc requires.
+            if let Some(destination) = unsafe { read_addr(hdr.msg_name.cast(), hdr.msg_namelen) } {
+                let mut go = Go::default();
+                match outbound(state, fd, socket, destination, Way::Datagram, &mut go) {
+                    Ok(()) => {}
+                    Err(Stop::Bypass(_)) => go = Go::default(),
+                    Err(Stop::Refuse(e)) => {
+                        run.refused = Some(e);
+                        break;
+                    }
+                }
+                if let Some(target) = go.target {
+                    let target = run.targets[i].insert(target);
+                    hdr.msg_name = target.as_ptr().cast_mut().cast();
+                    hdr.msg_namelen = target.len();
+                }
+                if let Some(pktinfo) = go.pktinfo {
+                    // SAFETY: the caller's control data is valid.
+                    let control = unsafe { control_bytes(hdr) };
+                    let buf = run.controls[i].insert(ControlBuf::for_control(control));
+                    let Some(len) = pktinfo.info.append(control, buf.bytes()) else {
+                        run.refused = Some(libc::EPERM);
+                        break;
+                    };
+                    hdr.msg_control = buf.bytes().as_mut_ptr().cast();
+                    hdr.msg_controllen = len as size_t;
+                }
+            }
+            run.ready += 1;
+        }
+        run
+    }
+}
+
 /// # Safety
 /// As libc's `sendmmsg`.
 unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
@@ -701,82 +750,40 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
     if msgs.iter().all(|m| m.msg_hdr.msg_name.is_null()) {
         return pass();
     }
-    let Some(guard) = Guard::enter() else {
-        return pass();
-    };
-    let Some(socket) = fds::inet(fd).filter(|s| s.protocol == Protocol::Udp) else {
-        return pass();
-    };
-    let Some(state) = state::current() else {
-        return pass();
-    };
-    let call = Intercepted { fd, socket, state };
-    drop(guard);
-
     let mut sent = 0;
     while sent < count {
-        let run = &mut msgs[sent..count.min(sent + RUN)];
-        let mut local: [mmsghdr; RUN] = [run[0]; RUN];
-        let mut targets: [Option<Raw>; RUN] = [None; RUN];
-        let mut controls: [Option<ControlBuf>; RUN] = Default::default();
-        let mut refused = None;
-        let mut ready = 0;
-        let guard = Guard::enter();
-        for (i, msg) in run.iter().enumerate() {
-            local[i] = *msg;
-            let hdr = &mut local[i].msg_hdr;
-            // SAFETY: each message's name is valid as libc requires.
-            let Some(destination) = (unsafe { read_addr(hdr.msg_name.cast(), hdr.msg_namelen) })
-            else {
-                ready += 1;
-                continue;
+        let chunk = &mut msgs[sent..count.min(sent + RUN)];
+        let run = {
+            let Some(_guard) = Guard::enter() else {
+                return pass();
             };
-            match call.outbound(destination, Way::Datagram) {
-                Ok(go) => {
-                    if let Some(target) = go.target {
-                        let target = targets[i].insert(target);
-                        hdr.msg_name = target.as_ptr().cast_mut().cast();
-                        hdr.msg_namelen = target.len();
-                    }
-                    if let Some(pktinfo) = go.pktinfo {
-                        // SAFETY: the caller's control data is valid.
-                        let control = unsafe { control_bytes(hdr) };
-                        let buf = controls[i].insert(ControlBuf::for_control(control));
-                        let Some(len) = pktinfo.info.append(control, buf.bytes()) else {
-                            refused = Some(libc::EPERM);
-                            break;
-                        };
-                        hdr.msg_control = buf.bytes().as_mut_ptr().cast();
-                        hdr.msg_controllen = len as size_t;
-                    }
-                }
-                Err(Stop::Bypass(_)) => {}
-                Err(Stop::Refuse(e)) => {
-                    refused = Some(e);
-                    break;
-                }
-            }
-            ready += 1;
-        }
-        drop(guard);
-        if ready > 0 {
+            let Some(socket) = fds::inet(fd).filter(|s| s.protocol() == Protocol::Udp) else {
+                return pass();
+            };
+            let Some(run) = state::with(|state| Run::prepare(state, fd, socket, chunk)) else {
+                return pass();
+            };
+            run
+        };
+        let mut run = run;
+        if run.ready > 0 {
             errno::set(saved);
-            // SAFETY: `local` holds `ready` valid messages whose names and
-            // control data live in `targets`, `controls` or the caller's
-            // buffers until the call returns.
-            let rc = unsafe { real::sendmmsg(fd, local.as_mut_ptr(), ready as c_uint, flags) };
+            // SAFETY: `run.msgs` holds `ready` valid messages whose names
+            // and control data live in `run` or the caller's buffers.
+            let rc =
+                unsafe { real::sendmmsg(fd, run.msgs.as_mut_ptr(), run.ready as c_uint, flags) };
             let Ok(done) = usize::try_from(rc) else {
                 return if sent == 0 { rc } else { sent as c_int };
             };
-            for (msg, local) in run.iter_mut().zip(&local[..done]) {
+            for (msg, local) in chunk.iter_mut().zip(&run.msgs[..done]) {
                 msg.msg_len = local.msg_len;
             }
             sent += done;
-            if done < ready {
+            if done < run.ready {
                 return sent as c_int;
             }
         }
-        if let Some(e) = refused {
+        if let Some(e) = run.refused {
             if sent == 0 {
                 errno::set(e);
                 return -1;
@@ -797,7 +804,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
     boundary::call(|| {
         let saved = errno::get();
         // SAFETY: the caller's address, valid as libc requires.
-        match unsafe { listen_address(fd, addr, len) } {
+        match unsafe { decide_bind(fd, addr, len) } {
             Ok(raw) => {
                 errno::set(saved);
                 // SAFETY: a valid address of `raw.len()` bytes.
@@ -816,19 +823,33 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
     })
 }
 
-/// The address a wildcard bind gets instead.
-///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
-unsafe fn listen_address(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<Raw, Stop> {
+unsafe fn decide_bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<Raw, Stop> {
+    if state::passing_through() {
+        return Err(Bypass::NoProfile.into());
+    }
     // SAFETY: as the caller promises.
-    let (_guard, call, requested) = unsafe { intercept(fd, addr, len) }?;
-    let loaded = call.loaded()?;
+    let requested = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
+    let _guard = Guard::enter().ok_or(Bypass::Reentrant)?;
+    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
+    state::with(|state| listen_address(state, fd, socket, requested))
+        .unwrap_or(Err(Bypass::NoProfile.into()))
+}
+
+/// The address a wildcard bind gets instead.
+fn listen_address(
+    state: &State,
+    fd: c_int,
+    socket: Inet,
+    requested: SocketAddr,
+) -> Result<Raw, Stop> {
+    let loaded = loaded(state)?;
     let listen = loaded.table.listen();
     if !is_wildcard(&requested) || listen.is_empty() {
         return Err(Bypass::ExplicitBind.into());
     }
-    let family = call.socket.family;
+    let family = socket.family();
     let want_v4 = match requested {
         SocketAddr::V4(_) => true,
         SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),

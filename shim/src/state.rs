@@ -9,6 +9,7 @@
 //! any moment leaves the child with a usable snapshot or none (it then
 //! builds its own).
 
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwapOption, Cache};
 use bindto_core::{Binding, Env, IfName, Setup, Table, layers};
 
 use crate::log::{self, Notice};
@@ -68,34 +69,34 @@ impl Loaded {
         Loaded { table, ifindex }
     }
 
-    fn slot(&self, binding: &Binding) -> Option<&AtomicU32> {
-        // `binding` comes from this table's `bindings()`: its index is its
-        // offset in that slice.
+    /// The index of `binding`, which comes from this table's
+    /// `bindings()`: its offset in that slice.
+    pub(crate) fn index_of(&self, binding: &Binding) -> usize {
         let base = self.table.bindings().as_ptr() as usize;
-        let offset = (binding as *const Binding as usize).wrapping_sub(base);
-        self.ifindex.get(offset / size_of::<Binding>())
+        (binding as *const Binding as usize).wrapping_sub(base) / size_of::<Binding>()
     }
 
-    /// The index of `name`, the interface of `binding`: cached for the
-    /// life of the table, or resolved now. `None` if there is no such
+    /// The index of the interface of binding `index`: cached for the life
+    /// of the table, or looked up now. `None` if there is no such
     /// interface.
-    pub(crate) fn ifindex(&self, binding: &Binding, name: &IfName) -> Option<u32> {
-        let cached = self.slot(binding).map_or(0, |s| s.load(Ordering::Relaxed));
-        if cached != 0 {
-            return Some(cached);
+    pub(crate) fn ifindex(&self, index: usize, name: &IfName) -> Option<u32> {
+        match self.ifindex.get(index).map(|s| s.load(Ordering::Relaxed)) {
+            Some(cached) if cached != 0 => Some(cached),
+            _ => self.refresh(index, name),
         }
-        self.resolve(binding, name)
     }
 
-    /// Looks `name` up again (the interface may have been recreated with a
-    /// new index) and caches the answer.
-    pub(crate) fn resolve(&self, binding: &Binding, name: &IfName) -> Option<u32> {
+    /// Looks `name` up again (the interface may have been recreated under
+    /// a new index) and caches the answer if binding `index` of this table
+    /// still names it (the table may have been reloaded meanwhile).
+    pub(crate) fn refresh(&self, index: usize, name: &IfName) -> Option<u32> {
         // SAFETY: the name is NUL-terminated.
-        let index = unsafe { libc::if_nametoindex(name.as_bytes_with_nul().as_ptr().cast()) };
-        if let Some(slot) = self.slot(binding) {
-            slot.store(index, Ordering::Relaxed);
+        let found = unsafe { libc::if_nametoindex(name.as_bytes_with_nul().as_ptr().cast()) };
+        let ours = self.table.bindings().get(index).and_then(|b| b.interface) == Some(*name);
+        if let (true, Some(slot)) = (ours, self.ifindex.get(index)) {
+            slot.store(found, Ordering::Relaxed);
         }
-        (index != 0).then_some(index)
+        (found != 0).then_some(found)
     }
 }
 
@@ -119,43 +120,39 @@ fn stamp(path: &PathBuf) -> Option<Stamp> {
     })
 }
 
-/// The current snapshot, or `None` when the process has nothing to do
-/// (no profile, no older tools' variables). The first call initialises;
-/// later calls check the config files at most once a second.
+thread_local! {
+    // Each thread's view of STATE: checking that it is current is one
+    // relaxed load, where a fresh `ArcSwap::load` would register a debt.
+    static CACHE: RefCell<Cache<&'static ArcSwapOption<State>, Option<Arc<State>>>> =
+        RefCell::new(Cache::new(&STATE));
+}
+
+/// Runs `f` with the rules in force, or returns `None` when the process has
+/// nothing to do (no profile, no older tools' variables). The first call
+/// initialises; later calls check the config files at most once a second.
 ///
 /// Call with the re-entrancy guard held: initialising and reloading read
-/// files and may log.
-pub(crate) fn current() -> Option<Snapshot> {
+/// files and may log. `f` must not call back into the shim's state.
+pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
     match MODE.load(Ordering::Relaxed) {
-        PASS_THROUGH => None,
-        ACTIVE => {
-            let snapshot = Snapshot::new(STATE.load())?;
-            if !snapshot.watched.is_empty() && reload_due() {
-                reload(&snapshot);
-                return Snapshot::new(STATE.load());
-            }
-            Some(snapshot)
+        PASS_THROUGH => return None,
+        ACTIVE => {}
+        _ => init()?,
+    }
+    let mut f = Some(f);
+    let cached = CACHE.try_with(|cache| {
+        let mut cache = cache.try_borrow_mut().ok()?;
+        let mut state = cache.load().as_deref()?;
+        if !state.watched.is_empty() && reload_due() {
+            reload(state);
+            state = cache.load().as_deref()?;
         }
-        _ => init(),
-    }
-}
-
-/// A loaded [`State`], held without touching its reference count.
-#[derive(Debug)]
-pub(crate) struct Snapshot(arc_swap::Guard<Option<Arc<State>>>);
-
-impl Snapshot {
-    fn new(guard: arc_swap::Guard<Option<Arc<State>>>) -> Option<Snapshot> {
-        guard.is_some().then_some(Snapshot(guard))
-    }
-}
-
-impl std::ops::Deref for Snapshot {
-    type Target = State;
-
-    fn deref(&self) -> &State {
-        // `new` checked that there is a state.
-        self.0.as_deref().unwrap_or_else(|| unreachable!())
+        f.take().map(|f| f(state))
+    });
+    match cached {
+        Ok(result) => result,
+        // The thread is exiting and its cache is gone.
+        Err(_) => STATE.load().as_deref().and_then(|s| f.take().map(|f| f(s))),
     }
 }
 
@@ -165,7 +162,8 @@ pub(crate) fn passing_through() -> bool {
     MODE.load(Ordering::Relaxed) == PASS_THROUGH
 }
 
-fn init() -> Option<Snapshot> {
+/// Builds the first state; `None` when there is nothing to do.
+fn init() -> Option<()> {
     let env = Env::capture(|name| {
         let name = std::ffi::CString::new(name).ok()?;
         getenv(&name)
@@ -184,7 +182,7 @@ fn init() -> Option<Snapshot> {
         NEXT_CHECK.store(now() + CHECK_EVERY_NS, Ordering::Relaxed);
     }
     MODE.store(ACTIVE, Ordering::Relaxed);
-    Snapshot::new(STATE.load())
+    Some(())
 }
 
 /// Reads `name` from the environment through libc: std's `env::var` takes
