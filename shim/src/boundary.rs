@@ -32,3 +32,10 @@ pub(crate) fn call<R: Failed>(body: impl FnOnce() -> R) -> R {
         R::FAILED
     })
 }
+
+/// Runs `body`; a panic returns `failed()` instead, for exports whose
+/// failure is not `-1` with errno (the resolver's EAI codes, null
+/// pointers).
+pub(crate) fn call_or<R>(failed: impl FnOnce() -> R, body: impl FnOnce() -> R) -> R {
+    panic::catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| failed())
+}

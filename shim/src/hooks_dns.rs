@@ -1,0 +1,734 @@
+//! The exported name-resolution functions: `getaddrinfo`, `freeaddrinfo`,
+//! `gethostbyname`, `gethostbyname2`, `gethostbyname_r`,
+//! `gethostbyname2_r`, `gethostbyaddr` and `getnameinfo`.
+//!
+//! Only when the process's profile names a DNS server (a port-53 entry in
+//! `[profile.X.dns]`, or `DNS_OVERRIDE_IP`) does the shim resolve by itself
+//! ([`crate::resolve`]); otherwise, and for the shim's own calls, each goes
+//! to libc untouched, with the re-entrancy guard released so that whatever
+//! libc's NSS modules connect to is decided as usual. A config that cannot
+//! be read resolves numbers and `/etc/hosts` only: libc's resolver would
+//! leak and the shim cannot know the server.
+//!
+//! A panic inside fails the call: EAI_FAIL, or NULL / ENOENT with h_errno
+//! NO_RECOVERY.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_void};
+use std::net::{IpAddr, SocketAddr};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use libc::{addrinfo, c_char, c_int, hostent, size_t, sockaddr, socklen_t};
+
+use crate::boundary;
+use crate::guard::Guard;
+use crate::log::{self, Notice};
+use crate::resolve::gai::{self, Hints};
+use crate::resolve::hostent::Host;
+use crate::resolve::{self, Failure, Resolver, Want, addrinfo as list, numeric, service};
+use crate::state::{self, Rules};
+
+/// libc's definitions, found with `dlsym(RTLD_NEXT)` on first use (the
+/// generic [`crate::real`] slots fail with -1, which these functions
+/// cannot return).
+struct Next {
+    slot: AtomicPtr<c_void>,
+    name: &'static CStr,
+}
+
+impl Next {
+    const fn new(name: &'static CStr) -> Next {
+        Next {
+            slot: AtomicPtr::new(ptr::null_mut()),
+            name,
+        }
+    }
+
+    /// The next definition, or null if there is none (a static program:
+    /// cannot happen for a preloaded library).
+    fn get(&self) -> *mut c_void {
+        let mut f = self.slot.load(Ordering::Acquire);
+        if f.is_null() {
+            // SAFETY: the name is NUL-terminated; RTLD_NEXT is valid from
+            // a shared object. Racing threads store the same pointer.
+            f = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+            self.slot.store(f, Ordering::Release);
+        }
+        f
+    }
+}
+
+static GETADDRINFO: Next = Next::new(c"getaddrinfo");
+static FREEADDRINFO: Next = Next::new(c"freeaddrinfo");
+static GETHOSTBYNAME2_R: Next = Next::new(c"gethostbyname2_r");
+static GETHOSTBYNAME: Next = Next::new(c"gethostbyname");
+static GETHOSTBYNAME2: Next = Next::new(c"gethostbyname2");
+static GETHOSTBYNAME_R: Next = Next::new(c"gethostbyname_r");
+static GETHOSTBYADDR: Next = Next::new(c"gethostbyaddr");
+static GETNAMEINFO: Next = Next::new(c"getnameinfo");
+
+/// Casts a [`Next`] to its C prototype, or returns `$missing` if libc has
+/// no such function.
+macro_rules! next {
+    ($next:expr, $prototype:ty, $missing:expr) => {{
+        let f = $next.get();
+        if f.is_null() {
+            return $missing;
+        }
+        // SAFETY: the pointer is libc's definition of the symbol named in
+        // the Next, whose C prototype is the one written at the call.
+        unsafe { std::mem::transmute::<*mut c_void, $prototype>(f) }
+    }};
+}
+
+unsafe extern "C" {
+    fn __h_errno_location() -> *mut c_int;
+}
+
+fn set_h_errno(value: c_int) {
+    // SAFETY: the calling thread's h_errno slot, valid for its lifetime.
+    unsafe { *__h_errno_location() = value };
+}
+
+/// Runs `own` with the resolver when the profile names a DNS server, else
+/// `real` with the guard released.
+fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce() -> R) -> R {
+    if state::passing_through() {
+        return real();
+    }
+    let Some(guard) = Guard::enter() else {
+        return real();
+    };
+    // The table is taken out of the state, so that nothing of the state is
+    // borrowed while the resolver waits for the network.
+    let rules = state::with(|state| match &state.rules {
+        Rules::Table(loaded) => Ok(Arc::clone(loaded)),
+        Rules::Broken(error) => Err(error.clone()),
+    });
+    let Some(rules) = rules else {
+        drop(guard);
+        return real();
+    };
+    let resolver = match &rules {
+        Ok(loaded) => match Resolver::new(loaded) {
+            Some(resolver) => resolver,
+            None => {
+                drop(guard);
+                return real();
+            }
+        },
+        Err(error) => {
+            log::notice(
+                Notice::Setup,
+                format_args!("{error}; network calls are blocked"),
+            );
+            Resolver::broken()
+        }
+    };
+    own(&resolver)
+}
+
+/// The C string at `p`, if not null.
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string that outlives `'a`.
+unsafe fn text<'a>(p: *const c_char) -> Option<&'a CStr> {
+    // SAFETY: as the caller promises.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
+}
+
+/// `getaddrinfo()`: resolved by the shim when the profile has a DNS server.
+///
+/// # Safety
+/// As libc's `getaddrinfo`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getaddrinfo(
+    node: *const c_char,
+    service: *const c_char,
+    hints: *const addrinfo,
+    res: *mut *mut addrinfo,
+) -> c_int {
+    let real = || {
+        let f = next!(
+            GETADDRINFO,
+            unsafe extern "C" fn(
+                *const c_char,
+                *const c_char,
+                *const addrinfo,
+                *mut *mut addrinfo,
+            ) -> c_int,
+            libc::EAI_SYSTEM
+        );
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(node, service, hints, res) }
+    };
+    boundary::call_or(
+        || libc::EAI_FAIL,
+        || {
+            route(
+                |resolver| {
+                    // SAFETY: the caller passes null or valid pointers.
+                    let (node, service) = unsafe { (text(node), text(service)) };
+                    let hints = if hints.is_null() {
+                        Hints::default()
+                    } else {
+                        // SAFETY: non-null hints point to an addrinfo.
+                        let h = unsafe { &*hints };
+                        Hints {
+                            flags: h.ai_flags,
+                            family: h.ai_family,
+                            socktype: h.ai_socktype,
+                            protocol: h.ai_protocol,
+                        }
+                    };
+                    let result = gai::lookup(resolver, node, service, hints);
+                    if log::enabled() {
+                        tracing::debug!("getaddrinfo {node:?} {service:?}: {result:?}");
+                    }
+                    match result {
+                        Ok((entries, canonical)) => {
+                            match list::build(&entries, canonical.as_deref()) {
+                                Some(head) => {
+                                    // SAFETY: `res` is the caller's out pointer.
+                                    unsafe { *res = head };
+                                    0
+                                }
+                                None => libc::EAI_MEMORY,
+                            }
+                        }
+                        Err(code) => code,
+                    }
+                },
+                real,
+            )
+        },
+    )
+}
+
+/// `freeaddrinfo()`: frees the shim's lists itself, libc's through libc.
+///
+/// # Safety
+/// As libc's `freeaddrinfo`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn freeaddrinfo(res: *mut addrinfo) {
+    boundary::call_or(
+        || (),
+        || {
+            if list::release(res) {
+                return;
+            }
+            let f = FREEADDRINFO.get();
+            if !f.is_null() {
+                // SAFETY: libc's freeaddrinfo, with its C prototype.
+                let f = unsafe {
+                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut addrinfo)>(f)
+                };
+                // SAFETY: a list libc made, handed back to libc.
+                unsafe { f(res) }
+            }
+        },
+    )
+}
+
+/// The families gethostbyname2 takes.
+fn want_of(family: c_int) -> Option<Want> {
+    match family {
+        libc::AF_INET => Some(Want::V4),
+        libc::AF_INET6 => Some(Want::V6),
+        _ => None,
+    }
+}
+
+/// Looks `name` up for a hostent of `family`: a number as itself, else
+/// hosts and DNS.
+fn host_lookup(
+    resolver: &Resolver<'_>,
+    name: &CStr,
+    family: c_int,
+) -> Result<resolve::Found, Failure> {
+    let want = want_of(family).ok_or(Failure::NoName)?;
+    let text = name.to_str().map_err(|_| Failure::NoName)?;
+    if let Some(number) = numeric::parse(text) {
+        return if want.accepts(number.ip) {
+            Ok(resolve::Found {
+                canonical: text.to_owned(),
+                aliases: Vec::new(),
+                addrs: vec![number.ip],
+            })
+        } else {
+            Err(Failure::NoName)
+        };
+    }
+    resolver.lookup(text, want)
+}
+
+/// The out arguments of the `_r` functions.
+struct Out {
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+}
+
+/// gethostbyname2_r's work, for the shim: 0 with `*result` set, 0 with a
+/// null `*result` and `*h_errnop` set when nothing is found, ERANGE when
+/// `buf` is too small, EAGAIN on a timeout, as glibc.
+///
+/// # Safety
+/// As libc's `gethostbyname2_r`.
+unsafe fn own_gethostbyname2_r(
+    resolver: &Resolver<'_>,
+    name: *const c_char,
+    family: c_int,
+    out: Out,
+) -> c_int {
+    let Out {
+        ret,
+        buf,
+        buflen,
+        result,
+        h_errnop,
+    } = out;
+    // SAFETY: the caller's out pointers are valid for writes.
+    unsafe { *result = ptr::null_mut() };
+    // SAFETY: a NUL-terminated name, as the caller promises.
+    let Some(name) = (unsafe { text(name) }) else {
+        // SAFETY: as above.
+        unsafe { *h_errnop = resolve::HOST_NOT_FOUND };
+        return 0;
+    };
+    let found = match host_lookup(resolver, name, family) {
+        Ok(found) => found,
+        Err(failure) => {
+            // SAFETY: as above.
+            unsafe { *h_errnop = failure.h_errno() };
+            return if failure == Failure::Again {
+                libc::EAGAIN
+            } else {
+                0
+            };
+        }
+    };
+    let host = Host {
+        name: &found.canonical,
+        aliases: &found.aliases,
+        addrs: &found.addrs,
+        v6: family == libc::AF_INET6,
+    };
+    // SAFETY: `ret` and `buf` as the caller promises.
+    match unsafe { host.fill(ret, buf, buflen) } {
+        Ok(()) => {
+            // SAFETY: as above.
+            unsafe { *result = ret };
+            0
+        }
+        Err(_) => {
+            // SAFETY: as above.
+            unsafe { *h_errnop = resolve::NO_RECOVERY };
+            crate::errno::set(libc::ERANGE);
+            libc::ERANGE
+        }
+    }
+}
+
+/// `gethostbyname2_r()`.
+///
+/// # Safety
+/// As libc's `gethostbyname2_r`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname2_r(
+    name: *const c_char,
+    family: c_int,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    let real = || {
+        type F = unsafe extern "C" fn(
+            *const c_char,
+            c_int,
+            *mut hostent,
+            *mut c_char,
+            size_t,
+            *mut *mut hostent,
+            *mut c_int,
+        ) -> c_int;
+        let f = next!(GETHOSTBYNAME2_R, F, libc::ENOSYS);
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(name, family, ret, buf, buflen, result, h_errnop) }
+    };
+    boundary::call_or(
+        || failed_r(result, h_errnop),
+        || {
+            route(
+                // SAFETY: the caller's arguments, as libc requires them.
+                |resolver| unsafe {
+                    let out = Out {
+                        ret,
+                        buf,
+                        buflen,
+                        result,
+                        h_errnop,
+                    };
+                    own_gethostbyname2_r(resolver, name, family, out)
+                },
+                real,
+            )
+        },
+    )
+}
+
+/// `gethostbyname_r()`: gethostbyname2_r for IPv4.
+///
+/// # Safety
+/// As libc's `gethostbyname_r`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname_r(
+    name: *const c_char,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    let real = || {
+        type F = unsafe extern "C" fn(
+            *const c_char,
+            *mut hostent,
+            *mut c_char,
+            size_t,
+            *mut *mut hostent,
+            *mut c_int,
+        ) -> c_int;
+        let f = next!(GETHOSTBYNAME_R, F, libc::ENOSYS);
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(name, ret, buf, buflen, result, h_errnop) }
+    };
+    boundary::call_or(
+        || failed_r(result, h_errnop),
+        || {
+            route(
+                // SAFETY: the caller's arguments, as libc requires them.
+                |resolver| unsafe {
+                    let out = Out {
+                        ret,
+                        buf,
+                        buflen,
+                        result,
+                        h_errnop,
+                    };
+                    own_gethostbyname2_r(resolver, name, libc::AF_INET, out)
+                },
+                real,
+            )
+        },
+    )
+}
+
+/// What a `_r` function returns after a panic.
+fn failed_r(result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int {
+    if !result.is_null() {
+        // SAFETY: the caller's out pointer.
+        unsafe { *result = ptr::null_mut() };
+    }
+    if !h_errnop.is_null() {
+        // SAFETY: the caller's out pointer.
+        unsafe { *h_errnop = resolve::NO_RECOVERY };
+    }
+    libc::ENOENT
+}
+
+/// The per-thread answer of the non-reentrant functions, valid until the
+/// thread's next call, as glibc's static buffer is until the next call.
+struct Static {
+    entry: hostent,
+    buf: Vec<c_char>,
+}
+
+thread_local! {
+    static STATIC: RefCell<Static> = const {
+        RefCell::new(Static {
+            entry: hostent {
+                h_name: ptr::null_mut(),
+                h_aliases: ptr::null_mut(),
+                h_addrtype: 0,
+                h_length: 0,
+                h_addr_list: ptr::null_mut(),
+            },
+            buf: Vec::new(),
+        })
+    };
+}
+
+/// Fills the thread's static hostent with `host`.
+fn into_static(host: &Host<'_>) -> *mut hostent {
+    STATIC
+        .try_with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let Static { entry, buf } = &mut *slot;
+            buf.clear();
+            buf.resize(host.size(), 0);
+            // SAFETY: `entry` is a hostent to write and `buf` holds
+            // `size()` bytes; both live as long as the thread.
+            match unsafe { host.fill(entry, buf.as_mut_ptr(), buf.len()) } {
+                Ok(()) => entry as *mut hostent,
+                Err(_) => ptr::null_mut(),
+            }
+        })
+        .unwrap_or(ptr::null_mut())
+}
+
+fn own_gethostbyname2(resolver: &Resolver<'_>, name: *const c_char, family: c_int) -> *mut hostent {
+    // SAFETY: a NUL-terminated name, as the caller promises.
+    let Some(name) = (unsafe { text(name) }) else {
+        set_h_errno(resolve::HOST_NOT_FOUND);
+        return ptr::null_mut();
+    };
+    match host_lookup(resolver, name, family) {
+        Ok(found) => into_static(&Host {
+            name: &found.canonical,
+            aliases: &found.aliases,
+            addrs: &found.addrs,
+            v6: family == libc::AF_INET6,
+        }),
+        Err(failure) => {
+            set_h_errno(failure.h_errno());
+            ptr::null_mut()
+        }
+    }
+}
+
+fn failed_static() -> *mut hostent {
+    set_h_errno(resolve::NO_RECOVERY);
+    ptr::null_mut()
+}
+
+/// `gethostbyname()`: IPv4 addresses, in a per-thread buffer.
+///
+/// # Safety
+/// As libc's `gethostbyname`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
+    let real = || {
+        let f = next!(
+            GETHOSTBYNAME,
+            unsafe extern "C" fn(*const c_char) -> *mut hostent,
+            ptr::null_mut()
+        );
+        // SAFETY: the caller's argument, as given.
+        unsafe { f(name) }
+    };
+    boundary::call_or(failed_static, || {
+        route(
+            |resolver| own_gethostbyname2(resolver, name, libc::AF_INET),
+            real,
+        )
+    })
+}
+
+/// `gethostbyname2()`: addresses of `family`, in a per-thread buffer.
+///
+/// # Safety
+/// As libc's `gethostbyname2`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent {
+    let real = || {
+        let f = next!(
+            GETHOSTBYNAME2,
+            unsafe extern "C" fn(*const c_char, c_int) -> *mut hostent,
+            ptr::null_mut()
+        );
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(name, family) }
+    };
+    boundary::call_or(failed_static, || {
+        route(|resolver| own_gethostbyname2(resolver, name, family), real)
+    })
+}
+
+/// The address `len` bytes at `addr` hold, for `family`.
+///
+/// # Safety
+/// `addr` is valid for reads of `len` bytes.
+unsafe fn raw_ip(addr: *const c_void, len: socklen_t, family: c_int) -> Option<IpAddr> {
+    match (family, len) {
+        (libc::AF_INET, 4) => {
+            // SAFETY: 4 readable bytes.
+            let octets = unsafe { ptr::read_unaligned(addr.cast::<[u8; 4]>()) };
+            Some(IpAddr::from(octets))
+        }
+        (libc::AF_INET6, 16) => {
+            // SAFETY: 16 readable bytes.
+            let octets = unsafe { ptr::read_unaligned(addr.cast::<[u8; 16]>()) };
+            Some(IpAddr::from(octets))
+        }
+        _ => None,
+    }
+}
+
+/// The address to look up for `ip`: an IPv4-mapped address as its IPv4
+/// self, as glibc does.
+fn unmapped(ip: IpAddr) -> IpAddr {
+    bindto_core::addr::unmap(ip)
+}
+
+/// `gethostbyaddr()`: the name of an address (hosts, then a PTR query), in
+/// a per-thread buffer.
+///
+/// # Safety
+/// As libc's `gethostbyaddr`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyaddr(
+    addr: *const c_void,
+    len: socklen_t,
+    family: c_int,
+) -> *mut hostent {
+    let real = || {
+        let f = next!(
+            GETHOSTBYADDR,
+            unsafe extern "C" fn(*const c_void, socklen_t, c_int) -> *mut hostent,
+            ptr::null_mut()
+        );
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(addr, len, family) }
+    };
+    boundary::call_or(failed_static, || {
+        route(
+            |resolver| {
+                // SAFETY: the caller's address of `len` bytes.
+                let Some(ip) = (unsafe { raw_ip(addr, len, family) }) else {
+                    set_h_errno(resolve::NO_RECOVERY);
+                    return ptr::null_mut();
+                };
+                match resolver.reverse(unmapped(ip)) {
+                    Ok(name) => into_static(&Host {
+                        name: &name,
+                        aliases: &[],
+                        addrs: &[ip],
+                        v6: ip.is_ipv6(),
+                    }),
+                    Err(failure) => {
+                        set_h_errno(failure.h_errno());
+                        ptr::null_mut()
+                    }
+                }
+            },
+            real,
+        )
+    })
+}
+
+/// Copies `text` into a caller's buffer of `len` bytes, or EAI_OVERFLOW.
+///
+/// # Safety
+/// `out` is valid for writes of `len` bytes.
+unsafe fn copy_out(text: &CStr, out: *mut c_char, len: socklen_t) -> Result<(), c_int> {
+    let bytes = text.to_bytes_with_nul();
+    if bytes.len() > len as usize {
+        return Err(libc::EAI_OVERFLOW);
+    }
+    // SAFETY: `bytes.len() <= len` writable bytes.
+    unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), out.cast::<u8>(), bytes.len()) };
+    Ok(())
+}
+
+/// The host part of getnameinfo.
+fn name_info_host(
+    resolver: &Resolver<'_>,
+    addr: SocketAddr,
+    flags: c_int,
+) -> Result<CString, c_int> {
+    let numeric = || {
+        let text = match addr {
+            SocketAddr::V6(a) if a.scope_id() != 0 => format!("{}%{}", a.ip(), a.scope_id()),
+            _ => addr.ip().to_string(),
+        };
+        CString::new(text).map_err(|_| libc::EAI_FAIL)
+    };
+    if flags & libc::NI_NUMERICHOST != 0 {
+        return numeric();
+    }
+    match resolver.reverse(unmapped(addr.ip())) {
+        Ok(name) => CString::new(name).map_err(|_| libc::EAI_FAIL),
+        Err(_) if flags & libc::NI_NAMEREQD == 0 => numeric(),
+        Err(Failure::Again) => Err(libc::EAI_AGAIN),
+        Err(_) => Err(libc::EAI_NONAME),
+    }
+}
+
+/// `getnameinfo()`: host names by hosts and PTR query, services from the
+/// services database.
+///
+/// # Safety
+/// As libc's `getnameinfo`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn getnameinfo(
+    sa: *const sockaddr,
+    salen: socklen_t,
+    host: *mut c_char,
+    hostlen: socklen_t,
+    serv: *mut c_char,
+    servlen: socklen_t,
+    flags: c_int,
+) -> c_int {
+    let real = || {
+        type F = unsafe extern "C" fn(
+            *const sockaddr,
+            socklen_t,
+            *mut c_char,
+            socklen_t,
+            *mut c_char,
+            socklen_t,
+            c_int,
+        ) -> c_int;
+        let f = next!(GETNAMEINFO, F, libc::EAI_SYSTEM);
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(sa, salen, host, hostlen, serv, servlen, flags) }
+    };
+    boundary::call_or(
+        || libc::EAI_FAIL,
+        || {
+            route(
+                |resolver| {
+                    // SAFETY: the caller's address of `salen` bytes.
+                    let Some(addr) = (unsafe { crate::sockaddr::read(sa, salen) }) else {
+                        return libc::EAI_FAMILY;
+                    };
+                    let wants_host = !host.is_null() && hostlen > 0;
+                    let wants_serv = !serv.is_null() && servlen > 0;
+                    if !wants_host && !wants_serv {
+                        return libc::EAI_NONAME;
+                    }
+                    let mut outcome = Ok(());
+                    if wants_host {
+                        // SAFETY: the caller's buffer of `hostlen` bytes.
+                        outcome = name_info_host(resolver, addr, flags)
+                            .and_then(|name| unsafe { copy_out(&name, host, hostlen) });
+                    }
+                    if wants_serv && outcome.is_ok() {
+                        let proto = if flags & libc::NI_DGRAM != 0 {
+                            c"udp"
+                        } else {
+                            c"tcp"
+                        };
+                        let name = (flags & libc::NI_NUMERICSERV == 0)
+                            .then(|| service::name_of(addr.port(), proto))
+                            .flatten()
+                            .unwrap_or_else(|| {
+                                CString::new(addr.port().to_string()).unwrap_or_default()
+                            });
+                        // SAFETY: the caller's buffer of `servlen` bytes.
+                        outcome = unsafe { copy_out(&name, serv, servlen) };
+                    }
+                    outcome.err().unwrap_or(0)
+                },
+                real,
+            )
+        },
+    )
+}

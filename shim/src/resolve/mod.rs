@@ -1,0 +1,329 @@
+//! The shim's own resolver, used instead of libc's when the profile names
+//! a DNS server (the port-53 entry of `[profile.X.dns]`).
+//!
+//! Why: glibc 2.34 and later reach the nameserver from inside libc
+//! (`__connect`, `__sendmmsg`), where no preloaded hook can see the
+//! socket, so a bound program's queries would leave by the default route.
+//! Here a name is looked up in `/etc/hosts` first ([`hosts`]), then asked
+//! of the profile's server ([`query`]) over a socket bound exactly as the
+//! profile binds a connection to that server, with the search domains and
+//! options of [`conf`]. Profiles without a DNS server never get here: their
+//! lookups go to libc untouched (see [`crate::hooks_dns`]).
+
+pub(crate) mod addrinfo;
+mod conf;
+pub(crate) mod gai;
+pub(crate) mod hostent;
+mod hosts;
+pub(crate) mod numeric;
+mod query;
+pub(crate) mod service;
+mod wire;
+
+use std::net::{IpAddr, SocketAddr};
+
+use bindto_core::{OnFailure, Protocol, Verdict};
+use libc::c_int;
+
+use self::conf::Conf;
+use self::query::{Exchange, Socket};
+use self::wire::{Kind, Query, Reply};
+use crate::apply;
+use crate::fds::Family;
+use crate::log::{self, Notice};
+use crate::state::Loaded;
+
+/// Which address families a lookup wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    V4,
+    V6,
+    Any,
+}
+
+impl Want {
+    pub(crate) fn accepts(self, ip: IpAddr) -> bool {
+        match self {
+            Want::V4 => ip.is_ipv4(),
+            Want::V6 => ip.is_ipv6(),
+            Want::Any => true,
+        }
+    }
+
+    fn kinds(self) -> &'static [Kind] {
+        match self {
+            Want::V4 => &[Kind::A],
+            Want::V6 => &[Kind::Aaaa],
+            Want::Any => &[Kind::A, Kind::Aaaa],
+        }
+    }
+}
+
+/// A name's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Found {
+    /// The canonical name: the end of the CNAME chain, or the first name
+    /// of its `/etc/hosts` line.
+    pub(crate) canonical: String,
+    /// Other names: the other names of the hosts line, or the name asked
+    /// when DNS answered for another (CNAME) name.
+    pub(crate) aliases: Vec<String>,
+    pub(crate) addrs: Vec<IpAddr>,
+}
+
+/// Why a lookup found nothing, in the terms of both APIs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// NXDOMAIN for every candidate name: EAI_NONAME / HOST_NOT_FOUND.
+    NoName,
+    /// The name exists without addresses of the wanted family:
+    /// EAI_NODATA / NO_DATA, as glibc says.
+    NoData,
+    /// No answer in time, or the server failed: EAI_AGAIN / TRY_AGAIN.
+    Again,
+    /// The query could not be sent as the profile requires (blocked,
+    /// broken config, binding refused): EAI_FAIL / NO_RECOVERY.
+    Fail,
+}
+
+/// `h_errno` values (netdb.h).
+pub(crate) const HOST_NOT_FOUND: c_int = 1;
+pub(crate) const TRY_AGAIN: c_int = 2;
+pub(crate) const NO_RECOVERY: c_int = 3;
+pub(crate) const NO_DATA: c_int = 4;
+
+impl Failure {
+    pub(crate) fn eai(self) -> c_int {
+        match self {
+            Failure::NoName => libc::EAI_NONAME,
+            Failure::NoData => libc::EAI_NODATA,
+            Failure::Again => libc::EAI_AGAIN,
+            Failure::Fail => libc::EAI_FAIL,
+        }
+    }
+
+    pub(crate) fn h_errno(self) -> c_int {
+        match self {
+            Failure::NoName => HOST_NOT_FOUND,
+            Failure::NoData => NO_DATA,
+            Failure::Again => TRY_AGAIN,
+            Failure::Fail => NO_RECOVERY,
+        }
+    }
+}
+
+/// Resolves names for a process whose profile has a DNS server.
+#[derive(Debug)]
+pub(crate) struct Resolver<'s> {
+    /// `None` when the config is broken: files only, every query fails.
+    dns: Option<Dns<'s>>,
+}
+
+#[derive(Debug)]
+struct Dns<'s> {
+    loaded: &'s Loaded,
+    server: SocketAddr,
+    conf: Conf,
+}
+
+impl<'s> Resolver<'s> {
+    /// The resolver for `loaded`, or `None` if its profile names no DNS
+    /// server: name resolution is then left to the system.
+    pub(crate) fn new(loaded: &'s Loaded) -> Option<Resolver<'s>> {
+        let server = loaded.table.dns_server()?;
+        let conf = Conf::load(loaded.table.dns_options());
+        Some(Resolver {
+            dns: Some(Dns {
+                loaded,
+                server,
+                conf,
+            }),
+        })
+    }
+
+    /// The resolver of a process whose config cannot be read: it cannot
+    /// know whether the profile has a DNS server, and libc's resolver
+    /// would leak, so only `/etc/hosts` and numeric addresses work.
+    pub(crate) fn broken() -> Resolver<'static> {
+        Resolver { dns: None }
+    }
+
+    /// `name`'s addresses: `/etc/hosts` first, then the profile's server.
+    pub(crate) fn lookup(&self, name: &str, want: Want) -> Result<Found, Failure> {
+        if name.is_empty() {
+            return Err(Failure::NoName);
+        }
+        if let Some(found) = hosts::lookup(name, want) {
+            return Ok(found);
+        }
+        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
+        let mut worst = Failure::NoName;
+        for candidate in dns.conf.candidates(name) {
+            match dns.addresses(&candidate, want) {
+                Ok(mut found) => {
+                    if found.canonical != candidate {
+                        found.aliases.push(candidate);
+                    }
+                    return Ok(found);
+                }
+                // As res_search: a name that is missing or empty under one
+                // domain may exist under the next; a server that does not
+                // answer will not answer the next one either.
+                Err(Failure::NoData) => worst = Failure::NoData,
+                Err(Failure::NoName) => {}
+                Err(failure) => return Err(failure),
+            }
+        }
+        Err(worst)
+    }
+
+    /// The name of `ip`: `/etc/hosts` first, then a PTR query.
+    pub(crate) fn reverse(&self, ip: IpAddr) -> Result<String, Failure> {
+        if let Some(name) = hosts::reverse(ip) {
+            return Ok(name);
+        }
+        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
+        let query = Query::reverse(id(), ip).ok_or(Failure::NoName)?;
+        match dns.ask(&[query])?.pop() {
+            Some(Reply::Found(records)) => records.names.into_iter().next().ok_or(Failure::NoData),
+            Some(reply) => Err(failed(&[reply])),
+            None => Err(Failure::Fail),
+        }
+    }
+}
+
+impl Dns<'_> {
+    /// Asks for `name`'s addresses (A and AAAA at once for [`Want::Any`]).
+    fn addresses(&self, name: &str, want: Want) -> Result<Found, Failure> {
+        let queries: Vec<Query> = want
+            .kinds()
+            .iter()
+            .map(|&kind| Query::new(id(), name, kind))
+            .collect::<Option<_>>()
+            .ok_or(Failure::NoName)?;
+        let replies = self.ask(&queries)?;
+        let mut found: Option<Found> = None;
+        for reply in &replies {
+            if let Reply::Found(records) = reply {
+                let found = found.get_or_insert_with(|| Found {
+                    canonical: records.canonical.clone(),
+                    aliases: Vec::new(),
+                    addrs: Vec::new(),
+                });
+                found.addrs.extend(&records.addrs);
+            }
+        }
+        found.ok_or_else(|| failed(&replies))
+    }
+
+    fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, Failure> {
+        let open = |protocol| self.open(protocol);
+        let exchange = Exchange {
+            server: self.server,
+            timeout: self.conf.timeout,
+            attempts: self.conf.attempts,
+            open: &open,
+        };
+        exchange.ask(queries).map_err(|error| {
+            tracing::debug!("DNS query to {} failed: {error:?}", self.server);
+            match error {
+                query::Error::Timeout | query::Error::Unreachable(_) => Failure::Again,
+                query::Error::Refused(_) => Failure::Fail,
+            }
+        })
+    }
+
+    /// A socket to the server, bound as the profile decides for it: the
+    /// same decision a program's own `connect` to the server would get.
+    /// A block, or a binding that cannot be made (unless `on_failure =
+    /// "allow"`), refuses with an errno and sends nothing.
+    fn open(&self, protocol: Protocol) -> Result<Socket, c_int> {
+        let family = if self.server.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        let socket = Socket::new(family, protocol)?;
+        let table = &self.loaded.table;
+        let decision = table.decide(self.server, protocol);
+        match decision.verdict {
+            Verdict::Direct => Ok(socket),
+            Verdict::Block => {
+                log::notice(
+                    Notice::Blocked,
+                    format_args!(
+                        "DNS queries to {} blocked by {}",
+                        self.server, decision.origin
+                    ),
+                );
+                Err(libc::EPERM)
+            }
+            Verdict::Bind(binding) => {
+                match apply::connected(socket.fd(), family, binding, self.server.ip()) {
+                    Ok(()) => Ok(socket),
+                    Err(failure) => {
+                        let allow = table.on_failure() == OnFailure::Allow;
+                        log::notice(
+                            Notice::Interface,
+                            format_args!(
+                                "cannot bind the DNS socket to {} as {} says ({}); {}",
+                                self.server,
+                                decision.origin,
+                                log::strerror(failure.errno()),
+                                if allow {
+                                    "querying unbound (on_failure = \"allow\")"
+                                } else {
+                                    "name resolution is blocked"
+                                }
+                            ),
+                        );
+                        if allow {
+                            Ok(socket)
+                        } else {
+                            Err(failure.errno())
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The failure that replies without records amount to.
+fn failed(replies: &[Reply]) -> Failure {
+    if replies
+        .iter()
+        .any(|r| matches!(r, Reply::ServFail | Reply::Truncated))
+    {
+        Failure::Again
+    } else if replies.iter().all(|r| *r == Reply::NxDomain) {
+        Failure::NoName
+    } else {
+        Failure::NoData
+    }
+}
+
+/// A query ID nobody off the path can guess (the socket is connected, so
+/// only the server's datagrams come back, but IDs still should not repeat).
+fn id() -> u16 {
+    let mut id = [0u8; 2];
+    // SAFETY: `id` is writable for its 2 bytes. GRND_NONBLOCK: never wait
+    // for entropy at boot; on failure the ID is 0, which only makes
+    // matching by question do the work.
+    unsafe { libc::getrandom(id.as_mut_ptr().cast(), id.len(), libc::GRND_NONBLOCK) };
+    u16::from_ne_bytes(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_combine_like_glibc() {
+        assert_eq!(failed(&[Reply::NxDomain, Reply::NxDomain]), Failure::NoName);
+        assert_eq!(failed(&[Reply::NxDomain, Reply::NoData]), Failure::NoData);
+        assert_eq!(failed(&[Reply::NoData, Reply::ServFail]), Failure::Again);
+        assert_eq!(Failure::NoName.eai(), libc::EAI_NONAME);
+        assert_eq!(Failure::Again.h_errno(), TRY_AGAIN);
+    }
+}
