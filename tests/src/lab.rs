@@ -275,6 +275,23 @@ impl Lab {
             .push((uplink, addr));
     }
 
+    /// Writes `/etc/netns/<client>/<name>`, which `ip netns exec` (and so
+    /// every client run) bind-mounts over `/etc/<name>`: e.g.
+    /// `"resolv.conf"` to name the client's nameserver, `"hosts"` for its
+    /// hosts file. Removed when the lab is dropped.
+    ///
+    /// # Panics
+    /// If the file cannot be written (e.g. `/etc` is read-only).
+    #[track_caller]
+    pub fn set_client_file(&self, name: &str, contents: &str) {
+        let dir = netns_etc(&self.client);
+        fs::create_dir_all(&dir)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+        let path = dir.join(name);
+        fs::write(&path, contents)
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+    }
+
     /// Runs `ip -n <client> ARGS...` and returns its stdout, for anything
     /// the helpers above do not cover (e.g. `["route", "show"]`).
     ///
@@ -468,7 +485,13 @@ impl Drop for Lab {
             }
         }
         let _ = fs::remove_dir_all(&self.dir);
+        let _ = fs::remove_dir_all(netns_etc(&self.client));
     }
+}
+
+/// Where `ip netns exec` finds a namespace's own `/etc` files.
+fn netns_etc(ns: &str) -> PathBuf {
+    Path::new("/etc/netns").join(ns)
 }
 
 /// The pid in a name made by a lab (`bt<pid>-...`).
@@ -502,6 +525,7 @@ fn remove_stale_labs() {
             if let Err(error) = try_run(Command::new("ip").args(["netns", "del", ns])) {
                 eprintln!("removing a stale lab: {error}");
             }
+            let _ = fs::remove_dir_all(netns_etc(ns));
         }
         let Ok(entries) = fs::read_dir(env::temp_dir()) else {
             return;

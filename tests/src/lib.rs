@@ -34,6 +34,7 @@
 //! fd00::/8.
 
 mod cmd;
+pub mod dns;
 pub mod lab;
 pub mod log;
 pub mod net;
