@@ -1,0 +1,266 @@
+//! Name resolution under a profile with a DNS server: the shim resolves by
+//! itself, through the profile's interface, and nothing reaches the
+//! nameserver of the client's resolv.conf (reachable only through wan0).
+//!
+//! Each lab runs two `lab-dns` servers (zone: `bindto_tests::dns`): one on
+//! the vpn side, the profile's server, and one on the wan side, named by
+//! the client's resolv.conf. They answer `host.bindto.test` differently
+//! (198.19.0.1 from vpn, 198.19.0.2 from wan), so an answer tells who gave
+//! it, and both count the queries they get.
+
+use std::fs;
+use std::net::IpAddr;
+use std::process::Command;
+
+use bindto_tests::dns::{self, DnsServer, Transport};
+use bindto_tests::{HTTP_PORT, Lab, RunOutput, VPN, WAN};
+
+/// Binds to vpn0 and names the vpn-side server for DNS.
+const PROFILE: &str =
+    "[profile.vpn]\ninterface = \"vpn0\"\n\n[profile.vpn.dns]\n53 = \"198.18.2.1\"\n";
+/// Binds to vpn0, with no DNS server: resolution stays libc's.
+const NO_DNS: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
+
+/// The names in the client's hosts file.
+const HOSTS: &str =
+    "127.0.0.1 localhost\n::1 localhost ip6-localhost\n198.19.0.3 files.bindto.test files\n";
+
+/// A lab with both DNS servers; dropped servers first, then the lab.
+struct Dns {
+    vpn: DnsServer,
+    wan: DnsServer,
+    lab: Lab,
+}
+
+fn lab() -> Option<Dns> {
+    // No uplink server on port 53: the DNS servers take it.
+    let lab = Lab::builder().ports([HTTP_PORT]).build()?;
+    let resolv = format!(
+        "nameserver {}\noptions timeout:1 attempts:2\n",
+        WAN.server_v4()
+    );
+    lab.set_client_file("resolv.conf", &resolv);
+    lab.set_client_file("hosts", HOSTS);
+    Some(Dns {
+        vpn: DnsServer::start(&lab, "vpn"),
+        wan: DnsServer::start(&lab, "wan"),
+        lab,
+    })
+}
+
+impl Dns {
+    fn bound(&self, args: &[&str]) -> RunOutput {
+        self.lab.run_bound(PROFILE, "vpn", args, &[])
+    }
+
+    /// Asserts that the wan-side server got nothing, and that everything
+    /// the vpn-side one got came from the client's vpn0 address.
+    #[track_caller]
+    fn assert_no_leak(&self) {
+        assert_eq!(
+            self.wan.queries(),
+            [],
+            "queries leaked to the wan nameserver"
+        );
+        for query in self.vpn.queries() {
+            assert_eq!(query.peer.ip(), IpAddr::from(VPN.client_v4()), "{query:?}");
+        }
+    }
+}
+
+/// The addresses in `getent ahosts*` output, in order, without repeats.
+fn getent_addrs(out: &str) -> Vec<String> {
+    let mut addrs: Vec<String> = Vec::new();
+    for addr in out.lines().filter_map(|l| l.split_whitespace().next()) {
+        if !addrs.iter().any(|a| a == addr) {
+            addrs.push(addr.to_owned());
+        }
+    }
+    addrs
+}
+
+#[test]
+fn without_the_shim_the_wan_nameserver_answers() {
+    let Some(dns) = lab() else { return };
+    let out = dns.lab.run_client(&["getent", "ahosts", dns::HOST], &[]);
+    assert_eq!(
+        getent_addrs(out.assert_success()),
+        ["198.19.0.2", "2001:db8:ff::2"]
+    );
+    assert!(
+        !dns.wan.queries().is_empty(),
+        "the leak this guards against"
+    );
+    assert_eq!(dns.vpn.queries(), []);
+}
+
+#[test]
+fn a_profile_without_a_dns_server_leaves_resolution_to_libc() {
+    let Some(dns) = lab() else { return };
+    let out = dns
+        .lab
+        .run_bound(NO_DNS, "vpn", &["getent", "ahosts", dns::HOST], &[]);
+    assert_eq!(
+        getent_addrs(out.assert_success()),
+        ["198.19.0.2", "2001:db8:ff::2"]
+    );
+    assert!(!dns.wan.queries().is_empty());
+    assert_eq!(dns.vpn.queries(), []);
+}
+
+#[test]
+fn getent_ahosts_resolves_through_vpn0() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["getent", "ahosts", dns::HOST]);
+    let text = out.assert_success();
+    assert_eq!(getent_addrs(text), ["198.19.0.1", "2001:db8:ff::1"]);
+    // getent asks for the canonical name; it is on the first line.
+    assert!(text.lines().next().unwrap().ends_with(dns::HOST), "{text}");
+    let types: Vec<String> = dns.vpn.queries().into_iter().map(|q| q.qtype).collect();
+    assert_eq!(types, ["A", "AAAA"]);
+    dns.assert_no_leak();
+}
+
+#[test]
+fn getent_ahostsv6_asks_for_aaaa_only() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["getent", "ahostsv6", dns::HOST]);
+    assert_eq!(getent_addrs(out.assert_success()), ["2001:db8:ff::1"]);
+    let types: Vec<String> = dns.vpn.queries().into_iter().map(|q| q.qtype).collect();
+    assert_eq!(types, ["AAAA"]);
+    dns.assert_no_leak();
+}
+
+#[test]
+fn a_cname_gives_the_canonical_name() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["getent", "ahostsv4", dns::ALIAS]);
+    let text = out.assert_success();
+    assert_eq!(getent_addrs(text), ["198.19.0.1"]);
+    assert!(text.lines().next().unwrap().ends_with(dns::HOST), "{text}");
+    dns.assert_no_leak();
+}
+
+#[test]
+fn python_getaddrinfo_resolves_through_vpn0() {
+    let Some(dns) = lab() else { return };
+    let script = "import socket\n\
+                  print(sorted({a[4][0] for a in socket.getaddrinfo('host.bindto.test', 80)}))\n\
+                  print(len(socket.getaddrinfo('host.bindto.test', 'http', socket.AF_INET)))\n\
+                  for name, family in [('nope.bindto.test', 0), ('v4only.bindto.test', socket.AF_INET6)]:\n\
+                  \x20   try:\n\
+                  \x20       socket.getaddrinfo(name, 80, family)\n\
+                  \x20   except socket.gaierror as e:\n\
+                  \x20       print(e.errno)\n";
+    let out = dns.bound(&["python3", "-c", script]);
+    // Two addresses; 'http' over IPv4: one TCP entry (no http/udp in
+    // /etc/services, no raw for a service); then EAI_NONAME, EAI_NODATA.
+    assert_eq!(
+        out.assert_success(),
+        "['198.19.0.1', '2001:db8:ff::1']\n1\n-2\n-5\n"
+    );
+    dns.assert_no_leak();
+}
+
+#[test]
+fn curl_by_name_connects_through_vpn0() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["curl", "-sS", "--max-time", "5", "http://host.bindto.test/"]);
+    assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
+    dns.assert_no_leak();
+    assert_eq!(dns.lab.count("wan"), 0);
+}
+
+#[test]
+fn nxdomain_is_eai_noname_with_nothing_leaked() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["getent", "ahosts", "nope.bindto.test"]);
+    // getent: 2 is "key not found".
+    assert_eq!(out.status.code(), Some(2), "{out}");
+    assert!(!dns.vpn.queries().is_empty());
+    dns.assert_no_leak();
+}
+
+#[test]
+fn hosts_file_names_resolve_without_any_query() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["getent", "ahosts", "files"]);
+    assert_eq!(getent_addrs(out.assert_success()), ["198.19.0.3"]);
+    let out = dns.bound(&["getent", "ahosts", "localhost"]);
+    assert_eq!(getent_addrs(out.assert_success()), ["127.0.0.1", "::1"]);
+    assert_eq!((dns.vpn.queries(), dns.wan.queries()), (vec![], vec![]));
+}
+
+#[test]
+fn a_truncated_answer_is_asked_again_over_tcp() {
+    let Some(dns) = lab() else { return };
+    let out = dns.bound(&["getent", "ahostsv4", dns::BIG]);
+    assert_eq!(
+        getent_addrs(out.assert_success()).len(),
+        usize::from(dns::BIG_COUNT)
+    );
+    assert_eq!(
+        (dns.vpn.count(Transport::Udp), dns.vpn.count(Transport::Tcp)),
+        (1, 1)
+    );
+    dns.assert_no_leak();
+}
+
+const GETHOSTBYNAME_C: &str = r#"
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+
+static void print(const struct hostent *h) {
+    char text[INET6_ADDRSTRLEN];
+    printf("%s", h->h_name);
+    for (char **a = h->h_addr_list; *a; a++)
+        printf(" %s", inet_ntop(h->h_addrtype, *a, text, sizeof text));
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    struct hostent *h = gethostbyname(argv[1]);
+    if (h) print(h); else printf("h_errno %d\n", h_errno);
+    struct hostent entry, *found;
+    char buf[1024];
+    int err;
+    int rc = gethostbyname2_r(argv[1], AF_INET6, &entry, buf, sizeof buf, &found, &err);
+    if (rc == 0 && found) print(found); else printf("rc %d h_errno %d\n", rc, err);
+    return 0;
+}
+"#;
+
+/// Compiles the gethostbyname client into the lab's directory.
+fn gethostbyname_client(lab: &Lab) -> String {
+    let source = lab.dir().join("ghbn.c");
+    let bin = lab.dir().join("ghbn");
+    fs::write(&source, GETHOSTBYNAME_C).unwrap();
+    let out = Command::new("gcc")
+        .arg("-o")
+        .arg(&bin)
+        .arg(&source)
+        .output()
+        .expect("gcc runs");
+    assert!(
+        out.status.success(),
+        "gcc: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn gethostbyname_from_c_resolves_through_vpn0() {
+    let Some(dns) = lab() else { return };
+    let bin = gethostbyname_client(&dns.lab);
+    let out = dns.bound(&[&bin, dns::HOST]);
+    assert_eq!(
+        out.assert_success(),
+        "host.bindto.test 198.19.0.1\nhost.bindto.test 2001:db8:ff::1\n"
+    );
+    // HOST_NOT_FOUND (1) from both.
+    let out = dns.bound(&[&bin, "nope.bindto.test"]);
+    assert_eq!(out.assert_success(), "h_errno 1\nrc 0 h_errno 1\n");
+    dns.assert_no_leak();
+}
