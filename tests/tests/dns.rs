@@ -264,3 +264,54 @@ fn gethostbyname_from_c_resolves_through_vpn0() {
     assert_eq!(out.assert_success(), "h_errno 1\nrc 0 h_errno 1\n");
     dns.assert_no_leak();
 }
+
+#[test]
+fn threads_resolve_at_once() {
+    let Some(dns) = lab() else { return };
+    let script = "import socket\n\
+                  from concurrent.futures import ThreadPoolExecutor\n\
+                  def one(_):\n\
+                  \x20   return sorted({a[4][0] for a in socket.getaddrinfo('host.bindto.test', 80)})\n\
+                  with ThreadPoolExecutor(16) as pool:\n\
+                  \x20   print(len(set(map(tuple, pool.map(one, range(64))))))\n";
+    let out = dns.bound(&["python3", "-c", script]);
+    assert_eq!(out.assert_success(), "1\n");
+    dns.assert_no_leak();
+}
+
+/// `socket.getaddrinfo` of `host.bindto.test` under `profile`, printing
+/// the EAI code it fails with.
+fn gai_error(dns: &Dns, profile: &str) -> String {
+    let script = "import socket\n\
+                  try:\n\
+                  \x20   socket.getaddrinfo('host.bindto.test', 80)\n\
+                  except socket.gaierror as e:\n\
+                  \x20   print(e.errno)\n";
+    let out = dns
+        .lab
+        .run_bound(profile, "vpn", &["python3", "-c", script], &[]);
+    out.assert_success().to_owned()
+}
+
+#[test]
+fn a_server_that_does_not_answer_is_eai_again() {
+    let Some(dns) = lab() else { return };
+    // Nothing listens on this port: refused at once. And a silent one (a
+    // host nobody has on the vpn link): the timeout.
+    let refused = PROFILE.replace("198.18.2.1", "198.18.2.1:5300");
+    assert_eq!(gai_error(&dns, &refused), "-3\n");
+    let silent = PROFILE.replace(
+        "\"198.18.2.1\"",
+        "\"198.18.2.9\"\ntimeout_ms = 200\nattempts = 1",
+    );
+    assert_eq!(gai_error(&dns, &silent), "-3\n");
+    dns.assert_no_leak();
+}
+
+#[test]
+fn a_binding_that_cannot_be_made_is_eai_fail() {
+    let Some(dns) = lab() else { return };
+    let missing = PROFILE.replace("vpn0", "nope0");
+    assert_eq!(gai_error(&dns, &missing), "-4\n");
+    assert_eq!((dns.vpn.queries(), dns.wan.queries()), (vec![], vec![]));
+}
