@@ -1,0 +1,133 @@
+//! What the shim's end-to-end tests share: client commands (curl, small
+//! python3 programs) and assertions on where traffic went.
+//!
+//! Each `shim_*.rs` test binary uses only part of this.
+#![allow(dead_code)]
+
+use std::net::{IpAddr, SocketAddr};
+
+use bindto_tests::{Lab, RunOutput, UPLINKS};
+
+pub(crate) const URL_V4: &str = "http://198.19.0.1/";
+pub(crate) const URL_V6: &str = "http://[2001:db8:ff::1]/";
+pub(crate) const URL_V4_2: &str = "http://198.19.0.2/";
+pub(crate) const URL_V6_2: &str = "http://[2001:db8:ff::2]/";
+
+/// The plainest profile: everything through vpn0.
+pub(crate) const VPN_PROFILE: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
+
+/// curl, quiet but with errors, and quick to give up on a dead path.
+pub(crate) fn curl(url: &str) -> Vec<&str> {
+    vec![
+        "curl",
+        "-sS",
+        "-g",
+        "--connect-timeout",
+        "3",
+        "--max-time",
+        "5",
+        url,
+    ]
+}
+
+/// `python3 -c <script>`.
+pub(crate) fn python(script: &str) -> Vec<&str> {
+    vec!["python3", "-c", script]
+}
+
+/// A python3 program that sends one UDP datagram to each of `targets`
+/// (`connect`ed first when `connected`) and prints each answer on a line,
+/// or `ERR <errno>` when the send or the answer fails.
+pub(crate) fn udp_script(targets: &[SocketAddr], connected: bool, ipv6_socket: bool) -> String {
+    let family = if ipv6_socket { "AF_INET6" } else { "AF_INET" };
+    let targets: Vec<String> = targets
+        .iter()
+        .map(|t| format!("('{}', {})", t.ip(), t.port()))
+        .collect();
+    format!(
+        "import socket\n\
+         s = socket.socket(socket.{family}, socket.SOCK_DGRAM)\n\
+         s.settimeout(2)\n\
+         for t in [{}]:\n\
+         \x20   try:\n\
+         \x20       if {connected}:\n\
+         \x20           s.connect(t)\n\
+         \x20           s.send(b'ping')\n\
+         \x20       else:\n\
+         \x20           s.sendto(b'ping', t)\n\
+         \x20       print(s.recv(512).decode().strip(), flush=True)\n\
+         \x20   except OSError as e:\n\
+         \x20       print('ERR', e.errno, flush=True)\n",
+        targets.join(", "),
+        connected = if connected { "True" } else { "False" },
+    )
+}
+
+/// A python3 program that connects over TCP to `target` and prints the
+/// server's line, or `ERR <errno>`.
+pub(crate) fn tcp_script(target: SocketAddr) -> String {
+    let family = if target.is_ipv4() {
+        "AF_INET"
+    } else {
+        "AF_INET6"
+    };
+    format!(
+        "import socket\n\
+         s = socket.socket(socket.{family}, socket.SOCK_STREAM)\n\
+         s.settimeout(3)\n\
+         try:\n\
+         \x20   s.connect(('{}', {}))\n\
+         \x20   s.shutdown(socket.SHUT_WR)\n\
+         \x20   print(s.recv(512).decode().strip())\n\
+         except OSError as e:\n\
+         \x20   print('ERR', e.errno)\n",
+        target.ip(),
+        target.port()
+    )
+}
+
+/// How many connections and datagrams each server got: (wan, vpn, alt).
+pub(crate) fn counts(lab: &Lab) -> (usize, usize, usize) {
+    (lab.count("wan"), lab.count("vpn"), lab.count("alt"))
+}
+
+/// Asserts that no server received anything.
+#[track_caller]
+pub(crate) fn assert_nothing_received(lab: &Lab) {
+    for uplink in UPLINKS {
+        assert_eq!(
+            lab.received(uplink.name),
+            [],
+            "{} received traffic that should not have left",
+            uplink.name
+        );
+    }
+}
+
+/// The source addresses `uplink`'s server saw, in order.
+pub(crate) fn peers(lab: &Lab, uplink: &str) -> Vec<IpAddr> {
+    lab.received(uplink).iter().map(|l| l.peer.ip()).collect()
+}
+
+/// Asserts that the run printed exactly one `bindto:` line on stderr,
+/// containing every one of `parts`, and returns it.
+#[track_caller]
+pub(crate) fn assert_one_notice<'o>(out: &'o RunOutput, parts: &[&str]) -> &'o str {
+    let notices: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("bindto: "))
+        .collect();
+    let [notice] = notices[..] else {
+        panic!("expected one bindto notice: {out}");
+    };
+    for part in parts {
+        assert!(notice.contains(part), "{part:?} not in {notice:?}: {out}");
+    }
+    notice
+}
+
+/// A profile file body with one profile.
+pub(crate) fn profile(name: &str, body: &str) -> String {
+    format!("[profile.{name}]\n{body}")
+}
