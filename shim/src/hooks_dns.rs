@@ -1,6 +1,6 @@
 //! The exported name-resolution functions: `getaddrinfo`, `freeaddrinfo`,
 //! `gethostbyname`, `gethostbyname2`, `gethostbyname_r`,
-//! `gethostbyname2_r`, `gethostbyaddr` and `getnameinfo`.
+//! `gethostbyname2_r`, `gethostbyaddr`, `gethostbyaddr_r` and `getnameinfo`.
 //!
 //! Only when the process's profile names a DNS server (a port-53 entry in
 //! `[profile.X.dns]`, or `DNS_OVERRIDE_IP`) does the shim resolve by itself
@@ -67,6 +67,7 @@ static GETHOSTBYNAME: Next = Next::new(c"gethostbyname");
 static GETHOSTBYNAME2: Next = Next::new(c"gethostbyname2");
 static GETHOSTBYNAME_R: Next = Next::new(c"gethostbyname_r");
 static GETHOSTBYADDR: Next = Next::new(c"gethostbyaddr");
+static GETHOSTBYADDR_R: Next = Next::new(c"gethostbyaddr_r");
 static GETNAMEINFO: Next = Next::new(c"getnameinfo");
 
 /// Casts a [`Next`] to its C prototype, or returns `$missing` if libc has
@@ -273,9 +274,7 @@ struct Out {
     h_errnop: *mut c_int,
 }
 
-/// gethostbyname2_r's work, for the shim: 0 with `*result` set, 0 with a
-/// null `*result` and `*h_errnop` set when nothing is found, ERANGE when
-/// `buf` is too small, EAGAIN on a timeout, as glibc.
+/// gethostbyname2_r's work, for the shim.
 ///
 /// # Safety
 /// As libc's `gethostbyname2_r`.
@@ -285,6 +284,28 @@ unsafe fn own_gethostbyname2_r(
     family: c_int,
     out: Out,
 ) -> c_int {
+    // SAFETY: a NUL-terminated name, as the caller promises.
+    let found = match unsafe { text(name) } {
+        Some(name) => host_lookup(resolver, name, family),
+        None => Err(Failure::NoName),
+    };
+    let host = found.as_ref().map(|found| Host {
+        name: &found.canonical,
+        aliases: &found.aliases,
+        addrs: &found.addrs,
+        v6: family == libc::AF_INET6,
+    });
+    // SAFETY: the caller's out arguments.
+    unsafe { answer_r(host.map_err(|f| *f), out) }
+}
+
+/// Hands an answer back through a `_r` function's arguments, as glibc: 0
+/// with `*result` set; 0 with a null `*result` and `*h_errnop` set when
+/// nothing is found; EAGAIN on a timeout; ERANGE when `buf` is too small.
+///
+/// # Safety
+/// The out arguments are valid as libc's `_r` functions require.
+unsafe fn answer_r(answer: Result<Host<'_>, Failure>, out: Out) -> c_int {
     let Out {
         ret,
         buf,
@@ -294,29 +315,20 @@ unsafe fn own_gethostbyname2_r(
     } = out;
     // SAFETY: the caller's out pointers are valid for writes.
     unsafe { *result = ptr::null_mut() };
-    // SAFETY: a NUL-terminated name, as the caller promises.
-    let Some(name) = (unsafe { text(name) }) else {
-        // SAFETY: as above.
-        unsafe { *h_errnop = resolve::HOST_NOT_FOUND };
-        return 0;
-    };
-    let found = match host_lookup(resolver, name, family) {
-        Ok(found) => found,
+    let host = match answer {
+        Ok(host) => host,
         Err(failure) => {
             // SAFETY: as above.
             unsafe { *h_errnop = failure.h_errno() };
+            // glibc's resolver sets the thread's h_errno too, and callers
+            // read it (CPython does).
+            set_h_errno(failure.h_errno());
             return if failure == Failure::Again {
                 libc::EAGAIN
             } else {
                 0
             };
         }
-    };
-    let host = Host {
-        name: &found.canonical,
-        aliases: &found.aliases,
-        addrs: &found.addrs,
-        v6: family == libc::AF_INET6,
     };
     // SAFETY: `ret` and `buf` as the caller promises.
     match unsafe { host.fill(ret, buf, buflen) } {
@@ -577,8 +589,23 @@ fn unmapped(ip: IpAddr) -> IpAddr {
     bindto_core::addr::unmap(ip)
 }
 
-/// `gethostbyaddr()`: the name of an address (hosts, then a PTR query), in
-/// a per-thread buffer.
+/// The name of the address `len` bytes at `addr` hold (hosts, then a PTR
+/// query), and that address.
+///
+/// # Safety
+/// `addr` is valid for reads of `len` bytes.
+unsafe fn reverse_lookup(
+    resolver: &Resolver<'_>,
+    addr: *const c_void,
+    len: socklen_t,
+    family: c_int,
+) -> Result<(String, IpAddr), Failure> {
+    // SAFETY: as the caller promises.
+    let ip = unsafe { raw_ip(addr, len, family) }.ok_or(Failure::Fail)?;
+    resolver.reverse(unmapped(ip)).map(|name| (name, ip))
+}
+
+/// `gethostbyaddr()`: the name of an address, in a per-thread buffer.
 ///
 /// # Safety
 /// As libc's `gethostbyaddr`.
@@ -599,28 +626,81 @@ pub unsafe extern "C" fn gethostbyaddr(
     };
     boundary::call_or(failed_static, || {
         route(
-            |resolver| {
-                // SAFETY: the caller's address of `len` bytes.
-                let Some(ip) = (unsafe { raw_ip(addr, len, family) }) else {
-                    set_h_errno(resolve::NO_RECOVERY);
-                    return ptr::null_mut();
-                };
-                match resolver.reverse(unmapped(ip)) {
-                    Ok(name) => into_static(&Host {
-                        name: &name,
-                        aliases: &[],
-                        addrs: &[ip],
-                        v6: ip.is_ipv6(),
-                    }),
-                    Err(failure) => {
-                        set_h_errno(failure.h_errno());
-                        ptr::null_mut()
-                    }
+            // SAFETY: the caller's address of `len` bytes.
+            |resolver| match unsafe { reverse_lookup(resolver, addr, len, family) } {
+                Ok((name, ip)) => into_static(&Host {
+                    name: &name,
+                    aliases: &[],
+                    addrs: &[ip],
+                    v6: ip.is_ipv6(),
+                }),
+                Err(failure) => {
+                    set_h_errno(failure.h_errno());
+                    ptr::null_mut()
                 }
             },
             real,
         )
     })
+}
+
+/// `gethostbyaddr_r()`: the name of an address, in the caller's buffer.
+///
+/// # Safety
+/// As libc's `gethostbyaddr_r`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn gethostbyaddr_r(
+    addr: *const c_void,
+    len: socklen_t,
+    family: c_int,
+    ret: *mut hostent,
+    buf: *mut c_char,
+    buflen: size_t,
+    result: *mut *mut hostent,
+    h_errnop: *mut c_int,
+) -> c_int {
+    let real = || {
+        type F = unsafe extern "C" fn(
+            *const c_void,
+            socklen_t,
+            c_int,
+            *mut hostent,
+            *mut c_char,
+            size_t,
+            *mut *mut hostent,
+            *mut c_int,
+        ) -> c_int;
+        let f = next!(GETHOSTBYADDR_R, F, libc::ENOSYS);
+        // SAFETY: the caller's arguments, as given.
+        unsafe { f(addr, len, family, ret, buf, buflen, result, h_errnop) }
+    };
+    boundary::call_or(
+        || failed_r(result, h_errnop),
+        || {
+            route(
+                |resolver| {
+                    // SAFETY: the caller's address of `len` bytes.
+                    let found = unsafe { reverse_lookup(resolver, addr, len, family) };
+                    let host = found.as_ref().map(|(name, ip)| Host {
+                        name,
+                        aliases: &[],
+                        addrs: std::slice::from_ref(ip),
+                        v6: ip.is_ipv6(),
+                    });
+                    let out = Out {
+                        ret,
+                        buf,
+                        buflen,
+                        result,
+                        h_errnop,
+                    };
+                    // SAFETY: the caller's out arguments.
+                    unsafe { answer_r(host.map_err(|f| *f), out) }
+                },
+                real,
+            )
+        },
+    )
 }
 
 /// Copies `text` into a caller's buffer of `len` bytes, or EAI_OVERFLOW.

@@ -189,7 +189,8 @@ fn configured() -> (bool, bool) {
     while !entry.is_null() {
         // SAFETY: a node of the list getifaddrs returned, not yet freed.
         let ifa = unsafe { &*entry };
-        // SAFETY: ifa_addr is null or a socket address of its family's size.
+        // SAFETY: ifa_addr is null or points into glibc's per-entry
+        // storage, a union as large as a sockaddr_in6.
         match unsafe { crate::sockaddr::read(ifa.ifa_addr, size_of::<libc::sockaddr_in6>() as _) } {
             Some(SocketAddr::V4(a)) => v4 |= *a.ip() != Ipv4Addr::LOCALHOST,
             Some(SocketAddr::V6(a)) => v6 |= *a.ip() != Ipv6Addr::LOCALHOST,

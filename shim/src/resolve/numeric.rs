@@ -72,7 +72,7 @@ fn part(text: &str) -> Option<u32> {
         } else {
             (text, 10)
         };
-    if digits.is_empty() && radix != 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if (digits.is_empty() && radix != 16) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     if digits.is_empty() {
