@@ -315,3 +315,30 @@ fn a_binding_that_cannot_be_made_is_eai_fail() {
     assert_eq!(gai_error(&dns, &missing), "-4\n");
     assert_eq!((dns.vpn.queries(), dns.wan.queries()), (vec![], vec![]));
 }
+
+#[test]
+fn reverse_lookups_use_hosts_then_the_profiles_server() {
+    let Some(dns) = lab() else { return };
+    let script = "import socket\n\
+                  print(socket.gethostbyaddr('198.19.0.3')[0])\n\
+                  print(socket.getnameinfo(('198.19.0.3', 80), 0))\n\
+                  print(socket.getnameinfo(('198.19.0.1', 53), socket.NI_DGRAM))\n\
+                  try:\n\
+                  \x20   socket.getnameinfo(('198.19.0.1', 80), socket.NI_NAMEREQD)\n\
+                  except socket.gaierror as e:\n\
+                  \x20   print(e.errno)\n\
+                  try:\n\
+                  \x20   socket.gethostbyaddr('198.19.0.1')\n\
+                  except socket.herror as e:\n\
+                  \x20   print(e.errno)\n";
+    let out = dns.bound(&["python3", "-c", script]);
+    // No PTR records in the lab's zone: NXDOMAIN, so a number, or
+    // EAI_NONAME / HOST_NOT_FOUND when a name is required.
+    assert_eq!(
+        out.assert_success(),
+        "files.bindto.test\n('files.bindto.test', 'http')\n('198.19.0.1', 'domain')\n-2\n1\n"
+    );
+    let types: Vec<String> = dns.vpn.queries().into_iter().map(|q| q.qtype).collect();
+    assert_eq!(types, ["PTR", "PTR", "PTR"]);
+    dns.assert_no_leak();
+}
