@@ -182,6 +182,7 @@ impl Pktinfo {
     /// `control` bytes into `out`; returns the length used, or `None` if
     /// `out` is too small.
     pub(crate) fn append(&self, control: &[u8], out: &mut [u8]) -> Option<usize> {
+        let control = &control[..parsed_len(control)];
         let start = align(control.len());
         let (level, kind, payload) = if self.v6 {
             let mut p = [0u8; IN6_PKTINFO];
@@ -211,6 +212,28 @@ impl Pktinfo {
         out[start + CMSG_HEADER..][..payload.len()].copy_from_slice(payload);
         Some(end)
     }
+}
+
+/// How much of the caller's control data the kernel reads: its messages
+/// up to the point where less than a header is left. The kernel ignores
+/// such a tail, so it is dropped rather than followed by the pktinfo, which
+/// would turn it into a malformed message (EINVAL). A malformed message
+/// before that is kept, for the kernel to refuse as it would anyway.
+fn parsed_len(control: &[u8]) -> usize {
+    let mut at = 0;
+    while control.len() - at >= CMSG_HEADER {
+        let mut len = [0u8; size_of::<usize>()];
+        len.copy_from_slice(&control[at..at + size_of::<usize>()]);
+        let len = usize::from_ne_bytes(len);
+        if len < CMSG_HEADER || len > control.len() - at {
+            return control.len();
+        }
+        at += align(len);
+        if at >= control.len() {
+            return control.len();
+        }
+    }
+    at
 }
 
 enum Payload {
@@ -287,6 +310,28 @@ mod tests {
         assert_eq!(out[40..44], 3u32.to_ne_bytes());
         assert_eq!(out[44..48], [198, 18, 2, 2]);
         assert_eq!(out[48..56], [0; 8]);
+    }
+
+    #[test]
+    fn a_tail_shorter_than_a_header_is_dropped() {
+        let info = Pktinfo {
+            ifindex: 1,
+            source: None,
+            v6: false,
+        };
+        let mut out = [0xffu8; 128];
+        // Eight bytes: no message the kernel would read.
+        assert_eq!(info.append(&[0; 8], &mut out), Some(16 + 16));
+        assert_eq!(out[..8], 28usize.to_ne_bytes());
+        // One whole message (IP_TOS, 20 bytes) and a tail of 7.
+        let mut tos = [0u8; 24 + 7];
+        tos[..8].copy_from_slice(&20usize.to_ne_bytes());
+        assert_eq!(info.append(&tos, &mut out), Some(24 + 16 + 16));
+        assert_eq!(out[24..32], 28usize.to_ne_bytes());
+        // A malformed length is kept whole, for the kernel to refuse.
+        let mut bad = [0u8; 24];
+        bad[..8].copy_from_slice(&99usize.to_ne_bytes());
+        assert_eq!(info.append(&bad, &mut out), Some(24 + 16 + 16));
     }
 
     #[test]

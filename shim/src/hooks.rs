@@ -46,7 +46,7 @@ use crate::fds::{self, Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
 use crate::real;
-use crate::sockaddr::{Raw, is_wildcard, read as read_addr};
+use crate::sockaddr::{Raw, is_wildcard, read as read_addr, readable};
 use crate::state::{self, Loaded, Rules, State};
 
 /// Why a call goes straight to the real function, untouched.
@@ -430,8 +430,14 @@ fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
 /// `msg` is a valid message for sendmsg.
 unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Datagram) -> ssize_t {
     // SAFETY: the caller's message describes `msg_controllen` readable
-    // bytes at `msg_control` when that is not null.
-    let control = unsafe { control_bytes(msg) };
+    // bytes at `msg_control`, or is refused here as the kernel would.
+    let control = match unsafe { control_bytes(msg) } {
+        Ok(control) => control,
+        Err(e) => {
+            errno::set(e);
+            return -1;
+        }
+    };
     let send = |info: &Pktinfo| {
         let mut buf = ControlBuf::for_control(control);
         let Some(len) = info.append(control, buf.bytes()) else {
@@ -455,17 +461,32 @@ unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Dat
     sent
 }
 
-/// The caller's control data.
+/// The most control data the shim copies to append a pktinfo. The kernel
+/// refuses more than `net.core.optmem_max` (20 KiB to 128 KiB) with
+/// ENOBUFS before reading any; a UDP socket's real control data is a few
+/// dozen bytes.
+const MAX_CONTROL: usize = 64 * 1024;
+
+/// The caller's control data, or the errno with which the kernel would
+/// refuse it without sending: ENOBUFS for a length it will not allocate,
+/// EFAULT for a length with no readable buffer.
 ///
 /// # Safety
-/// `msg.msg_control` is null or valid for reads of `msg.msg_controllen`
-/// bytes for the returned lifetime.
-unsafe fn control_bytes<'m>(msg: &msghdr) -> &'m [u8] {
-    if msg.msg_control.is_null() || msg.msg_controllen == 0 {
-        return &[];
+/// `msg.msg_control` is valid for reads of `msg.msg_controllen` bytes
+/// for the returned lifetime, or not [`readable`].
+unsafe fn control_bytes<'m>(msg: &msghdr) -> Result<&'m [u8], c_int> {
+    let len = msg.msg_controllen;
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if len > MAX_CONTROL {
+        return Err(libc::ENOBUFS);
+    }
+    if !readable(msg.msg_control, len) {
+        return Err(libc::EFAULT);
     }
     // SAFETY: as the caller promises.
-    unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), msg.msg_controllen) }
+    Ok(unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), len) })
 }
 
 /// `socket()`: records what kind of socket the descriptor is.
@@ -617,11 +638,11 @@ pub unsafe extern "C" fn sendto(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     boundary::call(|| {
-        if msg.is_null() {
+        if !readable(msg, size_of::<msghdr>()) {
             // SAFETY: passed on as given; the kernel reports EFAULT.
             return unsafe { real::sendmsg(fd, msg, flags) };
         }
-        // SAFETY: a non-null `msg` is a valid msghdr, as libc requires.
+        // SAFETY: a readable `msg` is a valid msghdr, as libc requires.
         let caller = unsafe { *msg };
         // SAFETY: the caller's message, valid as libc requires; local
         // copies outlive the calls they are passed to.
@@ -715,8 +736,15 @@ impl Run {
                     hdr.msg_namelen = target.len();
                 }
                 if let Some(pktinfo) = go.pktinfo {
-                    // SAFETY: the caller's control data is valid.
-                    let control = unsafe { control_bytes(hdr) };
+                    // SAFETY: the caller's control data is valid, or
+                    // refused as the kernel would.
+                    let control = match unsafe { control_bytes(hdr) } {
+                        Ok(control) => control,
+                        Err(e) => {
+                            run.refused = Some(e);
+                            break;
+                        }
+                    };
                     let buf = run.controls[i].insert(ControlBuf::for_control(control));
                     let Some(len) = pktinfo.info.append(control, buf.bytes()) else {
                         run.refused = Some(libc::EPERM);
@@ -741,10 +769,12 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
         // SAFETY: the caller's arguments, as given.
         unsafe { real::sendmmsg(fd, msgs, vlen, flags) }
     };
-    if msgs.is_null() || vlen == 0 || state::passing_through() {
+    let count = (vlen as usize).min(MAX_MESSAGES);
+    // An array the kernel cannot read fails on its first message (EFAULT),
+    // before anything is sent.
+    if !readable(msgs, count * size_of::<mmsghdr>()) || vlen == 0 || state::passing_through() {
         return pass();
     }
-    let count = (vlen as usize).min(MAX_MESSAGES);
     // SAFETY: the caller passes `vlen` valid messages.
     let msgs = unsafe { std::slice::from_raw_parts_mut(msgs, count) };
     if msgs.iter().all(|m| m.msg_hdr.msg_name.is_null()) {

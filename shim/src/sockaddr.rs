@@ -11,15 +11,41 @@ use crate::fds::Family;
 /// The kernel takes an IPv6 address without `sin6_scope_id` (RFC 2133).
 const IN6_LEN_MIN: usize = 24;
 
-/// Reads an IPv4 or IPv6 socket address. `None` for a null pointer, any
-/// other family (AF_UNIX, AF_UNSPEC to disconnect, ...) or a length too
-/// short for the family: the real call then says what the kernel thinks.
+/// The lowest address a process can read: page zero is never mapped
+/// (`vm.mmap_min_addr` is at least 4096 unless root lowers it).
+const FIRST_USER_ADDRESS: usize = 4096;
+
+/// Above this the address is the kernel's, on every 64-bit Linux: the
+/// user's half of the address space never reaches the top bit.
+#[cfg(target_pointer_width = "64")]
+const USER_END: usize = 1 << 63;
+#[cfg(not(target_pointer_width = "64"))]
+const USER_END: usize = usize::MAX;
+
+/// Whether `len` bytes at `ptr` could be user memory. `false` for pointers
+/// the kernel can never read either (null, page zero, the kernel's half,
+/// a range that wraps), which a buggy or testing program may pass: the
+/// kernel answers EFAULT, where reading them here would crash the program.
+/// A wild pointer into unmapped user memory still passes this check.
+pub(crate) fn readable<T>(ptr: *const T, len: usize) -> bool {
+    let start = ptr as usize;
+    start >= FIRST_USER_ADDRESS && start.checked_add(len).is_some_and(|end| end <= USER_END)
+}
+
+/// Reads an IPv4 or IPv6 socket address. `None` for a null pointer, one
+/// the kernel cannot read either ([`readable`]), any other family (AF_UNIX,
+/// AF_UNSPEC to disconnect, ...) or a length too short for the family: the
+/// real call then says what the kernel thinks (EFAULT, EINVAL, ...), and,
+/// unable to read the address, sends nothing.
 ///
 /// # Safety
-/// `addr` is null or valid for reads of `len` bytes.
+/// `addr` is null, not [`readable`], or valid for reads of `len` bytes.
 pub(crate) unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
-    if addr.is_null() || len < size_of::<sa_family_t>() {
+    // The kernel reads at most a sockaddr_storage of a longer name (and
+    // refuses or truncates the rest).
+    let reads = len.min(size_of::<libc::sockaddr_storage>());
+    if addr.is_null() || len < size_of::<sa_family_t>() || !readable(addr, reads) {
         return None;
     }
     // SAFETY: the caller's buffer holds at least the family; read_unaligned
@@ -188,6 +214,18 @@ mod tests {
         // SAFETY: 24 of its 28 bytes: the RFC 2133 length.
         let short = unsafe { read(v6.as_ptr(), 24) };
         assert_eq!(short, Some("[2001:db8::1]:53".parse().unwrap()));
+    }
+
+    #[test]
+    fn pointers_the_kernel_cannot_read_are_not_read() {
+        for bad in [1usize, 4095, usize::MAX, usize::MAX - 15] {
+            // SAFETY: not readable, so never dereferenced.
+            let got = unsafe { read(bad as *const sockaddr, 16) };
+            assert_eq!(got, None, "{bad:#x}");
+        }
+        let v4 = Raw::new("198.19.0.1:80".parse().unwrap(), Family::V4).unwrap();
+        assert!(readable(v4.as_ptr(), 16));
+        assert!(!readable(usize::MAX as *const u8, 1));
     }
 
     #[test]
