@@ -1,0 +1,119 @@
+//! Concurrency: 16 threads x 300 connections in one process while its
+//! config file is rewritten 40 times between two variants (interface
+//! `vpn0`, interface `alt0`). No crash, no deadlock (the run is bounded),
+//! every connection succeeds, and each one lands where one of the two
+//! variants says: on vpn or alt with that uplink's address, never on wan.
+//!
+//! The file is rewritten both ways programs do: replaced by a rename
+//! (atomic), and truncated and written in place (a reader may catch it
+//! empty; the shim then keeps the previous rules and says so).
+
+mod hardening_util;
+
+use std::fs;
+use std::net::IpAddr;
+use std::thread;
+use std::time::Duration;
+
+use bindto_tests::{ALT, Lab, VPN};
+use hardening_util::{TARGET, as_refs, bound_vars, compile, path_str};
+
+const THREADS: usize = 16;
+const PER_THREAD: usize = 300;
+const REWRITES: usize = 40;
+/// Between rewrites: 40 take about 3 s, about as long as the connections
+/// (each thread waits 10 ms between its connections), so reloads (checked
+/// at most once a second) happen while they run.
+const REWRITE_EVERY: Duration = Duration::from_millis(75);
+
+fn variant(dev: &str) -> String {
+    format!("[profile.c]\ninterface = \"{dev}\"\n")
+}
+
+#[test]
+fn threads_connect_while_the_config_is_rewritten() {
+    let Some(lab) = Lab::builder().timeout(Duration::from_secs(90)).build() else {
+        return;
+    };
+    let client = compile(lab.dir(), "netclient");
+    let config = lab.dir().join("profiles.toml");
+    let staging = lab.dir().join("profiles.toml.new");
+    fs::write(&config, variant("vpn0")).unwrap();
+    let vars = bound_vars(&config, "c");
+
+    let (threads, per_thread) = (THREADS.to_string(), PER_THREAD.to_string());
+    let args = [
+        path_str(&client),
+        "threads",
+        &threads,
+        &per_thread,
+        TARGET,
+        "80",
+        "10000",
+    ];
+    let out = thread::scope(|scope| {
+        let run = scope.spawn(|| lab.run_client(&args, &as_refs(&vars)));
+        for i in 0..REWRITES {
+            thread::sleep(REWRITE_EVERY);
+            let text = variant(if i % 2 == 0 { "alt0" } else { "vpn0" });
+            if i % 4 < 2 {
+                fs::write(&staging, &text).unwrap();
+                fs::rename(&staging, &config).unwrap();
+            } else {
+                fs::write(&config, &text).unwrap();
+            }
+        }
+        run.join().expect("the client run panicked")
+    });
+
+    let stdout = out.assert_success();
+    let counts: Vec<(&str, usize)> = stdout
+        .split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .map(|(key, value)| (key, value.parse().unwrap()))
+        .collect();
+    let count = |key: &str| {
+        counts
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, n)| n)
+            .unwrap_or_else(|| panic!("no {key}= in {out}"))
+    };
+    assert_eq!(
+        (count("failed"), count("other"), count("wan")),
+        (0, 0, 0),
+        "{out}"
+    );
+    assert_eq!(count("vpn") + count("alt"), THREADS * PER_THREAD, "{out}");
+    assert!(
+        count("vpn") > 0 && count("alt") > 0,
+        "no reload took effect: {out}"
+    );
+    // Only failed reloads of a file caught half-written may be reported.
+    for line in out.stderr.lines() {
+        assert!(
+            line.starts_with("bindto: reloading profile failed:")
+                && line.ends_with("keeping the previous rules"),
+            "unexpected stderr line {line:?} in {out}"
+        );
+    }
+
+    // The servers agree, and saw each uplink's own address.
+    assert_eq!(lab.count("wan"), 0);
+    for (name, uplink, n) in [("vpn", VPN, count("vpn")), ("alt", ALT, count("alt"))] {
+        let received = lab.received(name);
+        assert_eq!(received.len(), n, "{name}");
+        let own = IpAddr::from(uplink.client_v4());
+        assert!(
+            received.iter().all(|line| line.peer.ip() == own),
+            "{name} saw another source address"
+        );
+    }
+    eprintln!(
+        "{} connections: vpn {}, alt {}; {} failed reloads reported",
+        THREADS * PER_THREAD,
+        count("vpn"),
+        count("alt"),
+        out.stderr.lines().count()
+    );
+}
