@@ -149,10 +149,12 @@ pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
         }
         f.take().map(|f| f(state))
     });
-    match cached {
-        Ok(result) => result,
-        // The thread is exiting and its cache is gone.
-        Err(_) => STATE.load().as_deref().and_then(|s| f.take().map(|f| f(s))),
+    match (cached, f) {
+        (Ok(Some(result)), _) => Some(result),
+        // The thread is exiting and its cache is gone, or (a bug) `f` used
+        // the state again: the rules still hold, read the slow way.
+        (_, Some(f)) => STATE.load().as_deref().map(f),
+        (_, None) => None,
     }
 }
 
