@@ -783,19 +783,15 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
     let mut sent = 0;
     while sent < count {
         let chunk = &mut msgs[sent..count.min(sent + RUN)];
-        let run = {
-            let Some(_guard) = Guard::enter() else {
-                return pass();
-            };
-            let Some(socket) = fds::inet(fd).filter(|s| s.protocol() == Protocol::Udp) else {
-                return pass();
-            };
-            let Some(run) = state::with(|state| Run::prepare(state, fd, socket, chunk)) else {
-                return pass();
-            };
-            run
+        let prepared = Guard::enter().and_then(|_guard| {
+            let socket = fds::inet(fd).filter(|s| s.protocol() == Protocol::Udp)?;
+            state::with(|state| Run::prepare(state, fd, socket, chunk))
+        });
+        let Some(mut run) = prepared else {
+            // Only possible for the first run: the socket and the rules do
+            // not change under a call. Never send a message twice.
+            return if sent == 0 { pass() } else { sent as c_int };
         };
-        let mut run = run;
         if run.ready > 0 {
             errno::set(saved);
             // SAFETY: `run.msgs` holds `ready` valid messages whose names
