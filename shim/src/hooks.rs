@@ -21,6 +21,7 @@
 //! | a DNS rewrite to an IPv6 server for an IPv4 socket | EAFNOSUPPORT |
 //! | a wildcard bind with no `listen` address the socket can take | EADDRNOTAVAIL |
 //! | a panic inside the shim | EPERM |
+//! | a call from a signal handler that interrupted the shim's own work in the same thread | EAGAIN |
 //!
 //! With `on_failure = "allow"`, a binding that cannot be made (the
 //! interface, source, family and listen cases) is a warning and the call
@@ -54,8 +55,6 @@ use crate::state::{self, Loaded, Rules, State};
 enum Bypass {
     /// No profile and none of the older tools' variables.
     NoProfile,
-    /// The shim itself is calling.
-    Reentrant,
     /// No address, or not IPv4 / IPv6 (AF_UNIX, AF_UNSPEC, ...).
     OtherFamily,
     /// Not a TCP or UDP socket (raw, ICMP, netlink, not a socket).
@@ -384,6 +383,14 @@ unsafe fn outgoing<R: Failed>(
     }
 }
 
+/// A socket call on a thread that is already inside the shim. The shim's
+/// own work makes none (its resolver calls the real functions directly),
+/// so this is a signal handler that interrupted a hook before its real
+/// call. The interrupted hook cannot be re-entered safely, and letting the
+/// call through undecided would send it unbound: it is refused, with the
+/// errno of a call worth retrying.
+const REENTERED: Stop = Stop::Refuse(libc::EAGAIN);
+
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
 unsafe fn decide_outgoing(
@@ -398,9 +405,9 @@ unsafe fn decide_outgoing(
     }
     // SAFETY: as the caller promises.
     let destination = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
-    let _guard = Guard::enter().ok_or(Bypass::Reentrant)?;
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
     let way = way(socket)?;
+    let _guard = Guard::enter().ok_or(REENTERED)?;
     state::with(|state| outbound(state, fd, socket, destination, way, go))
         .unwrap_or(Err(Bypass::NoProfile.into()))
 }
@@ -783,10 +790,18 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
     let mut sent = 0;
     while sent < count {
         let chunk = &mut msgs[sent..count.min(sent + RUN)];
-        let prepared = Guard::enter().and_then(|_guard| {
-            let socket = fds::inet(fd).filter(|s| s.protocol() == Protocol::Udp)?;
-            state::with(|state| Run::prepare(state, fd, socket, chunk))
-        });
+        let Some(guard) = Guard::enter() else {
+            // See REENTERED.
+            if sent == 0 {
+                errno::set(libc::EAGAIN);
+                return -1;
+            }
+            return sent as c_int;
+        };
+        let prepared = fds::inet(fd)
+            .filter(|s| s.protocol() == Protocol::Udp)
+            .and_then(|socket| state::with(|state| Run::prepare(state, fd, socket, chunk)));
+        drop(guard);
         let Some(mut run) = prepared else {
             // Only possible for the first run: the socket and the rules do
             // not change under a call. Never send a message twice.
@@ -857,8 +872,8 @@ unsafe fn decide_bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Resul
     }
     // SAFETY: as the caller promises.
     let requested = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
-    let _guard = Guard::enter().ok_or(Bypass::Reentrant)?;
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
+    let _guard = Guard::enter().ok_or(REENTERED)?;
     state::with(|state| listen_address(state, fd, socket, requested))
         .unwrap_or(Err(Bypass::NoProfile.into()))
 }
