@@ -27,6 +27,12 @@
  *                                   datagrams (sendto and sendmsg) in the
  *                                   main thread and in T threads
  *   netclient whoami                prints `secure=S euid=E ruid=R`
+ *   netclient sigstorm N HOST PORT UDP_HOST UDP_PORT
+ *                                   N connections to HOST:PORT in the main
+ *                                   thread while a SIGALRM every ~40 us
+ *                                   sends a datagram to UDP_HOST:UDP_PORT
+ *                                   from its handler; prints
+ *                                   `handler ok=X eagain=Y other=Z`
  *
  * Exits 0 when every exchange got an answer, 1 otherwise, 2 on bad usage.
  */
@@ -36,6 +42,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -248,6 +255,26 @@ static void *mixed_worker(void *arg)
     return NULL;
 }
 
+/* ---- sigstorm: sends from a signal handler */
+
+static int storm_fd;
+static struct sockaddr_storage storm_to;
+static socklen_t storm_len;
+static volatile sig_atomic_t storm_ok, storm_eagain, storm_other;
+
+static void storm_handler(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    if (sendto(storm_fd, "sig", 3, 0, (struct sockaddr *)&storm_to, storm_len) == 3)
+        storm_ok++;
+    else if (errno == EAGAIN)
+        storm_eagain++;
+    else
+        storm_other++;
+    errno = saved;
+}
+
 static int wait_child(pid_t pid)
 {
     int status;
@@ -377,6 +404,37 @@ int main(int argc, char **argv)
         printf("forks=%d bad=%d\n", forks, bad);
         print_tally();
         return bad || tally_failed ? 1 : 0;
+    }
+
+    if (!strcmp(mode, "sigstorm")) {
+        if (argc != 7)
+            return usage();
+        int n = atoi(argv[2]);
+        host = argv[5];
+        port = atoi(argv[6]);
+        storm_len = target(&storm_to);
+        storm_fd = socket(storm_to.ss_family, SOCK_DGRAM, 0);
+        host = argv[3];
+        port = atoi(argv[4]);
+        struct sockaddr_storage to;
+        socklen_t len = target(&to);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = storm_handler;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGALRM, &sa, NULL);
+        struct itimerval timer = {.it_interval = {.tv_usec = 40}, .it_value = {.tv_usec = 40}};
+        setitimer(ITIMER_REAL, &timer, NULL);
+        for (int i = 0; i < n; i++) {
+            int fd = socket(to.ss_family, SOCK_STREAM, 0);
+            connect(fd, (struct sockaddr *)&to, len);
+            close(fd);
+        }
+        struct itimerval off = {0};
+        setitimer(ITIMER_REAL, &off, NULL);
+        printf("handler ok=%d eagain=%d other=%d\n", (int)storm_ok, (int)storm_eagain,
+               (int)storm_other);
+        return storm_other ? 1 : 0;
     }
 
     if (!strcmp(mode, "mixed")) {
