@@ -227,6 +227,10 @@ fn machine(o: &Opts) -> String {
         ("gcc", first_line("gcc", &["--version"])),
         ("valgrind", first_line("valgrind", &["--version"])),
         ("strace", first_line("strace", &["-V"])),
+        (
+            "source",
+            first_line("git", &["describe", "--always", "--dirty"]),
+        ),
         ("load average at start", load()),
         ("command", format!("`{}`", o.command)),
     ];
@@ -292,11 +296,15 @@ fn main() {
             if *met { "yes" } else { "**no**" }
         );
     }
+    // The hand-written analysis of the missed targets, kept beside the script.
+    // run.sh runs from the workspace root.
+    let analysis = fs::read_to_string("benches/analysis.md").unwrap_or_default();
+    let _ = writeln!(md, "{analysis}");
     let _ = writeln!(
         md,
-        "## Reproduce\n\n    benches/run.sh            # everything, rewrites BENCHMARKS.md (about 15 minutes)\n    benches/run.sh --smoke    # every step once at tiny sizes, writes target/bench-work/BENCHMARKS.smoke.md\n\n\
+        "## Reproduce\n\n    benches/run.sh            # everything, rewrites BENCHMARKS.md (25 minutes on this machine, most of it building)\n    benches/run.sh --smoke    # every step once at tiny sizes, writes target/bench-work/BENCHMARKS.smoke.md\n\n\
          Needs gcc, valgrind and strace (`apt-get install gcc valgrind strace binutils`); run as root or \
-         with CAP_NET_RAW for SO_BINDTODEVICE. Load average at the end: {}; the whole run took {:.0} s.",
+         with CAP_NET_RAW for SO_BINDTODEVICE. Load average at the end: {}; the measurements after the builds and the criterion bench took {:.0} s.",
         load(),
         started.elapsed().as_secs_f64()
     );
