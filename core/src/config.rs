@@ -184,6 +184,8 @@ pub struct Config {
     paths: Vec<Arc<Path>>,
     /// Byte offset of every line start, per layer, to place rules quickly.
     lines: Vec<Vec<usize>>,
+    /// Whether each layer is pure ASCII, where a column is a byte offset.
+    ascii: Vec<bool>,
     profiles: BTreeMap<String, Entry>,
     resolved: BTreeMap<String, Profile>,
 }
@@ -241,11 +243,13 @@ impl Config {
                 std::iter::once(0).chain(starts).collect()
             })
             .collect();
+        let ascii = layers.iter().map(|l| l.text.is_ascii()).collect();
         let mut config = Config {
             searched,
             layers,
             paths,
             lines,
+            ascii,
             profiles,
             resolved: BTreeMap::new(),
         };
@@ -371,11 +375,10 @@ impl Config {
         if let Some(set) = &keys.route {
             for (i, raw) in set.value.iter().enumerate() {
                 let at = raw.span().start;
-                let key = format!("profile.{name}.route[{i}]");
                 let route = self.route(
                     raw.get_ref(),
                     binding,
-                    (&key, set.layer, at),
+                    (name, i, set.layer, at),
                     origin(RuleKind::Route(i), set.layer, at),
                 )?;
                 routes.push(route);
@@ -411,13 +414,15 @@ impl Config {
         &self,
         raw: &RawRoute,
         profile: Binding,
-        (key, layer, at): (&str, usize, usize),
+        (name, index, layer, at): (&str, usize, usize, usize),
         origin: Origin,
     ) -> Result<Route, Error> {
-        let fail = |message: &str| self.error_at(layer, at, format!("{key}: {message}"));
+        // Formatted only for an error: a file may hold 10 000 routes.
+        let key = || format!("profile.{name}.route[{index}]");
+        let fail = |message: &str| self.error_at(layer, at, format!("{}: {message}", key()));
         let to: Vec<_> = raw.to.get_ref().values().map(|n| n.0).collect();
         if to.is_empty() {
-            let message = format!("{key}.to: names no network");
+            let message = format!("{}.to: names no network", key());
             return Err(self.error_at(layer, raw.to.span().start, message));
         }
         let own = Binding {
@@ -517,8 +522,16 @@ impl Config {
     fn location(&self, layer: usize, at: usize) -> (Arc<Path>, u32, u32) {
         let lines = &self.lines[layer];
         let line = lines.partition_point(|&start| start <= at);
-        let text = &self.layers[layer].text[lines[line - 1]..at];
-        let column = text.chars().count() + 1;
+        let text = &self.layers[layer].text;
+        let before = &text[lines[line - 1]..at];
+        // Counting characters from the line start for each of 10 000 items
+        // of a one-line list would be quadratic; in an ASCII file (nearly
+        // all) bytes are characters.
+        let column = if self.ascii[layer] {
+            before.len()
+        } else {
+            before.chars().count()
+        } + 1;
         (self.paths[layer].clone(), line as u32, column as u32)
     }
 
