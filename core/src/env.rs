@@ -61,6 +61,16 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
+    /// Whether anything is asked of bindto: `BIND_PROFILE` or one of the
+    /// older tools' variables that select a binding. When not, a process
+    /// passes through without reading any file.
+    pub fn asks_anything(&self) -> bool {
+        self.profile().is_some()
+            || crate::legacy::SELECTORS
+                .iter()
+                .any(|v| self.get(v).is_some())
+    }
+
     /// The profile selected by `BIND_PROFILE`.
     pub fn profile(&self) -> Option<&str> {
         self.get("BIND_PROFILE")

@@ -13,16 +13,18 @@ use crate::{Env, Error};
 /// The name legacy settings go by in messages and explanations.
 pub const PROFILE_NAME: &str = "environment";
 
+/// The variables that ask for a binding (`DNS_OVERRIDE_PORT` alone does not).
+pub(crate) const SELECTORS: [&str; 5] = [
+    "BIND_INTERFACE",
+    "BIND_SOURCE_IP",
+    "BIND_ADDR",
+    "BIND_EXCLUDE",
+    "DNS_OVERRIDE_IP",
+];
+
 /// The profile the older tools' variables describe, or `None` when none of
 /// them is set.
 pub fn profile(env: &Env) -> Result<Option<Profile>, Error> {
-    const SELECTORS: [&str; 5] = [
-        "BIND_INTERFACE",
-        "BIND_SOURCE_IP",
-        "BIND_ADDR",
-        "BIND_EXCLUDE",
-        "DNS_OVERRIDE_IP",
-    ];
     if SELECTORS.iter().all(|v| env.get(v).is_none()) {
         return Ok(None);
     }

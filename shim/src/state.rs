@@ -170,6 +170,12 @@ fn init() -> Option<()> {
         let name = std::ffi::CString::new(name).ok()?;
         getenv(&name)
     });
+    if !env.asks_anything() {
+        // Settled before anything slower, so that a signal handler can
+        // hardly find this first call mid-way (it would get EAGAIN).
+        MODE.store(PASS_THROUGH, Ordering::Relaxed);
+        return None;
+    }
     // SAFETY: getauxval only reads the auxiliary vector.
     let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     log::init(secure);
