@@ -152,7 +152,8 @@ fn ask(fd: c_int) -> Option<u8> {
     ))
 }
 
-fn sockopt(fd: c_int, name: c_int) -> Option<c_int> {
+/// An integer SOL_SOCKET option of `fd`, `None` if getsockopt fails.
+pub(crate) fn sockopt(fd: c_int, name: c_int) -> Option<c_int> {
     let mut value: c_int = 0;
     let mut len = size_of::<c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are valid for writes and `len` is the size

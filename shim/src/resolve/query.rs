@@ -245,17 +245,5 @@ fn wait(fd: c_int, events: i16, deadline: Instant) -> Result<(), Error> {
 }
 
 fn sockopt_error(fd: c_int) -> c_int {
-    let mut value: c_int = 0;
-    let mut len = size_of::<c_int>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are valid for writes, `len` its size.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut value).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 { value } else { errno::get() }
+    fds::sockopt(fd, libc::SO_ERROR).unwrap_or_else(errno::get)
 }
