@@ -114,8 +114,8 @@ impl Datagram {
     fn refresh(&self) -> Option<Pktinfo> {
         let (index, name) = self.interface?;
         let saved = errno::get();
-        let _guard = Guard::enter()?;
-        let found = state::with(|state| match &state.rules {
+        let mut guard = Guard::enter()?;
+        let found = state::with(&mut guard, |state| match &state.rules {
             Rules::Table(loaded) => loaded.refresh(index, &name),
             Rules::Broken(_) => None,
         });
@@ -407,9 +407,11 @@ unsafe fn decide_outgoing(
     let destination = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
     let way = way(socket)?;
-    let _guard = Guard::enter().ok_or(REENTERED)?;
-    state::with(|state| outbound(state, fd, socket, destination, way, go))
-        .unwrap_or(Err(Bypass::NoProfile.into()))
+    let mut guard = Guard::enter().ok_or(REENTERED)?;
+    state::with(&mut guard, |state| {
+        outbound(state, fd, socket, destination, way, go)
+    })
+    .unwrap_or(Err(Bypass::NoProfile.into()))
 }
 
 /// The destination of a call, or the caller's.
@@ -790,7 +792,7 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
     let mut sent = 0;
     while sent < count {
         let chunk = &mut msgs[sent..count.min(sent + RUN)];
-        let Some(guard) = Guard::enter() else {
+        let Some(mut guard) = Guard::enter() else {
             // See REENTERED.
             if sent == 0 {
                 errno::set(libc::EAGAIN);
@@ -800,7 +802,9 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
         };
         let prepared = fds::inet(fd)
             .filter(|s| s.protocol() == Protocol::Udp)
-            .and_then(|socket| state::with(|state| Run::prepare(state, fd, socket, chunk)));
+            .and_then(|socket| {
+                state::with(&mut guard, |state| Run::prepare(state, fd, socket, chunk))
+            });
         drop(guard);
         let Some(mut run) = prepared else {
             // Only possible for the first run: the socket and the rules do
@@ -873,9 +877,11 @@ unsafe fn decide_bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Resul
     // SAFETY: as the caller promises.
     let requested = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
-    let _guard = Guard::enter().ok_or(REENTERED)?;
-    state::with(|state| listen_address(state, fd, socket, requested))
-        .unwrap_or(Err(Bypass::NoProfile.into()))
+    let mut guard = Guard::enter().ok_or(REENTERED)?;
+    state::with(&mut guard, |state| {
+        listen_address(state, fd, socket, requested)
+    })
+    .unwrap_or(Err(Bypass::NoProfile.into()))
 }
 
 /// The address a wildcard bind gets instead.

@@ -99,12 +99,12 @@ fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce() -> R) -> R
     if state::passing_through() {
         return real();
     }
-    let Some(guard) = Guard::enter() else {
+    let Some(mut guard) = Guard::enter() else {
         return real();
     };
     // The table is taken out of the state, so that nothing of the state is
     // borrowed while the resolver waits for the network.
-    let rules = state::with(|state| match &state.rules {
+    let rules = state::with(&mut guard, |state| match &state.rules {
         Rules::Table(loaded) => Ok(Arc::clone(loaded)),
         Rules::Broken(error) => Err(error.clone()),
     });

@@ -9,17 +9,19 @@
 //! any moment leaves the child with a usable snapshot or none (it then
 //! builds its own).
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::ffi::CStr;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::ptr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use arc_swap::{ArcSwapOption, Cache};
+use arc_swap::ArcSwapOption;
 use bindto_core::{Binding, Env, IfName, Setup, Table, layers};
 
+use crate::guard::{self, Guard};
 use crate::log::{self, Notice};
 
 /// Whether the process has anything to do; checked before anything else.
@@ -120,42 +122,112 @@ fn stamp(path: &PathBuf) -> Option<Stamp> {
     })
 }
 
+/// Bumped after every store to STATE, so that a thread knows its cached
+/// rules are current from one load. Starts at 1: a thread's [`Cached`]
+/// starts (and ends) at 0, which is never current.
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// A thread's view of STATE, kept in the guard's thread-local
+/// ([`crate::guard::Local`]): the state this thread last used and the
+/// generation it was current in. Checking that it is still current is one
+/// relaxed load and compare, with no reference count to touch; the
+/// reference that keeps it alive is in HOLD.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    state: Cell<*const State>,
+    generation: Cell<u64>,
+}
+
+impl Cached {
+    pub(crate) const fn new() -> Cached {
+        Cached {
+            state: Cell::new(ptr::null()),
+            generation: Cell::new(0),
+        }
+    }
+
+    /// The cached state if it is still the current one.
+    #[inline]
+    fn get(&self) -> Option<&State> {
+        if self.generation.get() != GENERATION.load(Ordering::Relaxed) {
+            return None;
+        }
+        // SAFETY: a generation other than 0 is only set together with a
+        // pointer to the state that HOLD keeps alive, and HOLD's destructor
+        // resets the generation to 0 before it lets go.
+        Some(unsafe { &*self.state.get() })
+    }
+
+    fn forget(&self) {
+        self.generation.set(0);
+        self.state.set(ptr::null());
+    }
+}
+
+/// The strong reference behind this thread's [`Cached`]. A separate
+/// thread-local because it has a destructor (the Arc), and thread-locals
+/// with destructors cost a state check on every access and vanish while
+/// the thread exits; this one is touched only when the rules change.
+struct Hold(Cell<Option<Arc<State>>>);
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // The Arc goes with this value: the cached pointer must go first.
+        guard::local(|local| local.cached.forget());
+    }
+}
+
 thread_local! {
-    // Each thread's view of STATE: checking that it is current is one
-    // relaxed load, where a fresh `ArcSwap::load` would register a debt.
-    static CACHE: RefCell<Cache<&'static ArcSwapOption<State>, Option<Arc<State>>>> =
-        RefCell::new(Cache::new(&STATE));
+    static HOLD: Hold = const { Hold(Cell::new(None)) };
 }
 
 /// Runs `f` with the rules in force, or returns `None` when the process has
 /// nothing to do (no profile, no older tools' variables). The first call
 /// initialises; later calls check the config files at most once a second.
 ///
-/// Call with the re-entrancy guard held: initialising and reloading read
-/// files and may log. `f` must not call back into the shim's state.
-pub(crate) fn with<R>(f: impl FnOnce(&State) -> R) -> Option<R> {
+/// The guard is held because initialising and reloading read files and
+/// may log; it also holds this thread's cached rules. Borrowed mutably, so
+/// that `f` cannot call back in: a nested call could let go of the state
+/// `f` is using.
+#[inline]
+pub(crate) fn with<R>(guard: &mut Guard, f: impl FnOnce(&State) -> R) -> Option<R> {
     match MODE.load(Ordering::Relaxed) {
         PASS_THROUGH => return None,
         ACTIVE => {}
         _ => init()?,
     }
-    let mut f = Some(f);
-    let cached = CACHE.try_with(|cache| {
-        let mut cache = cache.try_borrow_mut().ok()?;
-        let mut state = cache.load().as_deref()?;
-        if !state.watched.is_empty() && reload_due() {
-            reload(state);
-            state = cache.load().as_deref()?;
+    let cached = &guard.local().cached;
+    // `f` is called from one place only, so that it is inlined once.
+    let fresh;
+    let state = match cached.get() {
+        Some(state) if state.watched.is_empty() || !reload_due() => state,
+        stale => {
+            if let Some(state) = stale {
+                reload(state);
+            }
+            fresh = refreshed(cached)?;
+            &*fresh
         }
-        f.take().map(|f| f(state))
-    });
-    match (cached, f) {
-        (Ok(Some(result)), _) => Some(result),
-        // The thread is exiting and its cache is gone, or (a bug) `f` used
-        // the state again: the rules still hold, read the slow way.
-        (_, Some(f)) => STATE.load().as_deref().map(f),
-        (_, None) => None,
+    };
+    Some(f(state))
+}
+
+/// The current state, cached for this thread when it still can be.
+#[cold]
+#[inline(never)]
+fn refreshed(cached: &Cached) -> Option<Arc<State>> {
+    // Read before STATE, which is stored before the generation is bumped:
+    // the state loaded is at least as new as the generation recorded.
+    let generation = GENERATION.load(Ordering::Acquire);
+    let state = STATE.load_full()?;
+    // A thread that is exiting and has lost HOLD reads the slow way, every
+    // time: its rules still hold.
+    let kept = HOLD.try_with(|hold| drop(hold.0.replace(Some(Arc::clone(&state)))));
+    if kept.is_ok() {
+        cached.state.set(Arc::as_ptr(&state));
+        cached.generation.set(generation);
     }
+    Some(state)
 }
 
 /// Whether the process was found to have nothing to do. Cheap; `false`
@@ -187,6 +259,7 @@ fn init() -> Option<()> {
     // Another thread may have finished first: keep whichever is in place.
     let previous = STATE.compare_and_swap(&None::<Arc<State>>, Some(Arc::new(state)));
     if previous.is_none() {
+        GENERATION.fetch_add(1, Ordering::Release);
         NEXT_CHECK.store(now() + CHECK_EVERY_NS, Ordering::Relaxed);
     }
     MODE.store(ACTIVE, Ordering::Relaxed);
@@ -310,4 +383,5 @@ fn reload(state: &State) {
         ),
     }
     STATE.store(Some(Arc::new(fresh)));
+    GENERATION.fetch_add(1, Ordering::Release);
 }
