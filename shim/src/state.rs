@@ -4,8 +4,9 @@
 //! Nothing here blocks. Threads that race to initialise may each build a
 //! table; one compare-and-swap wins and the others use the winner's. The
 //! reload check runs at most once a second, in whichever thread wins a
-//! compare-and-swap on the time of the next check; the clock is
-//! CLOCK_MONOTONIC_COARSE, read from the vDSO without a syscall. A fork at
+//! compare-and-swap on the second it was last made; the clock is `time()`,
+//! which the vDSO answers from one shared word, without a syscall (a
+//! jump of the clock only brings a check forward). A fork at
 //! any moment leaves the child with a usable snapshot or none (it then
 //! builds its own).
 
@@ -16,7 +17,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use bindto_core::{Binding, Env, IfName, Setup, Table, layers};
@@ -32,9 +33,8 @@ const ACTIVE: u8 = 2;
 
 static STATE: ArcSwapOption<State> = ArcSwapOption::const_empty();
 
-/// CLOCK_MONOTONIC_COARSE nanoseconds from which the files may be checked.
-static NEXT_CHECK: AtomicU64 = AtomicU64::new(0);
-const CHECK_EVERY_NS: u64 = 1_000_000_000;
+/// The second (of `time()`) in which the files were last checked.
+static CHECKED: AtomicI64 = AtomicI64::new(0);
 
 /// What a process with a profile (or the older tools' variables) follows.
 #[derive(Debug)]
@@ -260,7 +260,7 @@ fn init() -> Option<()> {
     let previous = STATE.compare_and_swap(&None::<Arc<State>>, Some(Arc::new(state)));
     if previous.is_none() {
         GENERATION.fetch_add(1, Ordering::Release);
-        NEXT_CHECK.store(now() + CHECK_EVERY_NS, Ordering::Relaxed);
+        CHECKED.store(now(), Ordering::Relaxed);
     }
     MODE.store(ACTIVE, Ordering::Relaxed);
     Some(())
@@ -322,32 +322,24 @@ fn release_parse_memory() {
     }
 }
 
-fn now() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to write; the coarse clock is served
-    // by the vDSO.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    (ts.tv_sec as u64)
-        .wrapping_mul(1_000_000_000)
-        .wrapping_add(ts.tv_nsec as u64)
+/// The current second. `time()` rather than `clock_gettime`: the hot path
+/// only needs to see the second change, and the vDSO's `time` is a single
+/// load where `clock_gettime` runs a sequence-counter loop.
+#[inline]
+fn now() -> i64 {
+    // SAFETY: a null argument asks only for the return value.
+    unsafe { libc::time(ptr::null_mut()) }
 }
 
-/// Whether this thread should check the files now: a second has passed
-/// and no other thread took the turn.
+/// Whether this thread should check the files now: the second changed
+/// since the last check and no other thread took the turn.
+#[inline]
 fn reload_due() -> bool {
-    let next = NEXT_CHECK.load(Ordering::Relaxed);
+    let checked = CHECKED.load(Ordering::Relaxed);
     let now = now();
-    now >= next
-        && NEXT_CHECK
-            .compare_exchange(
-                next,
-                now + CHECK_EVERY_NS,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            )
+    now != checked
+        && CHECKED
+            .compare_exchange(checked, now, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
 }
 
