@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
-use crate::addr::{PerFamily, PortRange, unmap};
+use crate::addr::{PerFamily, PortRange};
 use crate::profile::{Action, Binding, DnsOptions, OnFailure, Origin, Profile, Protocol};
 
 /// What to do with a socket.
@@ -218,6 +218,7 @@ impl<K: Key> Lpm<K> {
             .collect();
     }
 
+    #[inline(always)]
     fn lookup(&self, key: K) -> Span {
         let (low, high) = if self.buckets.is_empty() {
             (0, self.starts.len())
@@ -385,34 +386,27 @@ impl Table {
     pub fn decide(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
         // Unmapping rebuilds the address; anything else keeps its scope id
         // and flow label.
-        let mut destination = match unmap(destination.ip()) {
-            IpAddr::V4(v4) if destination.is_ipv6() => {
-                SocketAddr::new(v4.into(), destination.port())
-            }
-            _ => destination,
+        let mut destination = match destination {
+            SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+                Some(v4) => SocketAddr::new(v4.into(), a.port()),
+                None => destination,
+            },
+            SocketAddr::V4(_) => destination,
         };
         let mut rewrite = None;
-        if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
-            let (_, server, origin) = self.dns[i];
-            destination = server;
-            rewrite = Some(&self.origins[origin as usize]);
+        // Most profiles rewrite nothing: no search at all then.
+        if !self.dns.is_empty() {
+            if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
+                let (_, server, origin) = self.dns[i];
+                destination = server;
+                rewrite = Some(&self.origins[origin as usize]);
+            }
         }
-        let span = match destination.ip() {
-            IpAddr::V4(a) => self.v4.lookup(a.into()),
-            IpAddr::V6(a) => self.v6.lookup(a.into()),
+        let rule = if self.rules.is_empty() {
+            &self.default
+        } else {
+            self.matching(destination, protocol)
         };
-        let port = destination.port();
-        let rule = self.chains[span.start as usize..span.end as usize]
-            .iter()
-            .map(|&r| &self.rules[r as usize])
-            .find(|rule| {
-                rule.protocol.is_none_or(|p| p == protocol)
-                    && (rule.ports.0 == rule.ports.1
-                        || self.ports[rule.ports.0 as usize..rule.ports.1 as usize]
-                            .iter()
-                            .any(|r| r.contains(port)))
-            })
-            .unwrap_or(&self.default);
         Decision {
             verdict: match rule.act {
                 Act::Direct => Verdict::Direct,
@@ -423,6 +417,32 @@ impl Table {
             rewrite,
             origin: &self.origins[rule.origin as usize],
         }
+    }
+
+    /// The first rule of the destination's chain that takes this protocol
+    /// and port, or the profile's own binding.
+    #[inline]
+    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> &Rule {
+        let span = match destination.ip() {
+            IpAddr::V4(a) => self.v4.lookup(a.into()),
+            IpAddr::V6(a) => self.v6.lookup(a.into()),
+        };
+        // Most addresses are matched by no prefix: no chain to walk.
+        if span.start == span.end {
+            return &self.default;
+        }
+        let port = destination.port();
+        self.chains[span.start as usize..span.end as usize]
+            .iter()
+            .map(|&r| &self.rules[r as usize])
+            .find(|rule| {
+                rule.protocol.is_none_or(|p| p == protocol)
+                    && (rule.ports.0 == rule.ports.1
+                        || self.ports[rule.ports.0 as usize..rule.ports.1 as usize]
+                            .iter()
+                            .any(|r| r.contains(port)))
+            })
+            .unwrap_or(&self.default)
     }
 
     /// The profile's name.
