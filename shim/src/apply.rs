@@ -49,6 +49,7 @@ impl Failure {
 /// Binds a socket about to connect to `destination` (decided, so never
 /// IPv4-mapped) as `binding` says: device first, then the source address
 /// of the destination's family.
+#[inline(always)]
 pub(crate) fn connected(
     fd: c_int,
     family: Family,

@@ -145,6 +145,7 @@ fn loaded(state: &State) -> Result<&Loaded, Stop> {
 /// Decides an outgoing call on `fd` to `destination`, prepares the socket
 /// and fills in `go` (an out-parameter: it is large, and this is the hot
 /// path).
+#[inline(always)]
 fn outbound(
     state: &State,
     fd: c_int,

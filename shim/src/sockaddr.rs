@@ -40,6 +40,10 @@ pub(crate) fn readable<T>(ptr: *const T, len: usize) -> bool {
 ///
 /// # Safety
 /// `addr` is null, not [`readable`], or valid for reads of `len` bytes.
+// Not inlined: the address then lives in memory, in one piece, where the
+// callers hand it on; inlined, it is split into bytes and put back
+// together for each use, at several times the cost.
+#[inline(never)]
 pub(crate) unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddr> {
     let len = len as usize;
     // The kernel reads at most a sockaddr_storage of a longer name (and
