@@ -77,8 +77,9 @@ struct Span {
 /// Longest-prefix match over one family, keyed by the address as an integer.
 #[derive(Debug, Clone)]
 struct Lpm<K> {
-    starts: Vec<K>,
-    spans: Vec<Span>,
+    /// Interval starts with their chains, side by side: the search and the
+    /// answer share cache lines.
+    entries: Vec<(K, Span)>,
     /// For big tables: `buckets[b]` is the interval holding the first
     /// address whose top bits are `b`, plus one entry for the end, so a
     /// lookup searches only its bucket's few intervals.
@@ -163,8 +164,7 @@ impl<K: Key> Lpm<K> {
         bounds.dedup();
 
         let mut lpm = Lpm {
-            starts: Vec::new(),
-            spans: Vec::new(),
+            entries: Vec::new(),
             buckets: Vec::new(),
             shift: 0,
         };
@@ -188,9 +188,8 @@ impl<K: Key> Lpm<K> {
                 }
             }
             let span = chains.intern(&chain);
-            if lpm.spans.last() != Some(&span) {
-                lpm.starts.push(bound);
-                lpm.spans.push(span);
+            if lpm.entries.last().map(|e| e.1) != Some(span) {
+                lpm.entries.push((bound, span));
             }
         }
         lpm.index();
@@ -199,7 +198,7 @@ impl<K: Key> Lpm<K> {
 
     /// Builds the bucket index, about one bucket per interval.
     fn index(&mut self) {
-        let count = self.starts.len();
+        let count = self.entries.len();
         if count < BUCKETS_FROM {
             return;
         }
@@ -209,7 +208,7 @@ impl<K: Key> Lpm<K> {
         self.buckets = (0..1usize << bits)
             .map(|b| {
                 let first = K::bucket_start(b, self.shift);
-                while interval + 1 < count && self.starts[interval + 1] <= first {
+                while interval + 1 < count && self.entries[interval + 1].0 <= first {
                     interval += 1;
                 }
                 interval as u32
@@ -221,15 +220,15 @@ impl<K: Key> Lpm<K> {
     #[inline(always)]
     fn lookup(&self, key: K) -> Span {
         let (low, high) = if self.buckets.is_empty() {
-            (0, self.starts.len())
+            (0, self.entries.len())
         } else {
             let b = key.bucket(self.shift);
             (self.buckets[b] as usize, self.buckets[b + 1] as usize + 1)
         };
-        // starts[low] <= key always holds: starts[0] is 0 and buckets point
-        // at the interval holding their first address.
-        let i = low + self.starts[low..high].partition_point(|s| *s <= key) - 1;
-        self.spans[i]
+        // entries[low] starts at or below key: entries[0] starts at 0 and
+        // buckets point at the interval holding their first address.
+        let i = low + self.entries[low..high].partition_point(|e| e.0 <= key) - 1;
+        self.entries[i].1
     }
 }
 
@@ -283,13 +282,17 @@ pub struct Table {
     dns_options: DnsOptions,
     /// (port, server, origin), sorted by port.
     dns: Vec<(u16, SocketAddr, u32)>,
-    rules: Vec<Rule>,
+    /// Number of rules (routes and excludes).
+    rule_count: usize,
     /// The profile's own binding, when no rule matches.
     default: Rule,
     bindings: Vec<Binding>,
     origins: Vec<Origin>,
     ports: Vec<PortRange>,
-    chains: Vec<u32>,
+    /// The chains' rules, copied in place rather than numbered, so that
+    /// walking a chain is no further load; the first `rule_count` are the
+    /// rules in order (each the chain of itself).
+    chains: Vec<Rule>,
     v4: Lpm<u32>,
     v6: Lpm<u128>,
 }
@@ -369,12 +372,12 @@ impl Table {
             listen: profile.listen,
             dns_options: profile.dns_options.clone(),
             dns,
-            rules,
+            rule_count: rules.len(),
             default,
             bindings,
             origins,
             ports,
-            chains: chains.rules,
+            chains: chains.rules.iter().map(|&r| rules[r as usize]).collect(),
             v4,
             v6,
         }
@@ -402,7 +405,7 @@ impl Table {
                 rewrite = Some(&self.origins[origin as usize]);
             }
         }
-        let rule = if self.rules.is_empty() {
+        let rule = if self.rule_count == 0 {
             &self.default
         } else {
             self.matching(destination, protocol)
@@ -434,7 +437,6 @@ impl Table {
         let port = destination.port();
         self.chains[span.start as usize..span.end as usize]
             .iter()
-            .map(|&r| &self.rules[r as usize])
             .find(|rule| {
                 rule.protocol.is_none_or(|p| p == protocol)
                     && (rule.ports.0 == rule.ports.1
@@ -477,6 +479,6 @@ impl Table {
 
     /// Number of rules (routes and excludes).
     pub fn rule_count(&self) -> usize {
-        self.rules.len()
+        self.rule_count
     }
 }
