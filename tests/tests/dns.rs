@@ -171,6 +171,32 @@ fn curl_by_name_connects_through_vpn0() {
     assert_eq!(dns.lab.count("wan"), 0);
 }
 
+/// node's `http.get` (libuv's getaddrinfo on a worker thread, then its own
+/// non-blocking connect) and wget, by name.
+#[test]
+fn node_and_wget_by_name_connect_through_vpn0() {
+    let Some(dns) = lab() else { return };
+    let script = "require('http').get('http://host.bindto.test/', r => { \
+                  let b = ''; r.on('data', d => b += d); r.on('end', () => process.stdout.write(b)); \
+                  }).on('error', e => { console.error(e.message); process.exit(1); });";
+    let out = dns.bound(&["node", "-e", script]);
+    assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
+    let out = dns.bound(&[
+        "wget",
+        "-q",
+        "-T",
+        "5",
+        "-t",
+        "1",
+        "-O",
+        "-",
+        "http://host.bindto.test/",
+    ]);
+    assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
+    dns.assert_no_leak();
+    assert_eq!(dns.lab.count("wan"), 0);
+}
+
 #[test]
 fn nxdomain_is_eai_noname_with_nothing_leaked() {
     let Some(dns) = lab() else { return };
