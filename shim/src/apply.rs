@@ -70,12 +70,22 @@ pub(crate) fn connected(
 }
 
 /// SO_BINDTODEVICE, accepting a refusal when the socket is already there.
-fn device(fd: c_int, name: &IfName) -> Result<(), c_int> {
+#[inline(always)]
+pub(crate) fn device(fd: c_int, name: &IfName) -> Result<(), c_int> {
     let name = name.as_bytes_with_nul();
     if setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, name) == 0 {
         crate::fds::mark_device(fd);
         return Ok(());
     }
+    device_refused(fd, name)
+}
+
+/// After SO_BINDTODEVICE failed: EPERM is no failure if the socket is
+/// already bound to `name` (NUL-terminated). Out of line, to keep the
+/// connect hook's frame small.
+#[cold]
+#[inline(never)]
+fn device_refused(fd: c_int, name: &[u8]) -> Result<(), c_int> {
     let error = errno::get();
     if error == libc::EPERM
         && bound_device(fd)

@@ -34,6 +34,7 @@
 //! Everything that goes straight to libc is a [`Bypass`], with errno as the
 //! caller left it.
 
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::ptr;
 
@@ -129,35 +130,91 @@ impl Datagram {
 }
 
 /// The table, or the refusal of a process whose config is broken.
+#[inline(always)]
 fn loaded(state: &State) -> Result<&Loaded, Stop> {
     match &state.rules {
         Rules::Table(loaded) => Ok(loaded),
-        Rules::Broken(error) => {
-            log::notice(
-                Notice::Setup,
-                format_args!("{error}; network calls are blocked"),
-            );
-            Err(Stop::Refuse(libc::EPERM))
-        }
+        Rules::Broken(error) => Err(broken(error)),
     }
+}
+
+/// The refusal of every call in a process whose config is broken.
+#[cold]
+#[inline(never)]
+fn broken(error: &str) -> Stop {
+    log::notice(
+        Notice::Setup,
+        format_args!("{error}; network calls are blocked"),
+    );
+    Stop::Refuse(libc::EPERM)
 }
 
 /// Decides an outgoing call on `fd` to `destination`, prepares the socket
 /// and fills in `go` (an out-parameter: it is large, and this is the hot
 /// path).
+///
+/// Only the common cases are handled here: no log, no DNS rewrite, and
+/// either a connect bound to an interface alone, a datagram bound as the
+/// profile says, or a destination left alone. Everything else (refusals,
+/// rewrites, source addresses, notices) is in [`outbound_rest`], out of
+/// line, so that the hooks this is inlined into keep a small frame.
 #[inline(always)]
 fn outbound(
     state: &State,
     fd: c_int,
     socket: Inet,
-    destination: SocketAddr,
+    destination: &SocketAddr,
     way: Way,
     go: &mut Go,
 ) -> Result<(), Stop> {
     let loaded = loaded(state)?;
-    let decision = loaded.table.decide(destination, socket.protocol());
+    let decision = loaded.table.decide(*destination, socket.protocol());
+    if decision.rewrite.is_none() && !log::enabled() {
+        match (decision.verdict, way) {
+            (
+                Verdict::Bind(Binding {
+                    interface: Some(name),
+                    source,
+                }),
+                Way::Socket,
+            ) if source.is_empty() => {
+                return match apply::device(fd, name) {
+                    Ok(()) => Ok(()),
+                    Err(e) => failed(loaded, Failure::Interface(*name, e), decision.origin, way),
+                };
+            }
+            (Verdict::Bind(binding), Way::Datagram) => {
+                return match datagram(loaded, binding, decision.destination.ip()) {
+                    Ok(d) => {
+                        go.pktinfo = Some(d);
+                        Ok(())
+                    }
+                    Err(failure) => failed(loaded, failure, decision.origin, way),
+                };
+            }
+            (Verdict::Direct, _) if way == Way::Datagram || !socket.device_set() => {
+                return Err(Bypass::Direct.into());
+            }
+            _ => {}
+        }
+    }
+    outbound_rest(loaded, fd, socket, destination, way, &decision, go)
+}
+
+/// [`outbound`] for everything but its common cases.
+#[cold]
+#[inline(never)]
+fn outbound_rest(
+    loaded: &Loaded,
+    fd: c_int,
+    socket: Inet,
+    destination: &SocketAddr,
+    way: Way,
+    decision: &bindto_core::Decision<'_>,
+    go: &mut Go,
+) -> Result<(), Stop> {
     if log::enabled() {
-        log_decision(fd, socket, destination, way, &decision);
+        log_decision(fd, socket, *destination, way, decision);
     }
     if let Some(origin) = decision.rewrite {
         go.target = Some(
@@ -177,7 +234,7 @@ fn outbound(
         Verdict::Bind(binding) => binding,
         Verdict::Direct => {
             if way == Way::Socket && socket.device_set() {
-                unbind(fd, &decision)?;
+                unbind(fd, decision)?;
             }
             return match go.target {
                 None => Err(Bypass::Direct.into()),
@@ -259,6 +316,7 @@ fn log_decision(
 /// Reports a binding that could not be made, and refuses the call unless
 /// the profile says `on_failure = "allow"`.
 #[cold]
+#[inline(never)]
 fn failed(
     loaded: &Loaded,
     failure: Failure,
@@ -405,7 +463,12 @@ unsafe fn decide_outgoing(
         return Err(Bypass::NoProfile.into());
     }
     // SAFETY: as the caller promises.
-    let destination = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
+    let read = unsafe { read_addr(addr, len) };
+    // Borrowed where it was read: moved out of the Option, it would be
+    // copied in pieces.
+    let Some(destination) = &read else {
+        return Err(Bypass::OtherFamily.into());
+    };
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
     let way = way(socket)?;
     let mut guard = Guard::enter().ok_or(REENTERED)?;
@@ -573,22 +636,136 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     boundary::call(|| {
+        let saved = errno::get();
+        let mut go = MaybeUninit::<Go>::uninit();
         // SAFETY: `addr` and `len` are the caller's, valid as libc
         // requires; every real call below passes them on or a local copy.
         unsafe {
-            outgoing(
-                fd,
-                addr,
-                len,
-                |_| Ok(Way::Socket),
-                |go| {
-                    let (addr, len) = target_or(go, addr, len);
+            match decide_connect(fd, addr, len, &mut go) {
+                Connect::Caller => {
+                    errno::set(saved);
                     real::connect(fd, addr, len)
-                },
-                || real::connect(fd, addr, len),
-            )
+                }
+                Connect::Planned => {
+                    errno::set(saved);
+                    let (addr, len) = target_or(go.assume_init_ref(), addr, len);
+                    real::connect(fd, addr, len)
+                }
+                Connect::Refuse(e) => {
+                    errno::set(e);
+                    -1
+                }
+            }
         }
     })
+}
+
+/// How a connect goes ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connect {
+    /// To the caller's address: passed through, or bound by the fast path.
+    Caller,
+    /// As the [`Go`] filled in says.
+    Planned,
+    /// Failed with this errno.
+    Refuse(c_int),
+}
+
+impl From<Result<(), Stop>> for Connect {
+    fn from(result: Result<(), Stop>) -> Connect {
+        match result {
+            Ok(()) => Connect::Planned,
+            Err(Stop::Bypass(_)) => Connect::Caller,
+            Err(Stop::Refuse(e)) => Connect::Refuse(e),
+        }
+    }
+}
+
+/// [`decide_outgoing`] for `connect`, with the common case (a socket bound
+/// to an interface, or a destination left alone) kept short: it leaves
+/// `go` untouched and returns [`Connect::Caller`]. Everything else goes
+/// through [`outbound_rest`], which fills `go` in.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn decide_connect(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    go: &mut MaybeUninit<Go>,
+) -> Connect {
+    if state::passing_through() {
+        return Connect::Caller;
+    }
+    // SAFETY: as the caller promises.
+    let read = unsafe { read_addr(addr, len) };
+    // Borrowed where it was read: moved out of the Option, it would be
+    // copied in pieces.
+    let Some(destination) = &read else {
+        return Connect::Caller;
+    };
+    let Some(socket) = fds::inet(fd) else {
+        return Connect::Caller;
+    };
+    let Some(mut guard) = Guard::enter() else {
+        return Connect::Refuse(libc::EAGAIN);
+    };
+    state::with(&mut guard, |state| {
+        let Rules::Table(loaded) = &state.rules else {
+            return Connect::Refuse(broken_errno(state));
+        };
+        let decision = loaded.table.decide(*destination, socket.protocol());
+        if decision.rewrite.is_none() && !log::enabled() {
+            match decision.verdict {
+                Verdict::Bind(Binding {
+                    interface: Some(name),
+                    source,
+                }) if source.is_empty() => {
+                    return match apply::device(fd, name) {
+                        Ok(()) => Connect::Caller,
+                        Err(e) => {
+                            let failure = Failure::Interface(*name, e);
+                            match failed(loaded, failure, decision.origin, Way::Socket) {
+                                Ok(()) => Connect::Caller,
+                                Err(stop) => Err::<(), Stop>(stop).into(),
+                            }
+                        }
+                    };
+                }
+                Verdict::Direct if !socket.device_set() => return Connect::Caller,
+                _ => {}
+            }
+        }
+        connect_rest(loaded, fd, socket, destination, &decision, go)
+    })
+    .unwrap_or(Connect::Caller)
+}
+
+/// The errno of a call in a process whose config is broken, with its
+/// notice.
+#[cold]
+#[inline(never)]
+fn broken_errno(state: &State) -> c_int {
+    match loaded(state) {
+        Err(Stop::Refuse(e)) => e,
+        _ => libc::EPERM,
+    }
+}
+
+/// [`outbound_rest`] for `connect`.
+#[cold]
+#[inline(never)]
+fn connect_rest(
+    loaded: &Loaded,
+    fd: c_int,
+    socket: Inet,
+    destination: &SocketAddr,
+    decision: &bindto_core::Decision<'_>,
+    go: &mut MaybeUninit<Go>,
+) -> Connect {
+    let go = go.write(Go::default());
+    outbound_rest(loaded, fd, socket, destination, Way::Socket, decision, go).into()
 }
 
 /// `sendto()`: a UDP datagram to `addr` leaves as the profile says; a TCP
@@ -732,7 +909,7 @@ impl Run {
             // SAFETY: each message's name is valid as libc requires.
             if let Some(destination) = unsafe { read_addr(hdr.msg_name.cast(), hdr.msg_namelen) } {
                 let mut go = Go::default();
-                match outbound(state, fd, socket, destination, Way::Datagram, &mut go) {
+                match outbound(state, fd, socket, &destination, Way::Datagram, &mut go) {
                     Ok(()) => {}
                     Err(Stop::Bypass(_)) => go = Go::default(),
                     Err(Stop::Refuse(e)) => {

@@ -35,15 +35,12 @@ macro_rules! real {
             ///
             /// # Safety
             /// The arguments must satisfy the libc function's contract.
+            #[inline(always)]
             pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
-                let mut f = slot::$name.load(Ordering::Acquire);
+                let f = slot::$name.load(Ordering::Acquire);
                 if f.is_null() {
-                    resolve_all();
-                    f = slot::$name.load(Ordering::Acquire);
-                }
-                if f.is_null() {
-                    errno::set(libc::ENOSYS);
-                    return -1;
+                    // SAFETY: as the caller promises.
+                    return unsafe { first::$name($($arg),*) };
                 }
                 // SAFETY: the pointer is libc's definition of this very
                 // symbol, whose C prototype is the one written here.
@@ -54,6 +51,32 @@ macro_rules! real {
                 unsafe { f($($arg),*) }
             }
         )*
+
+        /// The first call of each function, which resolves them all: out
+        /// of line, so that the hooks keep no registers for it.
+        mod first {
+            use super::*;
+            $(
+                /// # Safety
+                /// As the function's.
+                #[cold]
+                #[inline(never)]
+                pub(super) unsafe fn $name($($arg: $ty),*) -> $ret {
+                    resolve_all();
+                    let f = slot::$name.load(Ordering::Acquire);
+                    if f.is_null() {
+                        errno::set(libc::ENOSYS);
+                        return -1;
+                    }
+                    // SAFETY: as in the function of this name above.
+                    let f = unsafe {
+                        std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
+                    };
+                    // SAFETY: the caller upholds the function's contract.
+                    unsafe { f($($arg),*) }
+                }
+            )*
+        }
     };
 }
 
