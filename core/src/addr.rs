@@ -56,6 +56,7 @@ impl IfName {
 
     /// The name with its terminating NUL, as `setsockopt(SO_BINDTODEVICE)`
     /// takes it.
+    #[inline]
     pub fn as_bytes_with_nul(&self) -> &[u8] {
         &self.bytes[..=usize::from(self.len)]
     }
@@ -227,6 +228,7 @@ pub struct PerFamily {
 
 impl PerFamily {
     /// The address of the family of `ip`.
+    #[inline]
     pub fn for_family_of(&self, ip: IpAddr) -> Option<IpAddr> {
         match ip {
             IpAddr::V4(_) => self.v4.map(IpAddr::V4),
