@@ -6,7 +6,7 @@
 //! | call | socket | what the shim does |
 //! | --- | --- | --- |
 //! | `connect` | TCP, UDP | SO_BINDTODEVICE + source bind, DNS rewrite |
-//! | `sendto`, `sendmsg` with `MSG_FASTOPEN` | TCP | as `connect` |
+//! | `sendto`, `sendmsg`, `sendmmsg` with `MSG_FASTOPEN` | TCP | as `connect` |
 //! | `sendto`, `sendmsg`, `sendmmsg` with a destination | UDP | IP_PKTINFO / IPV6_PKTINFO per datagram, DNS rewrite |
 //! | `bind` to 0.0.0.0 or `::` | TCP, UDP | the profile's `listen` address instead, port kept |
 //!
@@ -855,6 +855,23 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     })
 }
 
+/// A TCP Fast Open connect riding on `sendmmsg`: the first message goes as
+/// `sendmsg` sends it (decided, bound, rewritten), and the call returns 1,
+/// a short count the caller already handles; the rest follow on the then
+/// connected socket.
+#[cold]
+fn fast_open_first(fd: c_int, msg: &mut mmsghdr, flags: c_int) -> c_int {
+    // SAFETY: the caller's message, valid as libc requires.
+    let sent = unsafe { sendmsg(fd, &msg.msg_hdr, flags) };
+    match u32::try_from(sent) {
+        Ok(len) => {
+            msg.msg_len = len;
+            1
+        }
+        Err(_) => -1,
+    }
+}
+
 /// `sendmmsg()`: each datagram with a destination leaves as the profile
 /// says for it. Sent in runs of up to [`RUN`] messages; a refused message
 /// ends the call there and, as the kernel does for an error after the first
@@ -966,6 +983,11 @@ unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -
     let msgs = unsafe { std::slice::from_raw_parts_mut(msgs, count) };
     if msgs.iter().all(|m| m.msg_hdr.msg_name.is_null()) {
         return pass();
+    }
+    if flags & libc::MSG_FASTOPEN != 0
+        && fds::inet(fd).is_some_and(|s| s.protocol() == Protocol::Tcp)
+    {
+        return fast_open_first(fd, &mut msgs[0], flags);
     }
     let mut sent = 0;
     while sent < count {

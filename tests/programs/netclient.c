@@ -26,6 +26,9 @@
  *   netclient mixed N T HOST PORT   for valgrind: N connections and N
  *                                   datagrams (sendto and sendmsg) in the
  *                                   main thread and in T threads
+ *   netclient tfo-mmsg HOST PORT    one TCP Fast Open connection made by
+ *                                   sendmmsg(MSG_FASTOPEN); prints the
+ *                                   answer or `error ENAME`
  *   netclient whoami                prints `secure=S euid=E ruid=R`
  *   netclient sigstorm N HOST PORT UDP_HOST UDP_PORT
  *                                   N connections to HOST:PORT in the main
@@ -91,24 +94,10 @@ static void timeouts(int fd)
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
-/* One TCP exchange: the answer (without newline) in `out`, or
- * `error ENAME`. Returns 0 on an answer. */
-static int tcp_once(char *out, size_t size)
+/* Reads the server's answer line (without newline) into `out`, or
+ * `error no answer`, and closes `fd`. Returns 0 on an answer. */
+static int read_answer(int fd, char *out, size_t size)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = target(&ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-    if (fd < 0) {
-        snprintf(out, size, "error socket %s", errname(errno));
-        return -1;
-    }
-    timeouts(fd);
-    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
-        snprintf(out, size, "error %s", errname(errno));
-        close(fd);
-        return -1;
-    }
-    (void)!write(fd, "hello\n", 6);
     size_t got = 0;
     for (;;) {
         ssize_t n = read(fd, out + got, size - 1 - got);
@@ -127,6 +116,53 @@ static int tcp_once(char *out, size_t size)
         return -1;
     }
     return 0;
+}
+
+/* One TCP exchange: the answer in `out`, or `error ENAME`. */
+static int tcp_once(char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = target(&ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        snprintf(out, size, "error socket %s", errname(errno));
+        return -1;
+    }
+    timeouts(fd);
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        snprintf(out, size, "error %s", errname(errno));
+        close(fd);
+        return -1;
+    }
+    (void)!write(fd, "hello\n", 6);
+    return read_answer(fd, out, size);
+}
+
+/* One TCP Fast Open connection whose SYN rides on sendmmsg's first
+ * message, then the answer, as tcp_once reads it. */
+static int tfo_mmsg_once(char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = target(&ss);
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0) {
+        snprintf(out, size, "error socket %s", errname(errno));
+        return -1;
+    }
+    timeouts(fd);
+    char hello[] = "hello\n";
+    struct iovec iov = { .iov_base = hello, .iov_len = 6 };
+    struct mmsghdr msg = { 0 };
+    msg.msg_hdr.msg_name = &ss;
+    msg.msg_hdr.msg_namelen = len;
+    msg.msg_hdr.msg_iov = &iov;
+    msg.msg_hdr.msg_iovlen = 1;
+    if (sendmmsg(fd, &msg, 1, MSG_FASTOPEN) != 1) {
+        snprintf(out, size, "error %s", errname(errno));
+        close(fd);
+        return -1;
+    }
+    return read_answer(fd, out, size);
 }
 
 /* One datagram, sent with sendto (or sendmsg) on an unconnected socket. */
@@ -333,6 +369,16 @@ int main(int argc, char **argv)
         host = argv[2];
         port = atoi(argv[3]);
         int rc = mode[0] == 't' ? tcp_once(answer, sizeof answer) : udp_once(answer, sizeof answer, 0);
+        printf("%s\n", answer);
+        return rc ? 1 : 0;
+    }
+
+    if (!strcmp(mode, "tfo-mmsg")) {
+        if (argc != 4)
+            return usage();
+        host = argv[2];
+        port = atoi(argv[3]);
+        int rc = tfo_mmsg_once(answer, sizeof answer);
         printf("%s\n", answer);
         return rc ? 1 : 0;
     }

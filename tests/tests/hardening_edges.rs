@@ -75,3 +75,19 @@ fn a_route_to_a_missing_interface_allows_or_blocks_as_told() {
         }
     }
 }
+
+/// A TCP Fast Open connect can ride on sendmmsg's first message: it is
+/// decided and bound like connect, not passed through.
+#[test]
+fn tcp_fast_open_through_sendmmsg_is_bound() {
+    let Some(lab) = Lab::new() else { return };
+    let client = compile(lab.dir(), "netclient");
+    let client = path_str(&client);
+    let out = lab.run_client(&[client, "tfo-mmsg", "198.19.0.1", "80"], &[]);
+    assert_eq!(out.assert_success(), "wan 198.18.1.2\n");
+    let config = write(&lab, "vpn.toml", "[profile.vpn]\ninterface = \"vpn0\"\n");
+    let vars = bound_vars(&config, "vpn");
+    let out = lab.run_client(&[client, "tfo-mmsg", "198.19.0.1", "80"], &as_refs(&vars));
+    assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
+    assert_eq!(out.stderr, "");
+}
