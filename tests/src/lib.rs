@@ -33,12 +33,14 @@
 //! Traffic only ever goes to test ranges: 198.18.0.0/15, 2001:db8::/32 and
 //! fd00::/8.
 
+pub mod clients;
 mod cmd;
 pub mod dns;
 pub mod lab;
 pub mod log;
 pub mod net;
 pub mod privilege;
+pub mod programs;
 pub mod run;
 pub mod server;
 

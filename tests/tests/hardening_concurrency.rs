@@ -14,15 +14,13 @@
 //! the thread's guard), so it is refused with EAGAIN; it used to go out
 //! undecided, by the default route (688 of 29 124 here).
 
-mod hardening_util;
-
 use std::fs;
 use std::net::IpAddr;
 use std::thread;
 use std::time::Duration;
 
+use bindto_tests::programs::{TARGET, as_refs, bound_vars, compile, path_str};
 use bindto_tests::{ALT, Lab, Proto, VPN};
-use hardening_util::{TARGET, as_refs, bound_vars, compile, path_str};
 
 const THREADS: usize = 16;
 const PER_THREAD: usize = 300;

@@ -3,10 +3,8 @@
 //! (the connection and the datagram go out unbound, with a warning on
 //! stderr) and `"block"` (they fail with ENODEV, and nothing leaves).
 
-mod hardening_util;
-
 use bindto_tests::Lab;
-use hardening_util::{as_refs, bound_vars, compile, path_str, write};
+use bindto_tests::programs::{as_refs, bound_vars, compile, path_str, write};
 
 /// The route's target: a lab address every server answers on.
 const ROUTED: &str = "198.19.0.2";

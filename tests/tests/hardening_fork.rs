@@ -11,10 +11,8 @@
 //! library lives in the environment, and its children are only bound while
 //! they keep it.
 
-mod hardening_util;
-
 use bindto_tests::Lab;
-use hardening_util::{TARGET, as_refs, bound_vars, compile, path_str, write};
+use bindto_tests::programs::{TARGET, as_refs, bound_vars, compile, path_str, write};
 
 const VPN: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
 const VPN_ANSWER: &str = "vpn 198.18.2.2";

@@ -5,14 +5,12 @@
 //! access and no definite leak in a client that connects and sends from
 //! several threads under the shim.
 
-mod hardening_util;
-
 use std::fs;
 use std::thread;
 use std::time::Duration;
 
 use bindto_tests::Lab;
-use hardening_util::{TARGET, as_refs, bound_vars, compile, path_str, write};
+use bindto_tests::programs::{TARGET, as_refs, bound_vars, compile, path_str, write};
 
 const VPN: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
 

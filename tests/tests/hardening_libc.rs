@@ -10,10 +10,8 @@
 //! excludes everything, and under a profile that binds to `lo`, except
 //! where that profile must change the outcome ([`PROFILE_CHANGES`]).
 
-mod hardening_util;
-
 use bindto_tests::Lab;
-use hardening_util::{as_refs, bound_vars, compile, path_str, shim, write};
+use bindto_tests::programs::{as_refs, bound_vars, compile, path_str, shim, write};
 
 /// An address in the client whose SYNs are dropped without an answer:
 /// behind a veth (`bh0`) whose peer (`bh1`) ignores frames for another

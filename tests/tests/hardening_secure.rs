@@ -19,14 +19,12 @@
 //! Needs real root (a setuid-root file must really be root's): skipped in
 //! a user namespace.
 
-mod hardening_util;
-
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
+use bindto_tests::programs::{TARGET, compile, path_str};
 use bindto_tests::{Lab, REQUIRE_VAR, RunOutput};
-use hardening_util::{TARGET, compile, path_str};
 
 /// `nobody` and `nogroup`, by number: the names differ between systems.
 const NOBODY: u32 = 65534;

@@ -3,12 +3,10 @@
 //! destination's family. The call fails, nothing reaches any server, and
 //! stderr says why in one line; `on_failure = "allow"` makes it a warning.
 
-mod shim_support;
-
 use std::net::SocketAddr;
 
+use bindto_tests::clients::*;
 use bindto_tests::{ECHO_PORT, HIGH_PORT, Lab, TARGET_V4, TARGET_V6};
-use shim_support::*;
 
 fn echo_v4() -> SocketAddr {
     SocketAddr::new(TARGET_V4.into(), ECHO_PORT)

@@ -2,12 +2,10 @@
 //! for bindToInterface.so (BIND_INTERFACE, BIND_SOURCE_IP, BIND_EXCLUDE,
 //! DNS_OVERRIDE_IP, DNS_OVERRIDE_PORT) and bind.so (BIND_ADDR).
 
-mod shim_support;
-
 use std::net::{IpAddr, SocketAddr};
 
+use bindto_tests::clients::*;
 use bindto_tests::{DNS_PORT, ECHO_PORT, Lab, RunOutput, TARGETS_V4, VPN, shim_path};
-use shim_support::*;
 
 /// Runs `args` in the client under the shim with only `vars`: no
 /// BINDTO_CONFIG, no BIND_PROFILE.

@@ -1,12 +1,10 @@
 //! A server's wildcard bind (0.0.0.0, ::) takes the profile's `listen`
 //! address (the bind.c case): reachable there, and only there.
 
-mod shim_support;
-
 use std::thread;
 
+use bindto_tests::clients::*;
 use bindto_tests::{Lab, RunOutput};
-use shim_support::*;
 
 const PORT: u16 = 9100;
 

@@ -1,15 +1,13 @@
 //! Hot reload: a running process follows a changed config within about a
 //! second, and a broken change keeps the previous rules.
 
-mod shim_support;
-
 use std::fs;
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
+use bindto_tests::clients::*;
 use bindto_tests::{HIGH_PORT, Lab, TARGET_V4, shim_path};
-use shim_support::*;
 
 /// Replaces `path` at once, as editors and config managers do, so the shim
 /// never reads half a file.

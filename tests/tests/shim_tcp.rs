@@ -2,12 +2,10 @@
 //! profile's interface, its excludes and routes, with a source address,
 //! from child processes and many threads.
 
-mod shim_support;
-
 use std::net::{IpAddr, SocketAddr};
 
+use bindto_tests::clients::*;
 use bindto_tests::{HIGH_PORT, Lab, TARGET_V4, TARGET_V6, VPN, shim_path};
-use shim_support::*;
 
 #[test]
 fn curl_leaves_on_the_profiles_interface_v4_and_v6() {

@@ -2,12 +2,10 @@
 //! datagram) and connected (SO_BINDTODEVICE), one socket to destinations
 //! with different rules, and the port-53 rewrite.
 
-mod shim_support;
-
 use std::net::{IpAddr, SocketAddr};
 
+use bindto_tests::clients::*;
 use bindto_tests::{DNS_PORT, ECHO_PORT, Lab, Proto, TARGETS_V4, TARGETS_V6};
-use shim_support::*;
 
 fn v4(i: usize, port: u16) -> SocketAddr {
     SocketAddr::new(TARGETS_V4[i].into(), port)

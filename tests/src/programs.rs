@@ -1,18 +1,15 @@
 //! What the hardening tests (`tests/tests/hardening_*.rs`) share: building
 //! their C programs (`tests/programs/*.c`) into a lab's directory, and the
 //! environment that preloads the shim.
-//!
-//! Each test crate uses part of it.
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bindto_tests::{CONFIG_VAR, Lab, PROFILE_VAR, run};
+use crate::{CONFIG_VAR, Lab, PROFILE_VAR, run};
 
 /// The lab's first IPv4 target, as the C programs take it.
-pub(crate) const TARGET: &str = "198.19.0.1";
+pub const TARGET: &str = "198.19.0.1";
 
 /// Compiles `tests/programs/<name>.c` into `dir/<name>` with gcc and
 /// returns the binary's path.
@@ -20,7 +17,7 @@ pub(crate) const TARGET: &str = "198.19.0.1";
 /// # Panics
 /// If gcc is missing or the program does not compile.
 #[track_caller]
-pub(crate) fn compile(dir: &Path, name: &str) -> PathBuf {
+pub fn compile(dir: &Path, name: &str) -> PathBuf {
     let source = run::workspace_root()
         .join("tests/programs")
         .join(format!("{name}.c"));
@@ -41,19 +38,19 @@ pub(crate) fn compile(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// The shim's absolute path, as text for `LD_PRELOAD`.
-pub(crate) fn shim() -> String {
+pub fn shim() -> String {
     path_str(&run::shim_path()).to_owned()
 }
 
 /// A path as UTF-8, for the lab's `&str` APIs.
 #[track_caller]
-pub(crate) fn path_str(path: &Path) -> &str {
+pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
 
 /// Writes `text` to `name` in the lab's directory and returns its path.
 #[track_caller]
-pub(crate) fn write(lab: &Lab, name: &str, text: &str) -> PathBuf {
+pub fn write(lab: &Lab, name: &str, text: &str) -> PathBuf {
     let path = lab.dir().join(name);
     fs::write(&path, text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     path
@@ -61,7 +58,7 @@ pub(crate) fn write(lab: &Lab, name: &str, text: &str) -> PathBuf {
 
 /// The variables that run a program under the shim with `profile` from
 /// `config`: `LD_PRELOAD`, `BINDTO_CONFIG`, `BIND_PROFILE`.
-pub(crate) fn bound_vars(config: &Path, profile: &str) -> Vec<(String, String)> {
+pub fn bound_vars(config: &Path, profile: &str) -> Vec<(String, String)> {
     vec![
         ("LD_PRELOAD".to_owned(), shim()),
         (CONFIG_VAR.to_owned(), path_str(config).to_owned()),
@@ -70,6 +67,6 @@ pub(crate) fn bound_vars(config: &Path, profile: &str) -> Vec<(String, String)> 
 }
 
 /// `vars` as the lab's `run_client` takes them.
-pub(crate) fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+pub fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }

@@ -1,23 +1,20 @@
 //! What the shim's end-to-end tests share: client commands (curl, small
 //! python3 programs) and assertions on where traffic went.
-//!
-//! Each `shim_*.rs` test binary uses only part of this.
-#![allow(dead_code)]
 
 use std::net::{IpAddr, SocketAddr};
 
-use bindto_tests::{Lab, RunOutput, UPLINKS};
+use crate::{Lab, RunOutput, UPLINKS};
 
-pub(crate) const URL_V4: &str = "http://198.19.0.1/";
-pub(crate) const URL_V6: &str = "http://[2001:db8:ff::1]/";
-pub(crate) const URL_V4_2: &str = "http://198.19.0.2/";
-pub(crate) const URL_V6_2: &str = "http://[2001:db8:ff::2]/";
+pub const URL_V4: &str = "http://198.19.0.1/";
+pub const URL_V6: &str = "http://[2001:db8:ff::1]/";
+pub const URL_V4_2: &str = "http://198.19.0.2/";
+pub const URL_V6_2: &str = "http://[2001:db8:ff::2]/";
 
 /// The plainest profile: everything through vpn0.
-pub(crate) const VPN_PROFILE: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
+pub const VPN_PROFILE: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
 
 /// curl, quiet but with errors, and quick to give up on a dead path.
-pub(crate) fn curl(url: &str) -> Vec<&str> {
+pub fn curl(url: &str) -> Vec<&str> {
     vec![
         "curl",
         "-sS",
@@ -31,14 +28,14 @@ pub(crate) fn curl(url: &str) -> Vec<&str> {
 }
 
 /// `python3 -c <script>`.
-pub(crate) fn python(script: &str) -> Vec<&str> {
+pub fn python(script: &str) -> Vec<&str> {
     vec!["python3", "-c", script]
 }
 
 /// A python3 program that sends one UDP datagram to each of `targets`
 /// (`connect`ed first when `connected`) and prints each answer on a line,
 /// or `ERR <errno>` when the send or the answer fails.
-pub(crate) fn udp_script(targets: &[SocketAddr], connected: bool, ipv6_socket: bool) -> String {
+pub fn udp_script(targets: &[SocketAddr], connected: bool, ipv6_socket: bool) -> String {
     let family = if ipv6_socket { "AF_INET6" } else { "AF_INET" };
     let targets: Vec<String> = targets
         .iter()
@@ -65,7 +62,7 @@ pub(crate) fn udp_script(targets: &[SocketAddr], connected: bool, ipv6_socket: b
 
 /// A python3 program that connects over TCP to `target` and prints the
 /// server's line, or `ERR <errno>`.
-pub(crate) fn tcp_script(target: SocketAddr) -> String {
+pub fn tcp_script(target: SocketAddr) -> String {
     let family = if target.is_ipv4() {
         "AF_INET"
     } else {
@@ -87,13 +84,13 @@ pub(crate) fn tcp_script(target: SocketAddr) -> String {
 }
 
 /// How many connections and datagrams each server got: (wan, vpn, alt).
-pub(crate) fn counts(lab: &Lab) -> (usize, usize, usize) {
+pub fn counts(lab: &Lab) -> (usize, usize, usize) {
     (lab.count("wan"), lab.count("vpn"), lab.count("alt"))
 }
 
 /// Asserts that no server received anything.
 #[track_caller]
-pub(crate) fn assert_nothing_received(lab: &Lab) {
+pub fn assert_nothing_received(lab: &Lab) {
     for uplink in UPLINKS {
         assert_eq!(
             lab.received(uplink.name),
@@ -105,14 +102,14 @@ pub(crate) fn assert_nothing_received(lab: &Lab) {
 }
 
 /// The source addresses `uplink`'s server saw, in order.
-pub(crate) fn peers(lab: &Lab, uplink: &str) -> Vec<IpAddr> {
+pub fn peers(lab: &Lab, uplink: &str) -> Vec<IpAddr> {
     lab.received(uplink).iter().map(|l| l.peer.ip()).collect()
 }
 
 /// Asserts that the run printed exactly one `bindto:` line on stderr,
 /// containing every one of `parts`, and returns it.
 #[track_caller]
-pub(crate) fn assert_one_notice<'o>(out: &'o RunOutput, parts: &[&str]) -> &'o str {
+pub fn assert_one_notice<'o>(out: &'o RunOutput, parts: &[&str]) -> &'o str {
     let notices: Vec<&str> = out
         .stderr
         .lines()
@@ -128,6 +125,6 @@ pub(crate) fn assert_one_notice<'o>(out: &'o RunOutput, parts: &[&str]) -> &'o s
 }
 
 /// A profile file body with one profile.
-pub(crate) fn profile(name: &str, body: &str) -> String {
+pub fn profile(name: &str, body: &str) -> String {
     format!("[profile.{name}]\n{body}")
 }
