@@ -118,17 +118,27 @@ static int read_answer(int fd, char *out, size_t size)
     return 0;
 }
 
-/* One TCP exchange: the answer in `out`, or `error ENAME`. */
-static int tcp_once(char *out, size_t size)
+/* A TCP socket of the target's family with the timeouts set, or -1 with
+ * `error socket ENAME` in `out`. */
+static int tcp_socket(const struct sockaddr_storage *ss, char *out, size_t size)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = target(&ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    int fd = socket(ss->ss_family, SOCK_STREAM, 0);
     if (fd < 0) {
         snprintf(out, size, "error socket %s", errname(errno));
         return -1;
     }
     timeouts(fd);
+    return fd;
+}
+
+/* One TCP exchange: the answer in `out`, or `error ENAME`. */
+static int tcp_once(char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = target(&ss);
+    int fd = tcp_socket(&ss, out, size);
+    if (fd < 0)
+        return -1;
     if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
         snprintf(out, size, "error %s", errname(errno));
         close(fd);
@@ -144,12 +154,9 @@ static int tfo_mmsg_once(char *out, size_t size)
 {
     struct sockaddr_storage ss;
     socklen_t len = target(&ss);
-    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-    if (fd < 0) {
-        snprintf(out, size, "error socket %s", errname(errno));
+    int fd = tcp_socket(&ss, out, size);
+    if (fd < 0)
         return -1;
-    }
-    timeouts(fd);
     char hello[] = "hello\n";
     struct iovec iov = { .iov_base = hello, .iov_len = 6 };
     struct mmsghdr msg = { 0 };
