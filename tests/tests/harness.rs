@@ -5,38 +5,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bindto_tests::clients::{URL_V4, URL_V6, python, udp_script};
 use bindto_tests::{
     ECHO_PORT, HIGH_PORT, HTTP_PORT, Lab, Proto, TARGET_V4, TARGET_V6, TARGETS_V4, VPN, WAN,
 };
-
-const URL_V4: &str = "http://198.19.0.1/";
-const URL_V6: &str = "http://[2001:db8:ff::1]/";
 
 /// curl, quiet but with errors, and quick to give up on a dead path.
 fn curl<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["curl", "-sS", "--connect-timeout", "3", "--max-time", "5"];
     args.extend_from_slice(extra);
     args
-}
-
-/// A UDP exchange from the client: one datagram to `target`, and the
-/// answer printed.
-fn udp_script(target: SocketAddr) -> String {
-    let family = if target.is_ipv4() {
-        "AF_INET"
-    } else {
-        "AF_INET6"
-    };
-    format!(
-        "import socket\n\
-         s = socket.socket(socket.{family}, socket.SOCK_DGRAM)\n\
-         s.settimeout(3)\n\
-         s.connect(('{}', {}))\n\
-         s.send(b'ping')\n\
-         print(s.recv(512).decode())\n",
-        target.ip(),
-        target.port()
-    )
 }
 
 /// A TCP exchange from the client, optionally bound to a device and a
@@ -103,8 +81,12 @@ fn udp_is_answered_from_the_address_it_was_sent_to() {
     let Some(lab) = Lab::new() else { return };
     // A connected socket only takes answers from the address it sent to.
     for target in [IpAddr::from(TARGET_V4), TARGET_V6.into()] {
-        let script = udp_script(SocketAddr::new(target, ECHO_PORT));
-        let out = lab.run_client(&["python3", "-c", &script], &[]);
+        let script = udp_script(
+            &[SocketAddr::new(target, ECHO_PORT)],
+            true,
+            target.is_ipv6(),
+        );
+        let out = lab.run_client(&python(&script), &[]);
         let expected = if target.is_ipv4() {
             "wan 198.18.1.2\n"
         } else {
