@@ -63,16 +63,33 @@ pub fn udp_script(targets: &[SocketAddr], connected: bool, ipv6_socket: bool) ->
 /// A python3 program that connects over TCP to `target` and prints the
 /// server's line, or `ERR <errno>`.
 pub fn tcp_script(target: SocketAddr) -> String {
+    own_socket_script(None, None, target)
+}
+
+/// As [`tcp_script`], with the program binding its own socket first: to
+/// `device` (SO_BINDTODEVICE) and `source`, when given.
+pub fn own_socket_script(
+    device: Option<&str>,
+    source: Option<IpAddr>,
+    target: SocketAddr,
+) -> String {
     let family = if target.is_ipv4() {
         "AF_INET"
     } else {
         "AF_INET6"
     };
-    format!(
-        "import socket\n\
-         s = socket.socket(socket.{family}, socket.SOCK_STREAM)\n\
-         s.settimeout(3)\n\
-         try:\n\
+    let mut script = format!(
+        "import socket\ns = socket.socket(socket.{family}, socket.SOCK_STREAM)\ns.settimeout(3)\n"
+    );
+    if let Some(device) = device {
+        script +=
+            &format!("s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'{device}')\n");
+    }
+    if let Some(source) = source {
+        script += &format!("s.bind(('{source}', 0))\n");
+    }
+    script += &format!(
+        "try:\n\
          \x20   s.connect(('{}', {}))\n\
          \x20   s.shutdown(socket.SHUT_WR)\n\
          \x20   print(s.recv(512).decode().strip())\n\
@@ -80,7 +97,8 @@ pub fn tcp_script(target: SocketAddr) -> String {
          \x20   print('ERR', e.errno)\n",
         target.ip(),
         target.port()
-    )
+    );
+    script
 }
 
 /// How many connections and datagrams each server got: (wan, vpn, alt).

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bindto_tests::clients::{URL_V4, URL_V6, python, udp_script};
+use bindto_tests::clients::{URL_V4, URL_V6, own_socket_script, python, udp_script};
 use bindto_tests::{
     ECHO_PORT, HIGH_PORT, HTTP_PORT, Lab, Proto, TARGET_V4, TARGET_V6, TARGETS_V4, VPN, WAN,
 };
@@ -15,29 +15,6 @@ fn curl<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["curl", "-sS", "--connect-timeout", "3", "--max-time", "5"];
     args.extend_from_slice(extra);
     args
-}
-
-/// A TCP exchange from the client, optionally bound to a device and a
-/// source address (which curl cannot do at once), printing the answer.
-fn tcp_script(device: Option<&str>, source: Option<IpAddr>, target: IpAddr) -> String {
-    let family = if target.is_ipv4() {
-        "AF_INET"
-    } else {
-        "AF_INET6"
-    };
-    let mut script =
-        format!("import socket\ns = socket.socket(socket.{family})\ns.settimeout(3)\n");
-    if let Some(device) = device {
-        script +=
-            &format!("s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'{device}')\n");
-    }
-    if let Some(source) = source {
-        script += &format!("s.bind(('{source}', 0))\n");
-    }
-    script += &format!(
-        "s.connect(('{target}', {HIGH_PORT}))\ns.shutdown(socket.SHUT_WR)\nprint(s.recv(512).decode(), end='')\n"
-    );
-    script
 }
 
 #[test]
@@ -167,7 +144,8 @@ fn second_client_address_is_used_as_source() {
     // itself.
     lab.set_uplink_down("vpn");
     lab.set_uplink_up("vpn");
-    let script = tcp_script(Some("vpn0"), Some(VPN.host_v6(3).into()), TARGET_V6.into());
+    let target = SocketAddr::new(TARGET_V6.into(), HIGH_PORT);
+    let script = own_socket_script(Some("vpn0"), Some(VPN.host_v6(3).into()), target);
     let out = lab.run_client(&["python3", "-c", &script], &[]);
     assert_eq!(out.assert_success(), "vpn fd00:2::3\n");
     let lines = lab.received("vpn");

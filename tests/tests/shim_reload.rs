@@ -7,7 +7,8 @@ use std::thread;
 use std::time::Duration;
 
 use bindto_tests::clients::*;
-use bindto_tests::{HIGH_PORT, Lab, TARGET_V4, shim_path};
+use bindto_tests::programs::{as_refs, bound_vars};
+use bindto_tests::{HIGH_PORT, Lab, TARGET_V4};
 
 /// Replaces `path` at once, as editors and config managers do, so the shim
 /// never reads half a file.
@@ -35,12 +36,8 @@ fn new_connections_of_a_running_process_follow_the_changed_config() {
          \x20       print('ERR', e, flush=True)\n\
          \x20   time.sleep(0.2)\n"
     );
-    let shim = shim_path();
-    let vars = [
-        ("LD_PRELOAD", shim.to_str().unwrap()),
-        ("BINDTO_CONFIG", config.to_str().unwrap()),
-        ("BIND_PROFILE", "vpn"),
-    ];
+    let vars = bound_vars(&config, "vpn");
+    let vars = as_refs(&vars);
     let out = thread::scope(|scope| {
         let client = scope.spawn(|| lab.run_client(&python(&script), &vars));
         thread::sleep(Duration::from_millis(1500));
@@ -89,12 +86,8 @@ fn a_config_fixed_while_running_unblocks_the_process() {
          \x20       print('ERR', e.errno, flush=True)\n\
          \x20   time.sleep(0.2)\n"
     );
-    let shim = shim_path();
-    let vars = [
-        ("LD_PRELOAD", shim.to_str().unwrap()),
-        ("BINDTO_CONFIG", config.to_str().unwrap()),
-        ("BIND_PROFILE", "vpn"),
-    ];
+    let vars = bound_vars(&config, "vpn");
+    let vars = as_refs(&vars);
     let out = thread::scope(|scope| {
         let client = scope.spawn(|| lab.run_client(&python(&script), &vars));
         thread::sleep(Duration::from_millis(800));

@@ -201,30 +201,6 @@ fn a_bound_call_leaves_errno_as_libc_does() {
     assert_eq!(lab.count("wan"), 0);
 }
 
-/// A python3 program that sets up its own socket, optionally bound to a
-/// device and a source address, before connecting to `target`.
-fn own_socket_script(device: Option<&str>, source: Option<IpAddr>, target: SocketAddr) -> String {
-    let mut script = String::from("import socket\ns = socket.socket()\ns.settimeout(3)\n");
-    if let Some(device) = device {
-        script +=
-            &format!("s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'{device}')\n");
-    }
-    if let Some(source) = source {
-        script += &format!("s.bind(('{source}', 0))\n");
-    }
-    script += &format!(
-        "try:\n\
-         \x20   s.connect(('{}', {}))\n\
-         \x20   s.shutdown(socket.SHUT_WR)\n\
-         \x20   print(s.recv(100).decode().strip())\n\
-         except OSError as e:\n\
-         \x20   print('ERR', e.errno)\n",
-        target.ip(),
-        target.port()
-    );
-    script
-}
-
 /// The documented policy for sockets a program set up itself: the profile
 /// wins for the device (where the kernel lets it: root may move a socket to
 /// another device; an unprivileged process may not, and then the call
