@@ -58,7 +58,9 @@ impl IfName {
     /// takes it.
     #[inline]
     pub fn as_bytes_with_nul(&self) -> &[u8] {
-        &self.bytes[..=usize::from(self.len)]
+        // An exclusive range: its bounds check is inlined, where an
+        // inclusive one calls out.
+        &self.bytes[..usize::from(self.len) + 1]
     }
 }
 

@@ -219,16 +219,28 @@ impl<K: Key> Lpm<K> {
 
     #[inline(always)]
     fn lookup(&self, key: K) -> Span {
-        let (low, high) = if self.buckets.is_empty() {
-            (0, self.entries.len())
+        // The run's first entry starts at or below key: entries[0] starts
+        // at 0 and buckets point at the interval holding their first
+        // address. Slices rather than indices: one bounds check each.
+        let run = if self.buckets.is_empty() {
+            &self.entries[..]
         } else {
             let b = key.bucket(self.shift);
-            (self.buckets[b] as usize, self.buckets[b + 1] as usize + 1)
+            let edges = &self.buckets[b..b + 2];
+            &self.entries[edges[0] as usize..edges[1] as usize + 1]
         };
-        // entries[low] starts at or below key: entries[0] starts at 0 and
-        // buckets point at the interval holding their first address.
-        let i = low + self.entries[low..high].partition_point(|e| e.0 <= key) - 1;
-        self.entries[i].1
+        // The last entry starting at or below key, by halving: the run's
+        // first entry always qualifies. Written out because
+        // `partition_point` is not always inlined.
+        let (mut low, mut size) = (0, run.len());
+        while size > 1 {
+            let half = size / 2;
+            if run[low + half].0 <= key {
+                low += half;
+            }
+            size -= half;
+        }
+        run[low].1
     }
 }
 
@@ -386,7 +398,20 @@ impl Table {
     /// The decision for a TCP or UDP destination (see the crate's README
     /// for the order): DNS rewrite first, then the longest matching prefix,
     /// then the profile's own binding.
+    #[inline]
     pub fn decide(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
+        // The common case, small enough to inline into a caller: an IPv4
+        // destination in a profile that rewrites nothing.
+        if destination.is_ipv4() && self.dns.is_empty() {
+            return self.decision(destination, None, protocol);
+        }
+        self.decide_rewritten(destination, protocol)
+    }
+
+    /// [`Table::decide`] for IPv6 destinations (which may be IPv4-mapped)
+    /// and profiles with DNS rewrites.
+    #[inline(never)]
+    fn decide_rewritten(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
         // Unmapping rebuilds the address; anything else keeps its scope id
         // and flow label.
         let mut destination = match destination {
@@ -397,14 +422,22 @@ impl Table {
             SocketAddr::V4(_) => destination,
         };
         let mut rewrite = None;
-        // Most profiles rewrite nothing: no search at all then.
-        if !self.dns.is_empty() {
-            if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
-                let (_, server, origin) = self.dns[i];
-                destination = server;
-                rewrite = Some(&self.origins[origin as usize]);
-            }
+        if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
+            let (_, server, origin) = self.dns[i];
+            destination = server;
+            rewrite = Some(&self.origins[origin as usize]);
         }
+        self.decision(destination, rewrite, protocol)
+    }
+
+    /// The decision for a destination already rewritten.
+    #[inline(always)]
+    fn decision<'t>(
+        &'t self,
+        destination: SocketAddr,
+        rewrite: Option<&'t Origin>,
+        protocol: Protocol,
+    ) -> Decision<'t> {
         let rule = if self.rule_count == 0 {
             &self.default
         } else {
@@ -424,7 +457,7 @@ impl Table {
 
     /// The first rule of the destination's chain that takes this protocol
     /// and port, or the profile's own binding.
-    #[inline]
+    #[inline(always)]
     fn matching(&self, destination: SocketAddr, protocol: Protocol) -> &Rule {
         let span = match destination.ip() {
             IpAddr::V4(a) => self.v4.lookup(a.into()),

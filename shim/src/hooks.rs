@@ -34,7 +34,6 @@
 //! Everything that goes straight to libc is a [`Bypass`], with errno as the
 //! caller left it.
 
-use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::ptr;
 
@@ -49,7 +48,7 @@ use crate::guard::Guard;
 use crate::log::{self, Notice};
 use crate::real;
 use crate::sockaddr::{Raw, is_wildcard, read as read_addr, readable};
-use crate::state::{self, Loaded, Rules, State};
+use crate::state::{self, Loaded, Mode, Rules, State};
 
 /// Why a call goes straight to the real function, untouched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -636,136 +635,90 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     boundary::call(|| {
-        let saved = errno::get();
-        let mut go = MaybeUninit::<Go>::uninit();
         // SAFETY: `addr` and `len` are the caller's, valid as libc
         // requires; every real call below passes them on or a local copy.
         unsafe {
-            match decide_connect(fd, addr, len, &mut go) {
-                Connect::Caller => {
-                    errno::set(saved);
-                    real::connect(fd, addr, len)
-                }
-                Connect::Planned => {
-                    errno::set(saved);
-                    let (addr, len) = target_or(go.assume_init_ref(), addr, len);
-                    real::connect(fd, addr, len)
-                }
-                Connect::Refuse(e) => {
-                    errno::set(e);
-                    -1
-                }
+            if ready_to_connect(fd, addr, len) {
+                return real::connect(fd, addr, len);
             }
+            connect_decided(fd, addr, len)
         }
     })
 }
 
-/// How a connect goes ahead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Connect {
-    /// To the caller's address: passed through, or bound by the fast path.
-    Caller,
-    /// As the [`Go`] filled in says.
-    Planned,
-    /// Failed with this errno.
-    Refuse(c_int),
-}
-
-impl From<Result<(), Stop>> for Connect {
-    fn from(result: Result<(), Stop>) -> Connect {
-        match result {
-            Ok(()) => Connect::Planned,
-            Err(Stop::Bypass(_)) => Connect::Caller,
-            Err(Stop::Refuse(e)) => Connect::Refuse(e),
-        }
-    }
-}
-
-/// [`decide_outgoing`] for `connect`, with the common case (a socket bound
-/// to an interface, or a destination left alone) kept short: it leaves
-/// `go` untouched and returns [`Connect::Caller`]. Everything else goes
-/// through [`outbound_rest`], which fills `go` in.
+/// The common connects, settled without touching errno: `true` when the
+/// socket is ready for the caller's connect as it is, because the shim
+/// has nothing to do, the profile leaves the destination alone, or the
+/// socket has just been bound to its interface. `false` sends the call
+/// the long way ([`connect_decided`]), which starts again from nothing:
+/// nothing done here needs undoing or remembering.
 ///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
 #[inline(always)]
-unsafe fn decide_connect(
-    fd: c_int,
-    addr: *const sockaddr,
-    len: socklen_t,
-    go: &mut MaybeUninit<Go>,
-) -> Connect {
-    if state::passing_through() {
-        return Connect::Caller;
+unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> bool {
+    match state::mode() {
+        Mode::PassThrough => return true,
+        Mode::Active => {}
+        Mode::Uninitialised => return false,
     }
     // SAFETY: as the caller promises.
     let read = unsafe { read_addr(addr, len) };
-    // Borrowed where it was read: moved out of the Option, it would be
-    // copied in pieces.
-    let Some(destination) = &read else {
-        return Connect::Caller;
+    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+        return true;
     };
-    let Some(socket) = fds::inet(fd) else {
-        return Connect::Caller;
+    let Some(guard) = Guard::enter() else {
+        return false;
     };
-    let Some(mut guard) = Guard::enter() else {
-        return Connect::Refuse(libc::EAGAIN);
+    let Some(Rules::Table(loaded)) = state::settled(&guard).map(|s| &s.rules) else {
+        return false;
     };
-    state::with(&mut guard, |state| {
-        let Rules::Table(loaded) = &state.rules else {
-            return Connect::Refuse(broken_errno(state));
-        };
-        let decision = loaded.table.decide(*destination, socket.protocol());
-        if decision.rewrite.is_none() && !log::enabled() {
-            match decision.verdict {
-                Verdict::Bind(Binding {
-                    interface: Some(name),
-                    source,
-                }) if source.is_empty() => {
-                    return match apply::device(fd, name) {
-                        Ok(()) => Connect::Caller,
-                        Err(e) => {
-                            let failure = Failure::Interface(*name, e);
-                            match failed(loaded, failure, decision.origin, Way::Socket) {
-                                Ok(()) => Connect::Caller,
-                                Err(stop) => Err::<(), Stop>(stop).into(),
-                            }
-                        }
-                    };
-                }
-                Verdict::Direct if !socket.device_set() => return Connect::Caller,
-                _ => {}
-            }
+    if log::enabled() {
+        return false;
+    }
+    let decision = loaded.table.decide(*destination, socket.protocol());
+    if decision.rewrite.is_some() {
+        return false;
+    }
+    match decision.verdict {
+        Verdict::Bind(Binding {
+            interface: Some(name),
+            source,
+        }) if source.is_empty() => {
+            // On failure the long way tries again and reports it. errno is
+            // then the failure's, not the caller's, which only shows if
+            // `on_failure = "allow"` lets the connect go on and succeed:
+            // errno after a successful call is unspecified (POSIX), and
+            // saving it here would cost every connect.
+            apply::device(fd, name).is_ok()
         }
-        connect_rest(loaded, fd, socket, destination, &decision, go)
-    })
-    .unwrap_or(Connect::Caller)
-}
-
-/// The errno of a call in a process whose config is broken, with its
-/// notice.
-#[cold]
-#[inline(never)]
-fn broken_errno(state: &State) -> c_int {
-    match loaded(state) {
-        Err(Stop::Refuse(e)) => e,
-        _ => libc::EPERM,
+        Verdict::Direct => !socket.device_set(),
+        _ => false,
     }
 }
 
-/// [`outbound_rest`] for `connect`.
-#[cold]
+/// `connect` decided the long way: first call, refusals, rewrites, source
+/// addresses, logging.
+///
+/// # Safety
+/// As libc's `connect`.
 #[inline(never)]
-fn connect_rest(
-    loaded: &Loaded,
-    fd: c_int,
-    socket: Inet,
-    destination: &SocketAddr,
-    decision: &bindto_core::Decision<'_>,
-    go: &mut MaybeUninit<Go>,
-) -> Connect {
-    let go = go.write(Go::default());
-    outbound_rest(loaded, fd, socket, destination, Way::Socket, decision, go).into()
+unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: as the caller promises; the planned destination is a local
+    // copy that outlives the call.
+    unsafe {
+        outgoing(
+            fd,
+            addr,
+            len,
+            |_| Ok(Way::Socket),
+            |go| {
+                let (addr, len) = target_or(go, addr, len);
+                real::connect(fd, addr, len)
+            },
+            || real::connect(fd, addr, len),
+        )
+    }
 }
 
 /// `sendto()`: a UDP datagram to `addr` leaves as the profile says; a TCP

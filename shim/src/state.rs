@@ -236,6 +236,35 @@ pub(crate) fn passing_through() -> bool {
     MODE.load(Ordering::Relaxed) == PASS_THROUGH
 }
 
+/// What the process is known to have to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Not known before the first intercepted call has read the
+    /// environment.
+    Uninitialised,
+    PassThrough,
+    Active,
+}
+
+#[inline(always)]
+pub(crate) fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        PASS_THROUGH => Mode::PassThrough,
+        ACTIVE => Mode::Active,
+        _ => Mode::Uninitialised,
+    }
+}
+
+/// The rules in force when this thread has them cached and no check of the
+/// files is due; `None` otherwise, and then [`with`] does the rest
+/// (initialise, reload, refresh). Claims no turn to check the files, so
+/// that the caller can go on to [`with`].
+#[inline(always)]
+pub(crate) fn settled(guard: &Guard) -> Option<&State> {
+    let state = guard.local().cached.get()?;
+    (state.watched.is_empty() || CHECKED.load(Ordering::Relaxed) == now()).then_some(state)
+}
+
 /// Builds the first state; `None` when there is nothing to do.
 fn init() -> Option<()> {
     let env = Env::capture(|name| {
