@@ -340,7 +340,12 @@ impl<'a> Reader<'a> {
         mut item: impl FnMut(&mut Reader<'a>) -> Option<T>,
     ) -> Option<Vec<T>> {
         let len = self.len(each)?;
-        (0..len).map(|_| item(self)).collect()
+        // Allocated once: `len` is bounded by the bytes left.
+        let mut items = Vec::with_capacity(len);
+        for _ in 0..len {
+            items.push(item(self)?);
+        }
+        Some(items)
     }
 
     /// `Some(None)` for an absent value, `None` for bad bytes.
