@@ -8,7 +8,6 @@
 //! whatever the bytes, the result is `None` or a table whose lookups stay
 //! in bounds.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::unix::ffi::OsStrExt;
@@ -276,18 +275,24 @@ impl Writer {
     }
 }
 
+/// Distinct strings in the order first seen. A linear search: a table's
+/// origins name one profile and a file or two.
 #[derive(Default)]
 struct Pool<'a> {
     items: Vec<&'a [u8]>,
-    seen: HashMap<&'a [u8], u32>,
 }
 
 impl<'a> Pool<'a> {
     fn index(&mut self, item: &'a [u8]) -> u32 {
-        *self.seen.entry(item).or_insert_with(|| {
-            self.items.push(item);
-            (self.items.len() - 1) as u32
-        })
+        let at = self
+            .items
+            .iter()
+            .position(|i| *i == item)
+            .unwrap_or_else(|| {
+                self.items.push(item);
+                self.items.len() - 1
+            });
+        at as u32
     }
 }
 
