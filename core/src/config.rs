@@ -194,11 +194,16 @@ impl Config {
     /// Reads and checks the layers the environment names (see
     /// [`layers::paths`]).
     pub fn load(env: &Env, secure: bool) -> Result<Config, Error> {
+        Config::from_read(layers::read(env, secure)?, env, secure)
+    }
+
+    /// Merges and checks the layers [`layers::read`] read for `env`.
+    pub(crate) fn from_read(layers: Vec<Layer>, env: &Env, secure: bool) -> Result<Config, Error> {
         let searched = layers::paths(env, secure)
             .into_iter()
             .map(|(_, p)| p)
             .collect();
-        Config::with_searched(layers::read(env, secure)?, searched)
+        Config::with_searched(layers, searched)
     }
 
     /// Merges and checks these layers, earliest first.

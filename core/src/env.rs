@@ -23,6 +23,8 @@ impl Env {
         "BIND_EXCLUDE",
         "DNS_OVERRIDE_IP",
         "DNS_OVERRIDE_PORT",
+        "XDG_CACHE_HOME",
+        "BINDTO_CACHE",
     ];
 
     /// Captures the variables of [`Env::VARS`] through `lookup`; variables
@@ -74,6 +76,11 @@ impl Env {
     /// The profile selected by `BIND_PROFILE`.
     pub fn profile(&self) -> Option<&str> {
         self.get("BIND_PROFILE")
+    }
+
+    /// Every variable captured, in [`Env::VARS`] order.
+    pub(crate) fn vars(&self) -> &[(&'static str, String)] {
+        &self.vars
     }
 
     pub(crate) fn path(&self, name: &str) -> Option<PathBuf> {

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod cache;
 mod config;
 mod env;
 mod error;
@@ -41,17 +42,27 @@ pub enum Setup {
 }
 
 /// Reads the environment and the config files it points at, and compiles the
-/// table the process must follow.
+/// table the process must follow, or takes it from `cache` when the files
+/// are the ones it was compiled from (a profile's table only). Says what the
+/// cache did, when there is one.
 ///
 /// `secure` is the caller's word that the process runs with raised privileges
 /// (AT_SECURE): only the root-owned system file counts then.
-pub fn setup(env: &Env, secure: bool) -> Result<Setup, Error> {
+pub fn setup(
+    env: &Env,
+    secure: bool,
+    cache: Option<&cache::Dir>,
+) -> Result<(Setup, Option<cache::Outcome>), Error> {
     if let Some(name) = env.profile() {
+        if let Some(dir) = cache {
+            let (table, outcome) = cache::table(dir, env, secure, name)?;
+            return Ok((Setup::Table(table), Some(outcome)));
+        }
         let config = Config::load(env, secure)?;
-        return Ok(Setup::Table(Table::compile(config.profile(name)?)));
+        return Ok((Setup::Table(Table::compile(config.profile(name)?)), None));
     }
     match legacy::profile(env)? {
-        Some(profile) => Ok(Setup::Table(Table::compile(&profile))),
-        None => Ok(Setup::PassThrough),
+        Some(profile) => Ok((Setup::Table(Table::compile(&profile)), None)),
+        None => Ok((Setup::PassThrough, None)),
     }
 }

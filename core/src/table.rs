@@ -20,6 +20,8 @@ use ipnet::IpNet;
 use crate::addr::{PerFamily, PortRange};
 use crate::profile::{Action, Binding, DnsOptions, OnFailure, Origin, Profile, Protocol};
 
+mod codec;
+
 /// What to do with a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict<'t> {

@@ -90,12 +90,12 @@ fn errors_name_the_variable() {
 #[test]
 fn nothing_set_is_pass_through_and_bind_profile_wins() {
     assert!(matches!(
-        setup(&Env::default(), false),
-        Ok(Setup::PassThrough)
+        setup(&Env::default(), false, None),
+        Ok((Setup::PassThrough, None))
     ));
     assert!(matches!(
-        setup(&Env::from_pairs([("BIND_PROFILE", "")]), false),
-        Ok(Setup::PassThrough)
+        setup(&Env::from_pairs([("BIND_PROFILE", "")]), false, None),
+        Ok((Setup::PassThrough, None))
     ));
     let env = Env::from_pairs([
         ("BIND_PROFILE", "x"),
@@ -103,5 +103,5 @@ fn nothing_set_is_pass_through_and_bind_profile_wins() {
         ("BINDTO_CONFIG", "/nonexistent/p.toml"),
     ]);
     // BIND_PROFILE selects a profile, so the legacy variable is not used.
-    assert!(setup(&env, false).is_err());
+    assert!(setup(&env, false, None).is_err());
 }

@@ -8,7 +8,7 @@ use bindto_core::addr::{PerFamily, unmap};
 use bindto_core::{
     Binding, IfName, OnFailure, Origin, PortRange, Profile, Protocol, RuleKind, Table, Verdict,
 };
-use bindto_core::{DnsOptions, profile::Action, profile::DnsRewrite, profile::Route};
+use bindto_core::{DnsOptions, Env, cache, profile::Action, profile::DnsRewrite, profile::Route};
 use ipnet::IpNet;
 use proptest::prelude::*;
 
@@ -252,9 +252,15 @@ proptest! {
     }
 }
 
+/// Checks the compiled table, and the same table through the cache's bytes.
 fn check(profile: &Profile, dests: &[(SocketAddr, Protocol)]) -> Result<(), TestCaseError> {
     let table = Table::compile(profile);
-    for &(dest, proto) in dests {
+    let key = cache::Key::new(&Env::default(), &[]);
+    let cached = cache::open(&key, &cache::seal(&key, &table).unwrap()).unwrap();
+    for (table, dest, proto) in dests
+        .iter()
+        .flat_map(|&(dest, proto)| [(&table, dest, proto), (&cached, dest, proto)])
+    {
         let d = table.decide(dest, proto);
         let (verdict, destination, origin) = reference(profile, dest, proto);
         prop_assert_eq!(

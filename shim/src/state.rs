@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
-use bindto_core::{Binding, Env, IfName, Setup, Table, layers};
+use bindto_core::{Binding, Env, IfName, Setup, Table, cache, layers};
 
 use crate::guard::{self, Guard};
 use crate::log::{self, Notice};
@@ -323,9 +323,14 @@ fn build(env: Env, secure: bool) -> Option<State> {
     } else {
         Vec::new()
     };
-    let rules = match bindto_core::setup(&env, secure) {
-        Ok(Setup::PassThrough) => return None,
-        Ok(Setup::Table(table)) => {
+    // SAFETY: geteuid only reads the process's credentials.
+    let dir = cache::Dir::new(&env, secure, unsafe { libc::geteuid() });
+    let rules = match bindto_core::setup(&env, secure, dir.as_ref()) {
+        Ok((Setup::PassThrough, _)) => return None,
+        Ok((Setup::Table(table), cached)) => {
+            if let (Some(cached), Some(dir)) = (cached, &dir) {
+                tracing::debug!(dir = %dir.path().display(), "compiled-table cache: {cached}");
+            }
             tracing::info!(profile = table.profile(), "table loaded");
             Rules::Table(Arc::new(Loaded::new(table)))
         }

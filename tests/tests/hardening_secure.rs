@@ -3,8 +3,9 @@
 //! (the kernel's AT_SECURE): the shim follows only the system file
 //! `/etc/bindto/profiles.toml`, ignores `BINDTO_CONFIG`, the user's
 //! `~/.config/bindto/profiles.toml` and `BINDTO_LOG_FILE` (no file is
-//! created), and refuses a system file that is writable by others or not
-//! owned by root (every call blocked, with the message). The same program
+//! created) and the compiled-table cache, and refuses a system file that
+//! is writable by others or not owned by root (every call blocked, with
+//! the message). The same program
 //! without the setuid bit, same user, same files, honours all of them (the
 //! control).
 //!
@@ -204,8 +205,13 @@ fn a_setuid_program_follows_only_a_safe_system_file() {
         !suid_log.exists(),
         "a privileged process created its log file"
     );
-    let out = t.run(&t.suid, &tcp, &[]);
+    let out = t.run(&t.suid, &tcp, &[("BINDTO_LOG", "debug")]);
     assert_eq!(out.assert_success(), VPN_ANSWER, "user file: {out}");
+    // Nor is the compiled-table cache read or written, though this euid
+    // could write the user's cache directory.
+    assert!(out.stderr.contains("table loaded"), "{out}");
+    assert!(!out.stderr.contains("compiled-table cache"), "{out}");
+    assert!(!t.dir.join("home/.cache").exists(), "{out}");
 
     // The control: the same program without the setuid bit honours them.
     let mut vars = user_vars.to_vec();

@@ -1,0 +1,591 @@
+//! A compiled table as bytes, for [`crate::cache`]: little-endian integers
+//! of fixed width, lists prefixed by their length.
+//!
+//! A submodule of `table`, so that the table's layout stays private there.
+//! Decoding checks every length against the bytes left (a corrupt length
+//! cannot make it allocate much) and every index against what it points
+//! into, and rebuilds the bucket index rather than trusting a stored one:
+//! whatever the bytes, the result is `None` or a table whose lookups stay
+//! in bounds.
+
+use std::ffi::OsStr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{Act, Key, Lpm, Rule, Span, Table};
+use crate::addr::{IfName, PerFamily, PortRange};
+use crate::profile::{Binding, DnsOptions, OnFailure, Origin, Protocol, RuleKind};
+
+impl Table {
+    /// The table as bytes; `None` for a table that names an older tool's
+    /// variable (those come from the environment alone, never cached).
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        let mut w = Writer::default();
+        w.bytes(self.profile.as_bytes());
+        w.u8(match self.on_failure {
+            OnFailure::Block => 0,
+            OnFailure::Allow => 1,
+        });
+        w.per_family(self.listen);
+        let o = &self.dns_options;
+        w.option(o.search.as_ref(), |w, list| {
+            w.list(list, |w, s| w.bytes(s.as_bytes()));
+        });
+        w.option(o.ndots, Writer::u8);
+        w.option(o.timeout_ms, Writer::u32);
+        w.option(o.attempts, Writer::u8);
+        w.list(&self.dns, |w, &(port, server, origin)| {
+            w.u16(port);
+            w.socket_addr(server);
+            w.u32(origin);
+        });
+        w.u64(self.rule_count as u64);
+        w.rule(&self.default);
+        w.list(&self.bindings, |w, b| {
+            w.option(b.interface, |w, name| w.bytes(name.as_str().as_bytes()));
+            w.per_family(b.source);
+        });
+        w.origins(&self.origins)?;
+        w.list(&self.ports, |w, p| {
+            w.u16(p.first);
+            w.u16(p.last);
+        });
+        w.list(&self.chains, Writer::rule);
+        w.list(&self.v4.entries, |w, &(k, span)| {
+            w.u32(k);
+            w.span(span);
+        });
+        w.list(&self.v6.entries, |w, &(k, span)| {
+            w.u128(k);
+            w.span(span);
+        });
+        Some(w.0)
+    }
+
+    /// The table `encode` made these bytes from, or `None` if they are not
+    /// exactly such bytes.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Table> {
+        let mut r = Reader(bytes);
+        let profile = std::str::from_utf8(r.bytes()?).ok()?.to_owned();
+        let on_failure = match r.u8()? {
+            0 => OnFailure::Block,
+            1 => OnFailure::Allow,
+            _ => return None,
+        };
+        let listen = r.per_family()?;
+        let dns_options = DnsOptions {
+            search: r.option(|r| {
+                r.list(4, |r| {
+                    Some(std::str::from_utf8(r.bytes()?).ok()?.to_owned())
+                })
+            })?,
+            ndots: r.option(Reader::u8)?,
+            timeout_ms: r.option(Reader::u32)?,
+            attempts: r.option(Reader::u8)?,
+        };
+        let dns: Vec<(u16, SocketAddr, u32)> =
+            r.list(13, |r| Some((r.u16()?, r.socket_addr()?, r.u32()?)))?;
+        let rule_count = usize::try_from(r.u64()?).ok()?;
+        let default = r.rule()?;
+        let bindings = r.list(2, |r| {
+            Some(Binding {
+                interface: r.option(|r| IfName::new(std::str::from_utf8(r.bytes()?).ok()?).ok())?,
+                source: r.per_family()?,
+            })
+        })?;
+        let origins = r.origins()?;
+        let ports = r.list(4, |r| {
+            let (first, last) = (r.u16()?, r.u16()?);
+            (first <= last).then_some(PortRange { first, last })
+        })?;
+        let chains = r.list(RULE_SIZE, Reader::rule)?;
+        let v4 = r.lpm(12, Reader::u32)?;
+        let v6 = r.lpm(24, Reader::u128)?;
+        if !r.0.is_empty() {
+            return None;
+        }
+
+        let rule_ok = |rule: &Rule| {
+            let act_ok = match rule.act {
+                Act::Bind(b) => (b as usize) < bindings.len(),
+                Act::Direct | Act::Block => true,
+            };
+            act_ok
+                && rule.ports.0 <= rule.ports.1
+                && (rule.ports.1 as usize) <= ports.len()
+                && (rule.origin as usize) < origins.len()
+        };
+        let span_ok = |span: &Span| span.start <= span.end && span.end as usize <= chains.len();
+        let valid = rule_ok(&default)
+            && chains.iter().all(rule_ok)
+            && rule_count <= chains.len()
+            && dns.iter().all(|d| (d.2 as usize) < origins.len())
+            && dns.windows(2).all(|w| w[0].0 <= w[1].0)
+            && v4.entries.iter().all(|e| span_ok(&e.1))
+            && v6.entries.iter().all(|e| span_ok(&e.1));
+        valid.then_some(Table {
+            profile,
+            on_failure,
+            listen,
+            dns_options,
+            dns,
+            rule_count,
+            default,
+            bindings,
+            origins,
+            ports,
+            chains,
+            v4,
+            v6,
+        })
+    }
+}
+
+/// Bytes of one encoded [`Rule`].
+const RULE_SIZE: usize = 18;
+
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn len(&mut self, len: usize) {
+        // Nothing in a table comes near 4 G entries; a length that did
+        // would make the file unreadable, never wrong.
+        self.u32(u32::try_from(len).unwrap_or(u32::MAX));
+    }
+
+    fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.0.extend_from_slice(v);
+    }
+
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Writer, &T)) {
+        self.len(items.len());
+        for item in items {
+            each(self, item);
+        }
+    }
+
+    fn option<T>(&mut self, v: Option<T>, some: impl FnOnce(&mut Writer, T)) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                some(self, v);
+            }
+        }
+    }
+
+    fn per_family(&mut self, v: PerFamily) {
+        self.option(v.v4, |w, a| w.u32(a.into()));
+        self.option(v.v6, |w, a| w.u128(a.into()));
+    }
+
+    fn socket_addr(&mut self, v: SocketAddr) {
+        match v {
+            SocketAddr::V4(a) => {
+                self.u8(4);
+                self.u32((*a.ip()).into());
+                self.u16(a.port());
+            }
+            SocketAddr::V6(a) => {
+                self.u8(6);
+                self.u128((*a.ip()).into());
+                self.u16(a.port());
+                self.u32(a.flowinfo());
+                self.u32(a.scope_id());
+            }
+        }
+    }
+
+    fn rule(&mut self, rule: &Rule) {
+        let (tag, binding) = match rule.act {
+            Act::Direct => (0, 0),
+            Act::Bind(b) => (1, b),
+            Act::Block => (2, 0),
+        };
+        self.u8(tag);
+        self.u32(binding);
+        self.u8(match rule.protocol {
+            None => 0,
+            Some(Protocol::Tcp) => 1,
+            Some(Protocol::Udp) => 2,
+        });
+        self.u32(rule.ports.0);
+        self.u32(rule.ports.1);
+        self.u32(rule.origin);
+    }
+
+    fn span(&mut self, span: Span) {
+        self.u32(span.start);
+        self.u32(span.end);
+    }
+
+    /// The origins, their profile names and paths written once each in a
+    /// list of their own and named by index: 10 000 rules share one file.
+    fn origins(&mut self, origins: &[Origin]) -> Option<()> {
+        let mut names = Pool::default();
+        let mut paths = Pool::default();
+        let mut body = Writer::default();
+        for origin in origins {
+            body.u32(names.index(origin.profile.as_bytes()));
+            let (tag, n) = match origin.kind {
+                RuleKind::Default => (0, 0),
+                RuleKind::Exclude(i) => (1, i as u64),
+                RuleKind::Route(i) => (2, i as u64),
+                RuleKind::Dns(port) => (3, port.into()),
+                RuleKind::Variable(_) => return None,
+            };
+            body.u8(tag);
+            body.u64(n);
+            body.option(origin.location.as_ref(), |w, (path, line, column)| {
+                w.u32(paths.index(path.as_os_str().as_bytes()));
+                w.u32(*line);
+                w.u32(*column);
+            });
+        }
+        for pool in [names, paths] {
+            self.list(&pool.items, |w, s| w.bytes(s));
+        }
+        self.len(origins.len());
+        self.0.extend_from_slice(&body.0);
+        Some(())
+    }
+}
+
+/// Distinct strings in the order first seen. A linear search: a table's
+/// origins name one profile and a file or two.
+#[derive(Default)]
+struct Pool<'a> {
+    items: Vec<&'a [u8]>,
+}
+
+impl<'a> Pool<'a> {
+    fn index(&mut self, item: &'a [u8]) -> u32 {
+        let at = self
+            .items
+            .iter()
+            .position(|i| *i == item)
+            .unwrap_or_else(|| {
+                self.items.push(item);
+                self.items.len() - 1
+            });
+        at as u32
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[b]| b)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.take().map(u16::from_le_bytes)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn u128(&mut self) -> Option<u128> {
+        self.take().map(u128::from_le_bytes)
+    }
+
+    /// A length of items that take at least `each` bytes: never more than
+    /// the bytes left could hold.
+    fn len(&mut self, each: usize) -> Option<usize> {
+        let len = self.u32()? as usize;
+        (len <= self.0.len() / each).then_some(len)
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = self.len(1)?;
+        let (head, rest) = self.0.split_at_checked(len)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn list<T>(
+        &mut self,
+        each: usize,
+        mut item: impl FnMut(&mut Reader<'a>) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        let len = self.len(each)?;
+        // Allocated once: `len` is bounded by the bytes left.
+        let mut items = Vec::with_capacity(len);
+        for _ in 0..len {
+            items.push(item(self)?);
+        }
+        Some(items)
+    }
+
+    /// `Some(None)` for an absent value, `None` for bad bytes.
+    fn option<T>(&mut self, some: impl FnOnce(&mut Reader<'a>) -> Option<T>) -> Option<Option<T>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => some(self).map(Some),
+            _ => None,
+        }
+    }
+
+    fn per_family(&mut self) -> Option<PerFamily> {
+        Some(PerFamily {
+            v4: self.option(|r| r.u32().map(Ipv4Addr::from))?,
+            v6: self.option(|r| r.u128().map(Ipv6Addr::from))?,
+        })
+    }
+
+    fn socket_addr(&mut self) -> Option<SocketAddr> {
+        match self.u8()? {
+            4 => Some(SocketAddr::new(
+                Ipv4Addr::from(self.u32()?).into(),
+                self.u16()?,
+            )),
+            6 => {
+                let ip = Ipv6Addr::from(self.u128()?);
+                let port = self.u16()?;
+                let v6 = SocketAddrV6::new(ip, port, self.u32()?, self.u32()?);
+                Some(v6.into())
+            }
+            _ => None,
+        }
+    }
+
+    fn rule(&mut self) -> Option<Rule> {
+        let (tag, binding) = (self.u8()?, self.u32()?);
+        let act = match tag {
+            0 => Act::Direct,
+            1 => Act::Bind(binding),
+            2 => Act::Block,
+            _ => return None,
+        };
+        let protocol = match self.u8()? {
+            0 => None,
+            1 => Some(Protocol::Tcp),
+            2 => Some(Protocol::Udp),
+            _ => return None,
+        };
+        Some(Rule {
+            act,
+            protocol,
+            ports: (self.u32()?, self.u32()?),
+            origin: self.u32()?,
+        })
+    }
+
+    fn origins(&mut self) -> Option<Vec<Origin>> {
+        let names: Vec<Arc<str>> = self.list(4, |r| {
+            Some(Arc::from(std::str::from_utf8(r.bytes()?).ok()?))
+        })?;
+        let paths: Vec<Arc<Path>> = self.list(4, |r| {
+            Some(Arc::from(Path::new(OsStr::from_bytes(r.bytes()?))))
+        })?;
+        self.list(14, |r| {
+            let profile = names.get(r.u32()? as usize)?.clone();
+            let (tag, n) = (r.u8()?, r.u64()?);
+            let kind = match tag {
+                0 => RuleKind::Default,
+                1 => RuleKind::Exclude(usize::try_from(n).ok()?),
+                2 => RuleKind::Route(usize::try_from(n).ok()?),
+                3 => RuleKind::Dns(u16::try_from(n).ok()?),
+                _ => return None,
+            };
+            let location = r.option(|r| {
+                let path = paths.get(r.u32()? as usize)?.clone();
+                Some((path, r.u32()?, r.u32()?))
+            })?;
+            Some(Origin {
+                profile,
+                kind,
+                location,
+            })
+        })
+    }
+
+    /// One family's intervals: they must start at 0 and rise, as
+    /// `Lpm::lookup` assumes.
+    fn lpm<K: Key>(
+        &mut self,
+        each: usize,
+        key: fn(&mut Reader<'a>) -> Option<K>,
+    ) -> Option<Lpm<K>> {
+        let entries: Vec<(K, Span)> = self.list(each, |r| {
+            Some((
+                key(r)?,
+                Span {
+                    start: r.u32()?,
+                    end: r.u32()?,
+                },
+            ))
+        })?;
+        let starts_at_zero = entries.first().is_some_and(|e| e.0 == K::ZERO);
+        if !starts_at_zero || entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return None;
+        }
+        let mut lpm = Lpm {
+            entries,
+            buckets: Vec::new(),
+            shift: 0,
+        };
+        lpm.index();
+        Some(lpm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, Layer, Source};
+
+    /// Every kind of rule, filter and option a table can hold.
+    const FULL: &str = r#"
+[profile.base]
+interface = "wan0"
+
+[profile.p]
+extends = "base"
+source = ["198.18.2.2", "2001:db8::2"]
+listen = "198.18.2.2"
+on_failure = "allow"
+exclude = ["10.0.0.0/8", "fd00::/8", "10.1.0.0/16"]
+
+[profile.p.dns]
+53 = "198.18.0.53"
+853 = "[2001:db8::53]:853"
+search = ["lab", "example"]
+ndots = 2
+timeout_ms = 500
+attempts = 3
+
+[[profile.p.route]]
+to = ["10.1.2.0/24", "2001:db8:1::/48"]
+interface = "vpn0"
+ports = [80, "8000-8999"]
+protocol = "tcp"
+
+[[profile.p.route]]
+to = "10.1.0.0/16"
+action = "block"
+
+[[profile.p.route]]
+to = "10.1.2.3"
+action = "direct"
+protocol = "udp"
+"#;
+
+    pub(crate) fn full_table() -> Table {
+        let layer = Layer {
+            source: Source::Given,
+            path: "/etc/bindto/profiles.toml".into(),
+            text: FULL.to_owned(),
+        };
+        let config = Config::from_layers(vec![layer]).unwrap();
+        Table::compile(config.profile("p").unwrap())
+    }
+
+    #[test]
+    fn decodes_to_the_table_encoded() {
+        let table = full_table();
+        let bytes = table.encode().unwrap();
+        let back = Table::decode(&bytes).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{table:?}"));
+        assert_eq!(back.encode().unwrap(), bytes);
+    }
+
+    #[test]
+    fn truncated_bytes_are_refused() {
+        let bytes = full_table().encode().unwrap();
+        for len in 0..bytes.len() {
+            assert!(Table::decode(&bytes[..len]).is_none(), "{len} bytes");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Table::decode(&longer).is_none());
+    }
+
+    #[test]
+    fn any_changed_byte_decodes_to_nothing_or_to_a_table_in_bounds() {
+        let bytes = full_table().encode().unwrap();
+        let destinations: Vec<SocketAddr> = [
+            "10.1.2.3:53",
+            "10.1.2.4:80",
+            "10.9.9.9:8080",
+            "8.8.8.8:53",
+            "[2001:db8:1::1]:80",
+            "[fd00::1]:443",
+            "[::ffff:10.1.2.3]:53",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for at in 0..bytes.len() {
+            for value in [0, 1, 0x7f, 0xff, bytes[at] ^ 0x10] {
+                let mut changed = bytes.clone();
+                changed[at] = value;
+                if let Some(table) = Table::decode(&changed) {
+                    for &d in &destinations {
+                        table.decide(d, Protocol::Tcp);
+                        table.decide(d, Protocol::Udp);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_index_out_of_bounds_is_refused() {
+        let mut table = full_table();
+        let bindings = table.bindings.len() as u32;
+        table.chains[0].act = Act::Bind(bindings);
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+
+        let mut table = full_table();
+        table.v4.entries[1].1.end = table.chains.len() as u32 + 1;
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+
+        let mut table = full_table();
+        table.v6.entries.swap(0, 1);
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+    }
+
+    #[test]
+    fn tables_of_the_older_tools_are_not_encoded() {
+        let env = crate::Env::from_pairs([("BIND_INTERFACE", "wan0")]);
+        let profile = crate::legacy::profile(&env).unwrap().unwrap();
+        assert!(Table::compile(&profile).encode().is_none());
+    }
+}
