@@ -89,7 +89,7 @@ fn open_log(path: &str) -> Result<c_int, c_int> {
     let path = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
     // SAFETY: `path` is NUL-terminated; the flags and mode are plain ints.
     let fd = unsafe {
-        libc::open(
+        libc::open64(
             path.as_ptr(),
             libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
             0o600 as libc::c_uint,
