@@ -14,11 +14,11 @@
 //! before.
 
 use std::env;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=CC");
     let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os != "linux" || target_env != "gnu" {
@@ -36,11 +36,11 @@ fn main() {
     println!("cargo:rustc-link-lib=static:-bundle=gcc_eh");
 }
 
-/// The compiler's `libgcc_eh.a`, if it names one that exists. A compiler that
-/// does not know the file prints the bare name back, which is not absolute.
+/// The target's C compiler's `libgcc_eh.a`, if it names one that exists. A
+/// compiler that does not know the file prints the bare name back, which is
+/// not absolute.
 fn gcc_eh() -> Option<PathBuf> {
-    let cc = env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let out = Command::new(cc)
+    let out = Command::new(target_cc()?)
         .arg("-print-file-name=libgcc_eh.a")
         .output()
         .ok()?;
@@ -49,4 +49,25 @@ fn gcc_eh() -> Option<PathBuf> {
     }
     let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
     (path.is_absolute() && path.is_file()).then_some(path)
+}
+
+/// The C compiler for the target, found as the cc crate finds it: `CC_<target>`
+/// or `TARGET_CC`, else `CC` or `cc` when building for the host. A cross build
+/// without a named target compiler gets none: the host's archive would not
+/// link.
+fn target_cc() -> Option<OsString> {
+    let target = env::var("TARGET").ok()?;
+    let names = [
+        format!("CC_{target}"),
+        format!("CC_{}", target.replace('-', "_")),
+        "TARGET_CC".to_owned(),
+        "CC".to_owned(),
+    ];
+    for name in &names {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
+    if let Some(cc) = names[..3].iter().find_map(env::var_os) {
+        return Some(cc);
+    }
+    (env::var("HOST").ok()? == target).then(|| env::var_os("CC").unwrap_or_else(|| "cc".into()))
 }
