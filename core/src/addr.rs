@@ -1,5 +1,6 @@
 //! Addresses, networks, ports and interface names as profiles write them.
 
+use std::cell::Cell;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -289,6 +290,20 @@ impl<T> OneOrMany<T> {
     }
 }
 
+thread_local! {
+    /// The index of the item that failed the last list to fail. An item's
+    /// own conversion error (a bad CIDR, port 0) is raised after the parser
+    /// has let go of the item, so it carries the list's span, and the key
+    /// path found from that span stops at the list; this names the item.
+    static FAILED_ITEM: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Takes the index of the list item that failed last, if one did since the
+/// last call.
+pub(crate) fn take_failed_item() -> Option<usize> {
+    FAILED_ITEM.take()
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visit<T>(PhantomData<T>);
@@ -316,11 +331,19 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<Spanned<T>>()? {
-                    let span = item.span();
-                    items.push((Some(span), item.into_inner()));
+                loop {
+                    match seq.next_element::<Spanned<T>>() {
+                        Ok(Some(item)) => {
+                            let span = item.span();
+                            items.push((Some(span), item.into_inner()));
+                        }
+                        Ok(None) => return Ok(OneOrMany(items)),
+                        Err(e) => {
+                            FAILED_ITEM.set(Some(items.len()));
+                            return Err(e);
+                        }
+                    }
                 }
-                Ok(OneOrMany(items))
             }
 
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer};
-use serde_path_to_error::Segment;
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::addr::{IfName, Net, OneOrMany, PerFamily, PortRange, parse_server};
 use crate::layers::{self, Layer, Source};
@@ -123,35 +123,101 @@ struct Entry {
 fn parse(text: &str) -> Result<File, (usize, String)> {
     let at = |e: &toml::de::Error| e.span().map_or(0, |s| s.start);
     let document =
-        || toml::Deserializer::parse(text).map_err(|e| (at(&e), e.message().trim_end().to_owned()));
-    if let Ok(file) = File::deserialize(document()?) {
-        return Ok(file);
-    }
-    // Tracking the key path costs a third of the parse: only pay it to
-    // explain an error.
-    serde_path_to_error::deserialize(document()?).map_err(|e| {
-        let message = e.inner().message().trim_end();
-        let mut path = String::new();
-        for segment in e.path().iter() {
-            match segment {
-                Segment::Seq { index } => path.push_str(&format!("[{index}]")),
-                Segment::Map { key } if key.starts_with("$__serde_spanned") => {}
-                Segment::Map { key } | Segment::Enum { variant: key } => {
-                    if !path.is_empty() {
-                        path.push('.');
-                    }
-                    path.push_str(key);
-                }
-                Segment::Unknown => {}
-            }
-        }
+        toml::Deserializer::parse(text).map_err(|e| (at(&e), e.message().trim_end().to_owned()))?;
+    crate::addr::take_failed_item();
+    File::deserialize(document).map_err(|e| {
+        let message = e.message().trim_end();
+        let item = crate::addr::take_failed_item();
+        let path = e
+            .span()
+            .map(|span| key_path(text, &span, item))
+            .unwrap_or_default();
         let message = if path.is_empty() {
             message.to_owned()
         } else {
             format!("{path}: {message}")
         };
-        (at(e.inner()), message)
+        (at(&e), message)
     })
+}
+
+/// The dotted path of the innermost key or value of `text` whose span holds
+/// `span`, the span of a deserialisation error; when that is a list and
+/// `item` names the list's item that failed, the path goes on to the item.
+/// The document is parsed again to find it: only an error pays for that,
+/// whereas tracking the path while deserialising would instantiate the whole
+/// deserialiser a second time.
+fn key_path(text: &str, span: &Range<usize>, item: Option<usize>) -> String {
+    let mut found = Found {
+        len: usize::MAX,
+        path: String::new(),
+        list: false,
+    };
+    if let Ok(root) = DeTable::parse(text) {
+        found.table(root.get_ref(), span, &mut String::new());
+    }
+    if let (true, Some(index)) = (found.list, item) {
+        found.path.push_str(&format!("[{index}]"));
+    }
+    found.path
+}
+
+/// The smallest node holding the span so far. Ties go to the node visited
+/// last, which is the deeper one where a table shares its span with the
+/// tables its header implies.
+struct Found {
+    len: usize,
+    path: String,
+    /// Whether the node is a list under a key, as every list of items that
+    /// [`crate::addr::take_failed_item`] can name is.
+    list: bool,
+}
+
+impl Found {
+    fn table(&mut self, table: &DeTable<'_>, span: &Range<usize>, path: &mut String) {
+        for (key, value) in table {
+            let parent = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(key.get_ref());
+            self.node(key.span(), span, path, false);
+            self.value(value, span, path, true);
+            path.truncate(parent);
+        }
+    }
+
+    /// `keyed`: the value of a key, not an item of a list.
+    fn value(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        span: &Range<usize>,
+        path: &mut String,
+        keyed: bool,
+    ) {
+        let list = keyed && matches!(value.get_ref(), DeValue::Array(_));
+        self.node(value.span(), span, path, list);
+        match value.get_ref() {
+            DeValue::Table(table) => self.table(table, span, path),
+            DeValue::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    let parent = path.len();
+                    path.push_str(&format!("[{index}]"));
+                    self.value(item, span, path, false);
+                    path.truncate(parent);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn node(&mut self, node: Range<usize>, span: &Range<usize>, path: &str, list: bool) {
+        if node.start <= span.start && span.end <= node.end && node.len() <= self.len {
+            self.len = node.len();
+            self.list = list;
+            path.clone_into(&mut self.path);
+        }
+    }
 }
 
 /// Who set one key of a profile, for `bindto list`.

@@ -9,20 +9,25 @@
 //!   (`info`, `debug`, `trace`, or `target=level` directives separated by
 //!   commas; tracing-subscriber's `Targets`, which unlike `EnvFilter` needs
 //!   no regex engine: a quarter of the library's size); at `debug`
-//!   every decision is logged with the rule and file that made it.
+//!   every decision is logged with the rule and file that made it. Lines
+//!   are written by [`Log`], in the format of tracing-subscriber's `fmt()`
+//!   without colours or targets.
 //!   `BINDTO_LOG_FILE=path` appends there (created 0600) instead of stderr,
 //!   except in a privileged (AT_SECURE) process, which only ever logs to
 //!   stderr: a setuid program must never write a file its user names.
 
 use std::ffi::CStr;
 use std::fmt::{self, Write as _};
-use std::io;
+use std::mem;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use libc::c_int;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::{Interest, Subscriber};
+use tracing::{Event, Level, Metadata};
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt as _;
 
 /// Whether the log is on: the hot path's only cost when it is off.
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -71,16 +76,7 @@ pub(crate) fn init(secure: bool) {
         );
         Targets::new().with_default(LevelFilter::INFO)
     });
-    // The builder's own filter stops at INFO unless told otherwise; the
-    // Targets layer is the filter.
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(LevelFilter::TRACE)
-        .with_writer(RawFd(fd))
-        .with_ansi(false)
-        .with_target(false)
-        .finish()
-        .with(filter);
-    if tracing::subscriber::set_global_default(subscriber).is_ok() {
+    if tracing::subscriber::set_global_default(Log { filter, fd }).is_ok() {
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
@@ -89,7 +85,7 @@ fn open_log(path: &str) -> Result<c_int, c_int> {
     let path = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
     // SAFETY: `path` is NUL-terminated; the flags and mode are plain ints.
     let fd = unsafe {
-        libc::open(
+        libc::open64(
             path.as_ptr(),
             libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
             0o600 as libc::c_uint,
@@ -102,29 +98,143 @@ fn open_log(path: &str) -> Result<c_int, c_int> {
     }
 }
 
-/// A writer of whole events to a file descriptor, one `write(2)` per event
-/// (the formatter hands over a complete line), so lines from threads and
-/// processes appending to one file do not interleave.
-#[derive(Debug, Clone, Copy)]
-struct RawFd(c_int);
+/// The log's subscriber. tracing-subscriber's `fmt()` wrote the same lines,
+/// but its span registry and formatting layers were 7% of the library, and
+/// the shim makes no spans.
+struct Log {
+    filter: Targets,
+    fd: c_int,
+}
 
-impl io::Write for RawFd {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for reads of its length.
-        let n = unsafe { libc::write(self.0, buf.as_ptr().cast(), buf.len()) };
-        usize::try_from(n).map_err(|_| io::Error::last_os_error())
+impl Subscriber for Log {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if self.enabled(metadata) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        self.filter
+            .would_enable(metadata.target(), metadata.level())
+    }
+
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    /// One line, `<UTC time> <level> <message> <field>=<value>...`, in one
+    /// `write(2)`, so that lines from threads and processes appending to
+    /// one file do not interleave.
+    fn event(&self, event: &Event<'_>) {
+        let mut line = String::with_capacity(160);
+        timestamp(&mut line);
+        line.push_str(match *event.metadata().level() {
+            Level::TRACE => "TRACE ",
+            Level::DEBUG => "DEBUG ",
+            Level::INFO => " INFO ",
+            Level::WARN => " WARN ",
+            Level::ERROR => "ERROR ",
+        });
+        event.record(&mut Fields {
+            line: &mut line,
+            first: true,
+        });
+        line.push('\n');
+        write_all(self.fd, line.as_bytes());
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
+
+/// Appends the time as `2026-11-23T15:33:12.123456Z `.
+fn timestamp(line: &mut String) {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    // Days to a civil date, after Howard Hinnant's `civil_from_days`.
+    let days = (secs / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let of_era = days.rem_euclid(146_097);
+    let year_of_era = (of_era - of_era / 1460 + of_era / 36_524 - of_era / 146_096) / 365;
+    let of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * of_year + 2) / 153;
+    let day = of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = era * 400 + year_of_era + i64::from(month <= 2);
+    let of_day = secs % 86_400;
+    // Writing to a String cannot fail.
+    let _ = write!(
+        line,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z ",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        since.subsec_micros()
+    );
+}
+
+/// An event's fields as `fmt()` writes them: the message as it is, every
+/// other field as `name=value` (`Debug`), separated by spaces.
+struct Fields<'a> {
+    line: &'a mut String,
+    first: bool,
+}
+
+impl Visit for Fields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if !mem::take(&mut self.first) {
+            self.line.push(' ');
+        }
+        // Writing to a String cannot fail.
+        let _ = match field.name() {
+            "message" => write!(Escaped(self.line), "{value:?}"),
+            name => write!(
+                self.line,
+                "{}={value:?}",
+                name.strip_prefix("r#").unwrap_or(name)
+            ),
+        };
     }
 }
 
-impl<'a> MakeWriter<'a> for RawFd {
-    type Writer = RawFd;
+/// A message with the control characters a terminal could act on written
+/// as escapes, as `fmt()` does: a host name or profile name in a message
+/// cannot drive the terminal that shows the log.
+struct Escaped<'a>(&'a mut String);
 
-    fn make_writer(&'a self) -> RawFd {
-        *self
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            match c {
+                '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' => {
+                    write!(self.0, "\\x{:02x}", u32::from(c))?;
+                }
+                '\u{80}'..='\u{9f}' => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+                c => self.0.push(c),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -169,13 +279,18 @@ pub(crate) fn notice(kind: Notice, message: fmt::Arguments<'_>) {
     let mut line = String::with_capacity(128);
     // Writing to a String cannot fail.
     let _ = writeln!(line, "bindto: {message}");
-    let mut rest = line.as_bytes();
-    while !rest.is_empty() {
-        // SAFETY: `rest` is valid for reads of its length.
-        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+    write_all(2, line.as_bytes());
+}
+
+/// Writes all of `bytes` to `fd`, retrying after a signal; gives up
+/// silently on any other error.
+fn write_all(fd: c_int, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is valid for reads of its length.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
         match usize::try_from(n) {
             Ok(0) => break,
-            Ok(n) => rest = &rest[n..],
+            Ok(n) => bytes = &bytes[n..],
             Err(_) if crate::errno::get() == libc::EINTR => {}
             Err(_) => break,
         }
