@@ -9,9 +9,10 @@
 //! [`seal`] writes for that key is ignored and the table compiled from the
 //! files, as if there were no cache.
 //!
-//! The files live in `$XDG_CACHE_HOME/bindto/` or `~/.cache/bindto/`, one
-//! per environment (the key's [`Key::slot`] names it), the newest
-//! [`KEEP`] kept. They are trusted like the user's own config file: only
+//! The files live in `$XDG_CACHE_HOME/bindto/` or `~/.cache/bindto/`,
+//! under one of [`KEEP`] names picked by the environment (the key's
+//! `slot`): a table replaces the one of another environment that shares
+//! its name, so the directory never needs listing or pruning. They are trusted like the user's own config file: only
 //! when owned by the process's effective user and not writable by group or
 //! others, in a directory that is the same. A privileged (AT_SECURE)
 //! process never uses them.
@@ -35,9 +36,8 @@ const FORMAT: u64 = 1;
 /// Magic, format, key, payload length, payload checksum.
 const HEADER: usize = 40;
 
-/// Cache files kept in the directory; older ones go when a new one is
-/// written.
-pub const KEEP: usize = 16;
+/// Cache files the directory holds at most.
+pub const KEEP: u64 = 16;
 
 /// No table comes near this; a bigger file is not read.
 const MAX_SIZE: u64 = 256 << 20;
@@ -72,7 +72,7 @@ impl Key {
     }
 
     fn file_name(&self) -> String {
-        format!("{:016x}.table", self.slot)
+        format!("{:x}.table", self.slot % KEEP)
     }
 }
 
@@ -224,9 +224,8 @@ impl Dir {
         open(key, &bytes)
     }
 
-    /// Writes `table` under `key`, whole or not at all, and drops all but
-    /// the newest [`KEEP`] files; whether it was written. Failing is
-    /// harmless: the next process compiles again.
+    /// Writes `table` under `key`, whole or not at all; whether it was
+    /// written. Failing is harmless: the next process compiles again.
     pub fn store(&self, key: &Key, table: &Table) -> bool {
         seal(key, table).is_some_and(|bytes| self.write(key, &bytes).is_ok())
     }
@@ -252,32 +251,7 @@ impl Dir {
         if written.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        written?;
-        self.prune();
-        Ok(())
-    }
-
-    /// Removes all but the newest [`KEEP`] files, left-over temporary
-    /// files included.
-    fn prune(&self) {
-        let Ok(entries) = fs::read_dir(&self.path) else {
-            return;
-        };
-        let mut files: Vec<_> = entries
-            .flatten()
-            .filter_map(|entry| {
-                let meta = entry.metadata().ok()?;
-                meta.is_file()
-                    .then(|| ((meta.mtime(), meta.mtime_nsec()), entry.path()))
-            })
-            .collect();
-        if files.len() <= KEEP {
-            return;
-        }
-        files.sort_unstable();
-        for (_, path) in &files[..files.len() - KEEP] {
-            let _ = fs::remove_file(path);
-        }
+        written
     }
 
     fn trusts(&self, meta: &Metadata) -> bool {
@@ -442,14 +416,29 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_newest_files_only() {
-        let base = scratch("prune");
+    fn holds_at_most_keep_files() {
+        let base = scratch("keep");
         let dir = dir_at(&base);
-        for i in 0..KEEP + 3 {
-            let env = Env::from_pairs([("BIND_PROFILE", "p"), ("HOME", &format!("/h{i}"))]);
-            assert!(dir.store(&Key::new(&env, &[layer(TEXT)]), &table()));
+        let keys: Vec<Key> = (0..4 * KEEP)
+            .map(|i| {
+                let env = Env::from_pairs([("BIND_PROFILE", "p"), ("HOME", &format!("/h{i}"))]);
+                Key::new(&env, &[layer(TEXT)])
+            })
+            .collect();
+        for key in &keys {
+            assert!(dir.store(key, &table()));
         }
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), KEEP);
+        let files = fs::read_dir(dir.path()).unwrap().count() as u64;
+        assert!(files <= KEEP, "{files} files");
+        // The last table written is there; one it displaced is stale.
+        let last = keys.last().unwrap();
+        assert!(dir.load(last).is_ok());
+        let displaced = keys
+            .iter()
+            .find(|k| k.slot != last.slot && k.slot % KEEP == last.slot % KEEP);
+        if let Some(key) = displaced {
+            assert_eq!(dir.load(key).unwrap_err(), Miss::Stale);
+        }
         fs::remove_dir_all(&base).unwrap();
     }
 }
