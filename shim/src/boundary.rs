@@ -10,8 +10,14 @@ use crate::errno;
 
 /// The return value of a failed call, per return type.
 pub(crate) trait Failed {
-    /// `-1`, for every libc function the shim exports.
+    /// `-1`, for every libc function the shim exports that returns a
+    /// value; errno says why.
     const FAILED: Self;
+}
+
+/// `closefrom` returns nothing: only errno tells.
+impl Failed for () {
+    const FAILED: Self = ();
 }
 
 impl Failed for c_int {

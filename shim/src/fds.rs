@@ -8,15 +8,15 @@
 //! a record (accepted, inherited across exec, created inside libc, or above
 //! the array) is asked with `getsockopt` once and then recorded.
 //!
-//! A record can go stale only when a descriptor is closed without going
-//! through `close()` (`close_range`, a raw syscall, libc's internal closes);
-//! the descriptor that takes its number then inherits its record until
-//! it is closed again.
+//! `close_range` and `closefrom` forget their ranges. A record can go
+//! stale only when a descriptor is closed without going through any of
+//! these (a raw syscall, libc's internal closes); the descriptor that takes
+//! its number then inherits its record until it is closed again.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use bindto_core::Protocol;
-use libc::c_int;
+use libc::{c_int, c_uint};
 
 /// Descriptors recorded without a syscall; higher ones are asked every time.
 const CAPACITY: usize = 65_536;
@@ -97,6 +97,15 @@ pub(crate) fn record(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
 /// call: a socket that reuses the number afterwards records itself.
 pub(crate) fn forget(fd: c_int) {
     if let Some(slot) = slot(fd) {
+        slot.store(UNKNOWN, Ordering::Relaxed);
+    }
+}
+
+/// Forgets every descriptor from `first` to `last`, both included.
+pub(crate) fn forget_range(first: c_uint, last: c_uint) {
+    let end = usize::try_from(last).map_or(CAPACITY, |last| last.saturating_add(1));
+    let start = usize::try_from(first).unwrap_or(usize::MAX);
+    for slot in KINDS.get(start..end.min(CAPACITY)).unwrap_or_default() {
         slot.store(UNKNOWN, Ordering::Relaxed);
     }
 }

@@ -590,6 +590,38 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     })
 }
 
+/// `close_range()`: forgets the descriptors it closes. With
+/// CLOSE_RANGE_CLOEXEC they only close at exec, which takes the records
+/// with it.
+///
+/// # Safety
+/// As libc's `close_range`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    boundary::call(|| {
+        if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+            fds::forget_range(first, last);
+        }
+        // SAFETY: the caller's arguments, as given.
+        unsafe { real::close_range(first, last, flags) }
+    })
+}
+
+/// `closefrom()`: forgets every descriptor from `low` on.
+///
+/// # Safety
+/// As libc's `closefrom`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    boundary::call(|| {
+        if let Ok(low) = c_uint::try_from(low) {
+            fds::forget_range(low, c_uint::MAX);
+        }
+        // SAFETY: the caller's argument, as given.
+        unsafe { real::closefrom(low) }
+    })
+}
+
 /// `dup2()`: `new` becomes what `old` is.
 ///
 /// # Safety

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libc::{c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
+use crate::boundary::Failed;
 use crate::errno;
 
 macro_rules! real {
@@ -66,7 +67,7 @@ macro_rules! real {
                     let f = slot::$name.load(Ordering::Acquire);
                     if f.is_null() {
                         errno::set(libc::ENOSYS);
-                        return -1;
+                        return <$ret as Failed>::FAILED;
                     }
                     // SAFETY: as in the function of this name above.
                     let f = unsafe {
@@ -83,6 +84,8 @@ macro_rules! real {
 real! {
     socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
     close(fd: c_int) -> c_int;
+    close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
+    closefrom(low: c_int) -> ();
     dup2(old: c_int, new: c_int) -> c_int;
     dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
     connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;

@@ -29,6 +29,11 @@
  *   netclient tfo-mmsg HOST PORT    one TCP Fast Open connection made by
  *                                   sendmmsg(MSG_FASTOPEN); prints the
  *                                   answer or `error ENAME`
+ *   netclient reuse-udp HOST PORT   a TCP socket closed by close_range,
+ *                                   its number taken by a UDP socket made
+ *                                   by a raw syscall (as libc makes its
+ *                                   own), one datagram from it with sendto;
+ *                                   prints the answer or `error ENAME`
  *   netclient whoami                prints `secure=S euid=E ruid=R`
  *   netclient sigstorm N HOST PORT UDP_HOST UDP_PORT
  *                                   N connections to HOST:PORT in the main
@@ -53,6 +58,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -197,6 +203,39 @@ static int udp_once(char *out, size_t size, int use_sendmsg)
         sent = sendto(fd, "ping", 4, 0, (struct sockaddr *)&ss, len);
     }
     if (sent < 0) {
+        snprintf(out, size, "error %s", errname(errno));
+        close(fd);
+        return -1;
+    }
+    ssize_t n = recv(fd, out, size - 1, 0);
+    int e = errno;
+    close(fd);
+    if (n <= 0) {
+        snprintf(out, size, "error recv %s", n < 0 ? errname(e) : "empty");
+        return -1;
+    }
+    out[n] = 0;
+    return 0;
+}
+
+/* udp_once on a descriptor number that socket() last gave a TCP socket,
+ * closed by close_range and reused behind socket()'s back. */
+static int reuse_udp_once(char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = target(&ss);
+    int tcp = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (tcp < 0 || close_range(tcp, tcp, 0) < 0) {
+        snprintf(out, size, "error close_range %s", errname(errno));
+        return -1;
+    }
+    int fd = (int)syscall(SYS_socket, ss.ss_family, SOCK_DGRAM, 0);
+    if (fd != tcp) {
+        snprintf(out, size, "error reused %d not %d", fd, tcp);
+        return -1;
+    }
+    timeouts(fd);
+    if (sendto(fd, "ping", 4, 0, (struct sockaddr *)&ss, len) < 0) {
         snprintf(out, size, "error %s", errname(errno));
         close(fd);
         return -1;
@@ -380,12 +419,13 @@ int main(int argc, char **argv)
         return rc ? 1 : 0;
     }
 
-    if (!strcmp(mode, "tfo-mmsg")) {
+    if (!strcmp(mode, "tfo-mmsg") || !strcmp(mode, "reuse-udp")) {
         if (argc != 4)
             return usage();
         host = argv[2];
         port = atoi(argv[3]);
-        int rc = tfo_mmsg_once(answer, sizeof answer);
+        int rc = mode[0] == 't' ? tfo_mmsg_once(answer, sizeof answer)
+                                : reuse_udp_once(answer, sizeof answer);
         printf("%s\n", answer);
         return rc ? 1 : 0;
     }

@@ -74,6 +74,22 @@ fn a_route_to_a_missing_interface_allows_or_blocks_as_told() {
     }
 }
 
+/// A descriptor closed by close_range loses its record: the UDP socket
+/// that takes its number without going through socket() is asked what it
+/// is, not taken for the TCP socket that had the number (whose sendto
+/// with a destination the shim would pass through unbound).
+#[test]
+fn close_range_forgets_the_sockets_it_closes() {
+    let Some(lab) = Lab::new() else { return };
+    let client = compile(lab.dir(), "netclient");
+    let client = path_str(&client);
+    let config = write(&lab, "vpn.toml", "[profile.vpn]\ninterface = \"vpn0\"\n");
+    let vars = bound_vars(&config, "vpn");
+    let out = lab.run_client(&[client, "reuse-udp", "198.19.0.1", "53"], &as_refs(&vars));
+    assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
+    assert_eq!(out.stderr, "");
+}
+
 /// A TCP Fast Open connect can ride on sendmmsg's first message: it is
 /// decided and bound like connect, not passed through.
 #[test]
