@@ -179,15 +179,12 @@ static int tfo_mmsg_once(char *out, size_t size)
 }
 
 /* One datagram, sent with sendto (or sendmsg) on an unconnected socket. */
-static int udp_once(char *out, size_t size, int use_sendmsg)
+/* One datagram to the target from `fd` (sendto, or sendmsg), then the
+ * answer in `out`, or `error ENAME`; closes `fd`. */
+static int datagram_once(int fd, char *out, size_t size, int use_sendmsg)
 {
     struct sockaddr_storage ss;
     socklen_t len = target(&ss);
-    int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
-    if (fd < 0) {
-        snprintf(out, size, "error socket %s", errname(errno));
-        return -1;
-    }
     timeouts(fd);
     ssize_t sent;
     if (use_sendmsg) {
@@ -218,12 +215,24 @@ static int udp_once(char *out, size_t size, int use_sendmsg)
     return 0;
 }
 
+static int udp_once(char *out, size_t size, int use_sendmsg)
+{
+    struct sockaddr_storage ss;
+    target(&ss);
+    int fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+    if (fd < 0) {
+        snprintf(out, size, "error socket %s", errname(errno));
+        return -1;
+    }
+    return datagram_once(fd, out, size, use_sendmsg);
+}
+
 /* udp_once on a descriptor number that socket() last gave a TCP socket,
  * closed by close_range and reused behind socket()'s back. */
 static int reuse_udp_once(char *out, size_t size)
 {
     struct sockaddr_storage ss;
-    socklen_t len = target(&ss);
+    target(&ss);
     int tcp = socket(ss.ss_family, SOCK_STREAM, 0);
     if (tcp < 0 || close_range(tcp, tcp, 0) < 0) {
         snprintf(out, size, "error close_range %s", errname(errno));
@@ -234,21 +243,7 @@ static int reuse_udp_once(char *out, size_t size)
         snprintf(out, size, "error reused %d not %d", fd, tcp);
         return -1;
     }
-    timeouts(fd);
-    if (sendto(fd, "ping", 4, 0, (struct sockaddr *)&ss, len) < 0) {
-        snprintf(out, size, "error %s", errname(errno));
-        close(fd);
-        return -1;
-    }
-    ssize_t n = recv(fd, out, size - 1, 0);
-    int e = errno;
-    close(fd);
-    if (n <= 0) {
-        snprintf(out, size, "error recv %s", n < 0 ? errname(e) : "empty");
-        return -1;
-    }
-    out[n] = 0;
-    return 0;
+    return datagram_once(fd, out, size, 0);
 }
 
 static int count_fds(void)
