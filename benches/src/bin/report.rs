@@ -694,20 +694,26 @@ fn connect_section(
         let _ = writeln!(md, "| {} | {t:+} [{tw}] | {u:+} [{uw}] |", s.name);
         sys_added.insert(s.name, (t, u));
     }
-    let b = sys_added["b"].0;
-    verdicts.push((
-        "syscalls added per bound TCP connect (b)".into(),
-        "exactly 1".into(),
-        format!("{b:+}"),
-        b == 1.0,
-    ));
-    let c = sys_added["c"].0;
-    verdicts.push((
-        "syscalls added per excluded TCP connect (c)".into(),
-        "0".into(),
-        format!("{c:+}"),
-        c == 0.0,
-    ));
+    // A connect's own syscalls are whole numbers; a fraction is the
+    // once-a-second check of the config files (statx), which falls unevenly
+    // between the two runs and belongs to no connect.
+    for (name, what, target) in [
+        ("b", "syscalls added per bound TCP connect (b)", 1.0),
+        ("c", "syscalls added per excluded TCP connect (c)", 0.0),
+    ] {
+        let n = sys_added[name].0;
+        let per_connect = n.round();
+        verdicts.push((
+            what.into(),
+            if target == 0.0 { "0" } else { "exactly 1" }.into(),
+            if per_connect == n {
+                format!("{n:+}")
+            } else {
+                format!("{per_connect:+} ({n:+} with the once-a-second config check)")
+            },
+            per_connect == target,
+        ));
+    }
 
     // Instructions: callgrind of N and 2N operations.
     let (k_tcp, k_udp) = if o.smoke { (5, 5) } else { (200, 200) };
