@@ -185,8 +185,13 @@ const fn align(len: usize) -> usize {
     (len + size_of::<usize>() - 1) & !(size_of::<usize>() - 1)
 }
 
+/// The room an IP_PKTINFO message takes (its CMSG_SPACE).
+const IPV4_SPACE: usize = CMSG_HEADER + align(IN_PKTINFO);
+/// The room an IPV6_PKTINFO message takes.
+const IPV6_SPACE: usize = CMSG_HEADER + align(IN6_PKTINFO);
+
 /// The most room a [`Pktinfo`] takes after the caller's control data.
-pub(crate) const PKTINFO_SPACE: usize = CMSG_HEADER + align(IN6_PKTINFO);
+pub(crate) const PKTINFO_SPACE: usize = IPV6_SPACE;
 
 impl Pktinfo {
     /// Appends this pktinfo as a control message after the caller's
@@ -199,8 +204,18 @@ impl Pktinfo {
         let end = start + space;
         let out = out.get_mut(..end)?;
         out[..control.len()].copy_from_slice(control);
-        out[control.len()..start].fill(0);
-        out[start..].copy_from_slice(&cmsg.0[..space]);
+        // Usually none: most control messages end aligned. A fill of none
+        // would still be a call to memset.
+        if start > control.len() {
+            out[control.len()..start].fill(0);
+        }
+        // Each length apart, so that the copy is a few moves, not a call.
+        let out = &mut out[start..];
+        if self.v6 {
+            out.copy_from_slice(&cmsg.0[..IPV6_SPACE]);
+        } else {
+            out.copy_from_slice(&cmsg.0[..IPV4_SPACE]);
+        }
         Some(end)
     }
 
@@ -212,24 +227,24 @@ impl Pktinfo {
     pub(crate) fn cmsg(&self) -> (Cmsg, usize) {
         let mut out = Cmsg([0; PKTINFO_SPACE]);
         let (header, payload) = out.0.split_at_mut(CMSG_HEADER);
-        let (level, kind, len) = if self.v6 {
+        let (level, kind, len, space) = if self.v6 {
             if let Some(IpAddr::V6(source)) = self.source {
                 payload[..16].copy_from_slice(&source.octets());
             }
             payload[16..20].copy_from_slice(&self.ifindex.to_ne_bytes());
-            (libc::SOL_IPV6, libc::IPV6_PKTINFO, IN6_PKTINFO)
+            (libc::SOL_IPV6, libc::IPV6_PKTINFO, IN6_PKTINFO, IPV6_SPACE)
         } else {
             payload[..4].copy_from_slice(&self.ifindex.to_ne_bytes());
             if let Some(IpAddr::V4(source)) = self.source {
                 payload[4..8].copy_from_slice(&source.octets());
             }
-            (libc::SOL_IP, libc::IP_PKTINFO, IN_PKTINFO)
+            (libc::SOL_IP, libc::IP_PKTINFO, IN_PKTINFO, IPV4_SPACE)
         };
         let (cmsg_len, rest) = header.split_at_mut(size_of::<usize>());
         cmsg_len.copy_from_slice(&(CMSG_HEADER + len).to_ne_bytes());
         rest[..4].copy_from_slice(&level.to_ne_bytes());
         rest[4..].copy_from_slice(&kind.to_ne_bytes());
-        (out, CMSG_HEADER + align(len))
+        (out, space)
     }
 }
 

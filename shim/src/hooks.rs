@@ -509,6 +509,44 @@ fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
 /// # Safety
 /// `msg` is a valid message for sendmsg.
 unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Datagram) -> ssize_t {
+    // SAFETY: as the caller promises.
+    let sent = unsafe { send_appended(fd, msg, flags, &pktinfo.info) };
+    if sent < 0 && matches!(errno::get(), libc::ENODEV | libc::ENXIO) {
+        if let Some(fresh) = pktinfo.refresh() {
+            // SAFETY: as above.
+            return unsafe { send_appended(fd, msg, flags, &fresh) };
+        }
+    }
+    sent
+}
+
+/// Sends `msg` with `info` appended to its control data: as the only
+/// control message, built in place, when the caller has none (the common
+/// case), else after a copy of the caller's.
+///
+/// # Safety
+/// `msg` is a valid message for sendmsg.
+#[inline(always)]
+unsafe fn send_appended(fd: c_int, msg: &msghdr, flags: c_int, info: &Pktinfo) -> ssize_t {
+    if msg.msg_controllen != 0 {
+        // SAFETY: as the caller promises.
+        return unsafe { send_after_control(fd, msg, flags, info) };
+    }
+    let (cmsg, space) = info.cmsg();
+    let mut local = *msg;
+    local.msg_control = cmsg.as_ptr().cast_mut().cast();
+    local.msg_controllen = space;
+    // SAFETY: the caller's valid message, with a control message that
+    // lives until the call returns.
+    unsafe { real::sendmsg(fd, &local, flags) }
+}
+
+/// [`send_appended`] for a message with control data of its own.
+///
+/// # Safety
+/// `msg` is a valid message for sendmsg.
+#[inline(never)]
+unsafe fn send_after_control(fd: c_int, msg: &msghdr, flags: c_int, info: &Pktinfo) -> ssize_t {
     // SAFETY: the caller's message describes `msg_controllen` readable
     // bytes at `msg_control`, or is refused here as the kernel would.
     let control = match unsafe { control_bytes(msg) } {
@@ -518,27 +556,18 @@ unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Dat
             return -1;
         }
     };
-    let send = |info: &Pktinfo| {
-        let mut buf = ControlBuf::for_control(control);
-        let Some(len) = info.append(control, buf.bytes()) else {
-            // for_control always makes room; a shortfall is a shim bug.
-            errno::set(libc::EPERM);
-            return -1;
-        };
-        let mut local = *msg;
-        local.msg_control = buf.bytes().as_mut_ptr().cast::<c_void>();
-        local.msg_controllen = len as size_t;
-        // SAFETY: `local` is the caller's valid message with a control
-        // buffer that lives until the call returns.
-        unsafe { real::sendmsg(fd, &local, flags) }
+    let mut buf = ControlBuf::for_control(control);
+    let Some(len) = info.append(control, buf.bytes()) else {
+        // for_control always makes room; a shortfall is a shim bug.
+        errno::set(libc::EPERM);
+        return -1;
     };
-    let sent = send(&pktinfo.info);
-    if sent < 0 && matches!(errno::get(), libc::ENODEV | libc::ENXIO) {
-        if let Some(fresh) = pktinfo.refresh() {
-            return send(&fresh);
-        }
-    }
-    sent
+    let mut local = *msg;
+    local.msg_control = buf.bytes().as_mut_ptr().cast::<c_void>();
+    local.msg_controllen = len as size_t;
+    // SAFETY: `local` is the caller's valid message with a control
+    // buffer that lives until the call returns.
+    unsafe { real::sendmsg(fd, &local, flags) }
 }
 
 /// The most control data the shim copies to append a pktinfo. The kernel
@@ -866,40 +895,36 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         }
         // SAFETY: a readable `msg` is a valid msghdr, as libc requires.
         let caller = unsafe { *msg };
-        if caller.msg_controllen == 0 {
-            // SAFETY: the caller's message, valid as libc requires.
-            match unsafe {
-                quick_datagram(
-                    fd,
-                    caller.msg_name.cast_const().cast(),
-                    caller.msg_namelen,
-                    flags,
-                )
-            } {
-                // SAFETY: the caller's arguments, as given.
-                Quick::Pass => return unsafe { real::sendmsg(fd, msg, flags) },
-                Quick::Send(info) => {
-                    // SAFETY: the caller's valid message, without control
-                    // data.
-                    if let Some(sent) = unsafe { send_quick(fd, &caller, flags, &info) } {
-                        return sent;
-                    }
+        // SAFETY: the caller's message, valid as libc requires.
+        match unsafe {
+            quick_datagram(
+                fd,
+                caller.msg_name.cast_const().cast(),
+                caller.msg_namelen,
+                flags,
+            )
+        } {
+            // SAFETY: the caller's arguments, as given.
+            Quick::Pass => return unsafe { real::sendmsg(fd, msg, flags) },
+            Quick::Send(info) => {
+                // SAFETY: the caller's valid message.
+                if let Some(sent) = unsafe { send_quick(fd, &caller, flags, &info) } {
+                    return sent;
                 }
-                Quick::Long => {}
             }
+            Quick::Long => {}
         }
         // SAFETY: as the caller promises.
-        unsafe { sendmsg_decided(fd, msg, caller, flags) }
+        unsafe { sendmsg_decided(fd, msg, &caller, flags) }
     })
 }
 
-/// `sendmsg` decided the long way, as `sendto_decided`, and for every
-/// message with control data of its own.
+/// `sendmsg` decided the long way, as `sendto_decided`.
 ///
 /// # Safety
 /// As libc's `sendmsg`; `caller` is a copy of `*msg`.
 #[inline(never)]
-unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: msghdr, flags: c_int) -> ssize_t {
+unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags: c_int) -> ssize_t {
     // SAFETY: the caller's message, valid as libc requires; local copies
     // outlive the calls they are passed to.
     unsafe {
@@ -909,7 +934,7 @@ unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: msghdr, flags: 
             caller.msg_namelen,
             |socket| send_way(socket, flags),
             |go| {
-                let mut local = caller;
+                let mut local = *caller;
                 let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
                 local.msg_name = addr.cast_mut().cast();
                 local.msg_namelen = len;
@@ -989,22 +1014,17 @@ unsafe fn quick_datagram(fd: c_int, addr: *const sockaddr, len: socklen_t, flags
     }
 }
 
-/// Sends `msg`, which has no control data, with `info` as its only control
-/// message. `None` when the kernel says the interface is gone (ENODEV,
-/// ENXIO): nothing was sent, and the long way looks it up again (it may
-/// have been recreated under a new index) and retries.
+/// Sends `msg` with `info` appended to its control data. `None` when the
+/// kernel says the interface is gone (ENODEV, ENXIO): nothing was sent,
+/// and the long way looks it up again (it may have been recreated under a
+/// new index) and retries.
 ///
 /// # Safety
 /// `msg` is a valid message for sendmsg.
 #[inline(always)]
 unsafe fn send_quick(fd: c_int, msg: &msghdr, flags: c_int, info: &Pktinfo) -> Option<ssize_t> {
-    let (cmsg, space) = info.cmsg();
-    let mut local = *msg;
-    local.msg_control = cmsg.as_ptr().cast_mut().cast();
-    local.msg_controllen = space;
-    // SAFETY: the caller's valid message, with a control message that
-    // lives until the call returns.
-    let sent = unsafe { real::sendmsg(fd, &local, flags) };
+    // SAFETY: as the caller promises.
+    let sent = unsafe { send_appended(fd, msg, flags, info) };
     if sent < 0 && matches!(errno::get(), libc::ENODEV | libc::ENXIO) {
         return None;
     }
