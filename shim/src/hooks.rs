@@ -954,7 +954,7 @@ enum Quick {
     /// IPv6 destination, not a TCP or UDP socket, a TCP send that does not
     /// connect, a destination the profile leaves alone).
     Pass,
-    /// A datagram to send with this pktinfo as its only control data.
+    /// A datagram to send with this pktinfo appended to its control data.
     Send(Pktinfo),
     /// Anything else, decided again from nothing by the long way.
     Long,
