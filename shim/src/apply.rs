@@ -185,8 +185,13 @@ const fn align(len: usize) -> usize {
     (len + size_of::<usize>() - 1) & !(size_of::<usize>() - 1)
 }
 
+/// The room an IP_PKTINFO message takes (its CMSG_SPACE).
+const IPV4_SPACE: usize = CMSG_HEADER + align(IN_PKTINFO);
+/// The room an IPV6_PKTINFO message takes.
+const IPV6_SPACE: usize = CMSG_HEADER + align(IN6_PKTINFO);
+
 /// The most room a [`Pktinfo`] takes after the caller's control data.
-pub(crate) const PKTINFO_SPACE: usize = CMSG_HEADER + align(IN6_PKTINFO);
+pub(crate) const PKTINFO_SPACE: usize = IPV6_SPACE;
 
 impl Pktinfo {
     /// Appends this pktinfo as a control message after the caller's
@@ -195,33 +200,65 @@ impl Pktinfo {
     pub(crate) fn append(&self, control: &[u8], out: &mut [u8]) -> Option<usize> {
         let control = &control[..parsed_len(control)];
         let start = align(control.len());
-        let (level, kind, payload) = if self.v6 {
-            let mut p = [0u8; IN6_PKTINFO];
-            if let Some(IpAddr::V6(source)) = self.source {
-                p[..16].copy_from_slice(&source.octets());
-            }
-            p[16..].copy_from_slice(&self.ifindex.to_ne_bytes());
-            (libc::SOL_IPV6, libc::IPV6_PKTINFO, Payload::V6(p))
-        } else {
-            let mut p = [0u8; IN_PKTINFO];
-            p[..4].copy_from_slice(&self.ifindex.to_ne_bytes());
-            if let Some(IpAddr::V4(source)) = self.source {
-                p[4..8].copy_from_slice(&source.octets());
-            }
-            (libc::SOL_IP, libc::IP_PKTINFO, Payload::V4(p))
-        };
-        let payload = payload.bytes();
-        let end = start + CMSG_HEADER + align(payload.len());
+        let (cmsg, space) = self.cmsg();
+        let end = start + space;
         let out = out.get_mut(..end)?;
         out[..control.len()].copy_from_slice(control);
-        out[control.len()..].fill(0);
-        let header = &mut out[start..start + CMSG_HEADER];
-        let (len, rest) = header.split_at_mut(size_of::<usize>());
-        len.copy_from_slice(&(CMSG_HEADER + payload.len()).to_ne_bytes());
+        // Usually none: most control messages end aligned. A fill of none
+        // would still be a call to memset.
+        if start > control.len() {
+            out[control.len()..start].fill(0);
+        }
+        // Each length apart, so that the copy is a few moves, not a call.
+        let out = &mut out[start..];
+        if self.v6 {
+            out.copy_from_slice(&cmsg.0[..IPV6_SPACE]);
+        } else {
+            out.copy_from_slice(&cmsg.0[..IPV4_SPACE]);
+        }
+        Some(end)
+    }
+
+    /// This pktinfo as a control message of its own, and the length the
+    /// kernel is given of it (its CMSG_SPACE): what a datagram without
+    /// control data of the caller's carries, built in place with no buffer
+    /// to clear or copy.
+    #[inline(always)]
+    pub(crate) fn cmsg(&self) -> (Cmsg, usize) {
+        let mut out = Cmsg([0; PKTINFO_SPACE]);
+        let (header, payload) = out.0.split_at_mut(CMSG_HEADER);
+        let (level, kind, len, space) = if self.v6 {
+            if let Some(IpAddr::V6(source)) = self.source {
+                payload[..16].copy_from_slice(&source.octets());
+            }
+            payload[16..20].copy_from_slice(&self.ifindex.to_ne_bytes());
+            (libc::SOL_IPV6, libc::IPV6_PKTINFO, IN6_PKTINFO, IPV6_SPACE)
+        } else {
+            payload[..4].copy_from_slice(&self.ifindex.to_ne_bytes());
+            if let Some(IpAddr::V4(source)) = self.source {
+                payload[4..8].copy_from_slice(&source.octets());
+            }
+            (libc::SOL_IP, libc::IP_PKTINFO, IN_PKTINFO, IPV4_SPACE)
+        };
+        let (cmsg_len, rest) = header.split_at_mut(size_of::<usize>());
+        cmsg_len.copy_from_slice(&(CMSG_HEADER + len).to_ne_bytes());
         rest[..4].copy_from_slice(&level.to_ne_bytes());
         rest[4..].copy_from_slice(&kind.to_ne_bytes());
-        out[start + CMSG_HEADER..][..payload.len()].copy_from_slice(payload);
-        Some(end)
+        (out, space)
+    }
+}
+
+/// One pktinfo control message: `struct cmsghdr`, then `in_pktinfo` or
+/// `in6_pktinfo`, padded to the larger one's CMSG_SPACE. 8-byte aligned,
+/// as `struct cmsghdr` wants.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(8))]
+pub(crate) struct Cmsg([u8; PKTINFO_SPACE]);
+
+impl Cmsg {
+    /// The message, for `msg_control`.
+    pub(crate) fn as_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
     }
 }
 
@@ -245,20 +282,6 @@ fn parsed_len(control: &[u8]) -> usize {
         }
     }
     at
-}
-
-enum Payload {
-    V4([u8; IN_PKTINFO]),
-    V6([u8; IN6_PKTINFO]),
-}
-
-impl Payload {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Payload::V4(p) => p,
-            Payload::V6(p) => p,
-        }
-    }
 }
 
 /// Room for the caller's control data plus a pktinfo, on the stack when it
@@ -343,6 +366,21 @@ mod tests {
         let mut bad = [0u8; 24];
         bad[..8].copy_from_slice(&99usize.to_ne_bytes());
         assert_eq!(info.append(&bad, &mut out), Some(24 + 16 + 16));
+    }
+
+    #[test]
+    fn ipv4_pktinfo_as_a_message_of_its_own() {
+        let info = Pktinfo {
+            ifindex: 3,
+            source: Some("198.18.2.2".parse().unwrap()),
+            v6: false,
+        };
+        let (cmsg, space) = info.cmsg();
+        assert_eq!(space, 16 + 16);
+        let mut appended = [0xffu8; 128];
+        assert_eq!(info.append(&[], &mut appended), Some(space));
+        assert_eq!(cmsg.0[..space], appended[..space]);
+        assert_eq!(cmsg.as_ptr() as usize % 8, 0);
     }
 
     #[test]

@@ -374,13 +374,21 @@ fn datagram(loaded: &Loaded, binding: &Binding, destination: IpAddr) -> Result<D
         }
     };
     Ok(Datagram {
-        info: Pktinfo {
-            ifindex,
-            source,
-            v6: destination.is_ipv6(),
-        },
+        info: pktinfo(ifindex, source, destination),
         interface,
     })
+}
+
+/// The pktinfo that sends a datagram to `destination` out of interface
+/// `ifindex` (0 for any), from `source` (of the destination's family) if
+/// given.
+#[inline(always)]
+fn pktinfo(ifindex: u32, source: Option<IpAddr>, destination: IpAddr) -> Pktinfo {
+    Pktinfo {
+        ifindex,
+        source,
+        v6: destination.is_ipv6(),
+    }
 }
 
 /// A verdict as the log shows it.
@@ -501,6 +509,44 @@ fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
 /// # Safety
 /// `msg` is a valid message for sendmsg.
 unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Datagram) -> ssize_t {
+    // SAFETY: as the caller promises.
+    let sent = unsafe { send_appended(fd, msg, flags, &pktinfo.info) };
+    if sent < 0 && matches!(errno::get(), libc::ENODEV | libc::ENXIO) {
+        if let Some(fresh) = pktinfo.refresh() {
+            // SAFETY: as above.
+            return unsafe { send_appended(fd, msg, flags, &fresh) };
+        }
+    }
+    sent
+}
+
+/// Sends `msg` with `info` appended to its control data: as the only
+/// control message, built in place, when the caller has none (the common
+/// case), else after a copy of the caller's.
+///
+/// # Safety
+/// `msg` is a valid message for sendmsg.
+#[inline(always)]
+unsafe fn send_appended(fd: c_int, msg: &msghdr, flags: c_int, info: &Pktinfo) -> ssize_t {
+    if msg.msg_controllen != 0 {
+        // SAFETY: as the caller promises.
+        return unsafe { send_after_control(fd, msg, flags, info) };
+    }
+    let (cmsg, space) = info.cmsg();
+    let mut local = *msg;
+    local.msg_control = cmsg.as_ptr().cast_mut().cast();
+    local.msg_controllen = space;
+    // SAFETY: the caller's valid message, with a control message that
+    // lives until the call returns.
+    unsafe { real::sendmsg(fd, &local, flags) }
+}
+
+/// [`send_appended`] for a message with control data of its own.
+///
+/// # Safety
+/// `msg` is a valid message for sendmsg.
+#[inline(never)]
+unsafe fn send_after_control(fd: c_int, msg: &msghdr, flags: c_int, info: &Pktinfo) -> ssize_t {
     // SAFETY: the caller's message describes `msg_controllen` readable
     // bytes at `msg_control`, or is refused here as the kernel would.
     let control = match unsafe { control_bytes(msg) } {
@@ -510,27 +556,18 @@ unsafe fn send_with_pktinfo(fd: c_int, msg: &msghdr, flags: c_int, pktinfo: &Dat
             return -1;
         }
     };
-    let send = |info: &Pktinfo| {
-        let mut buf = ControlBuf::for_control(control);
-        let Some(len) = info.append(control, buf.bytes()) else {
-            // for_control always makes room; a shortfall is a shim bug.
-            errno::set(libc::EPERM);
-            return -1;
-        };
-        let mut local = *msg;
-        local.msg_control = buf.bytes().as_mut_ptr().cast::<c_void>();
-        local.msg_controllen = len as size_t;
-        // SAFETY: `local` is the caller's valid message with a control
-        // buffer that lives until the call returns.
-        unsafe { real::sendmsg(fd, &local, flags) }
+    let mut buf = ControlBuf::for_control(control);
+    let Some(len) = info.append(control, buf.bytes()) else {
+        // for_control always makes room; a shortfall is a shim bug.
+        errno::set(libc::EPERM);
+        return -1;
     };
-    let sent = send(&pktinfo.info);
-    if sent < 0 && matches!(errno::get(), libc::ENODEV | libc::ENXIO) {
-        if let Some(fresh) = pktinfo.refresh() {
-            return send(&fresh);
-        }
-    }
-    sent
+    let mut local = *msg;
+    local.msg_control = buf.bytes().as_mut_ptr().cast::<c_void>();
+    local.msg_controllen = len as size_t;
+    // SAFETY: `local` is the caller's valid message with a control
+    // buffer that lives until the call returns.
+    unsafe { real::sendmsg(fd, &local, flags) }
 }
 
 /// The most control data the shim copies to append a pktinfo. The kernel
@@ -772,35 +809,77 @@ pub unsafe extern "C" fn sendto(
         // message built here points at them or at local copies that
         // outlive the call.
         unsafe {
-            outgoing(
-                fd,
-                addr,
-                len,
-                |socket| send_way(socket, flags),
-                |go| {
-                    let (addr, len) = target_or(go, addr, len);
-                    let Some(pktinfo) = &go.pktinfo else {
-                        return real::sendto(fd, buf, n, flags, addr, len);
-                    };
-                    let mut iov = iovec {
-                        iov_base: buf.cast_mut(),
-                        iov_len: n,
-                    };
-                    let msg = msghdr {
-                        msg_name: addr.cast_mut().cast(),
-                        msg_namelen: len,
-                        msg_iov: &mut iov,
-                        msg_iovlen: 1,
-                        msg_control: ptr::null_mut(),
-                        msg_controllen: 0,
-                        msg_flags: 0,
-                    };
-                    send_with_pktinfo(fd, &msg, flags, pktinfo)
-                },
-                || real::sendto(fd, buf, n, flags, addr, len),
-            )
+            let info = match quick_datagram(fd, addr, len, flags) {
+                Quick::Pass => return real::sendto(fd, buf, n, flags, addr, len),
+                Quick::Send(info) => info,
+                Quick::Long => return sendto_decided(fd, buf, n, flags, addr, len),
+            };
+            let mut iov = iovec {
+                iov_base: buf.cast_mut(),
+                iov_len: n,
+            };
+            let msg = msghdr {
+                msg_name: addr.cast_mut().cast(),
+                msg_namelen: len,
+                msg_iov: &mut iov,
+                msg_iovlen: 1,
+                msg_control: ptr::null_mut(),
+                msg_controllen: 0,
+                msg_flags: 0,
+            };
+            match send_quick(fd, &msg, flags, &info) {
+                Some(sent) => sent,
+                None => sendto_decided(fd, buf, n, flags, addr, len),
+            }
         }
     })
+}
+
+/// `sendto` decided the long way: first call, refusals, rewrites, TCP Fast
+/// Open, logging, interfaces not looked up yet or gone.
+///
+/// # Safety
+/// As libc's `sendto`.
+#[inline(never)]
+unsafe fn sendto_decided(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> ssize_t {
+    // SAFETY: the caller's arguments, valid as libc requires; the message
+    // built here points at them or at local copies that outlive the call.
+    unsafe {
+        outgoing(
+            fd,
+            addr,
+            len,
+            |socket| send_way(socket, flags),
+            |go| {
+                let (addr, len) = target_or(go, addr, len);
+                let Some(pktinfo) = &go.pktinfo else {
+                    return real::sendto(fd, buf, n, flags, addr, len);
+                };
+                let mut iov = iovec {
+                    iov_base: buf.cast_mut(),
+                    iov_len: n,
+                };
+                let msg = msghdr {
+                    msg_name: addr.cast_mut().cast(),
+                    msg_namelen: len,
+                    msg_iov: &mut iov,
+                    msg_iovlen: 1,
+                    msg_control: ptr::null_mut(),
+                    msg_controllen: 0,
+                    msg_flags: 0,
+                };
+                send_with_pktinfo(fd, &msg, flags, pktinfo)
+            },
+            || real::sendto(fd, buf, n, flags, addr, len),
+        )
+    }
 }
 
 /// `sendmsg()`: as `sendto`, with the caller's control data kept.
@@ -816,28 +895,140 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         }
         // SAFETY: a readable `msg` is a valid msghdr, as libc requires.
         let caller = unsafe { *msg };
-        // SAFETY: the caller's message, valid as libc requires; local
-        // copies outlive the calls they are passed to.
-        unsafe {
-            outgoing(
+        // SAFETY: the caller's message, valid as libc requires.
+        match unsafe {
+            quick_datagram(
                 fd,
                 caller.msg_name.cast_const().cast(),
                 caller.msg_namelen,
-                |socket| send_way(socket, flags),
-                |go| {
-                    let mut local = caller;
-                    let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
-                    local.msg_name = addr.cast_mut().cast();
-                    local.msg_namelen = len;
-                    match &go.pktinfo {
-                        Some(pktinfo) => send_with_pktinfo(fd, &local, flags, pktinfo),
-                        None => real::sendmsg(fd, &local, flags),
-                    }
-                },
-                || real::sendmsg(fd, msg, flags),
+                flags,
             )
+        } {
+            // SAFETY: the caller's arguments, as given.
+            Quick::Pass => return unsafe { real::sendmsg(fd, msg, flags) },
+            Quick::Send(info) => {
+                // SAFETY: the caller's valid message.
+                if let Some(sent) = unsafe { send_quick(fd, &caller, flags, &info) } {
+                    return sent;
+                }
+            }
+            Quick::Long => {}
         }
+        // SAFETY: as the caller promises.
+        unsafe { sendmsg_decided(fd, msg, &caller, flags) }
     })
+}
+
+/// `sendmsg` decided the long way, as `sendto_decided`.
+///
+/// # Safety
+/// As libc's `sendmsg`; `caller` is a copy of `*msg`.
+#[inline(never)]
+unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's message, valid as libc requires; local copies
+    // outlive the calls they are passed to.
+    unsafe {
+        outgoing(
+            fd,
+            caller.msg_name.cast_const().cast(),
+            caller.msg_namelen,
+            |socket| send_way(socket, flags),
+            |go| {
+                let mut local = *caller;
+                let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
+                local.msg_name = addr.cast_mut().cast();
+                local.msg_namelen = len;
+                match &go.pktinfo {
+                    Some(pktinfo) => send_with_pktinfo(fd, &local, flags, pktinfo),
+                    None => real::sendmsg(fd, &local, flags),
+                }
+            },
+            || real::sendmsg(fd, msg, flags),
+        )
+    }
+}
+
+/// What the quick datagram path makes of a send.
+enum Quick {
+    /// The real call as it is: nothing to do (no profile, not an IPv4 or
+    /// IPv6 destination, not a TCP or UDP socket, a TCP send that does not
+    /// connect, a destination the profile leaves alone).
+    Pass,
+    /// A datagram to send with this pktinfo appended to its control data.
+    Send(Pktinfo),
+    /// Anything else, decided again from nothing by the long way.
+    Long,
+}
+
+/// The common sends, decided without touching errno: the process is set
+/// up, the rules are this thread's and current, nothing is logged, the
+/// destination is not rewritten, and it is either left alone or bound
+/// to an interface whose index is cached (and perhaps a source). Nothing
+/// done here needs undoing, so [`Quick::Long`] can start again from
+/// nothing; and only the caller's own errno is in place when the real
+/// call is made.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn quick_datagram(fd: c_int, addr: *const sockaddr, len: socklen_t, flags: c_int) -> Quick {
+    match state::mode() {
+        Mode::PassThrough => return Quick::Pass,
+        Mode::Active => {}
+        Mode::Uninitialised => return Quick::Long,
+    }
+    // SAFETY: as the caller promises.
+    let read = unsafe { read_addr(addr, len) };
+    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+        return Quick::Pass;
+    };
+    match send_way(socket, flags) {
+        Ok(Way::Datagram) => {}
+        Ok(Way::Socket) => return Quick::Long,
+        Err(_) => return Quick::Pass,
+    }
+    let Some(guard) = Guard::enter() else {
+        return Quick::Long;
+    };
+    let Some(Rules::Table(loaded)) = state::settled(&guard).map(|s| &s.rules) else {
+        return Quick::Long;
+    };
+    if log::enabled() {
+        return Quick::Long;
+    }
+    let decision = loaded.table.decide(*destination, Protocol::Udp);
+    if decision.rewrite.is_some() {
+        return Quick::Long;
+    }
+    match decision.verdict {
+        Verdict::Bind(binding) if binding.interface.is_some() => {
+            let Some(ifindex) = loaded.cached_ifindex(loaded.index_of(binding)) else {
+                return Quick::Long;
+            };
+            let destination = decision.destination.ip();
+            let source = binding.source.for_family_of(destination);
+            Quick::Send(pktinfo(ifindex, source, destination))
+        }
+        Verdict::Direct => Quick::Pass,
+        _ => Quick::Long,
+    }
+}
+
+/// Sends `msg` with `info` appended to its control data. `None` when the
+/// kernel says the interface is gone (ENODEV, ENXIO): nothing was sent,
+/// and the long way looks it up again (it may have been recreated under a
+/// new index) and retries.
+///
+/// # Safety
+/// `msg` is a valid message for sendmsg.
+#[inline(always)]
+unsafe fn send_quick(fd: c_int, msg: &msghdr, flags: c_int, info: &Pktinfo) -> Option<ssize_t> {
+    // SAFETY: as the caller promises.
+    let sent = unsafe { send_appended(fd, msg, flags, info) };
+    if sent < 0 && matches!(errno::get(), libc::ENODEV | libc::ENXIO) {
+        return None;
+    }
+    Some(sent)
 }
 
 /// A TCP Fast Open connect riding on `sendmmsg`: the first message goes as

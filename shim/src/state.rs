@@ -82,10 +82,15 @@ impl Loaded {
     /// of the table, or looked up now. `None` if there is no such
     /// interface.
     pub(crate) fn ifindex(&self, index: usize, name: &IfName) -> Option<u32> {
-        match self.ifindex.get(index).map(|s| s.load(Ordering::Relaxed)) {
-            Some(cached) if cached != 0 => Some(cached),
-            _ => self.refresh(index, name),
-        }
+        self.cached_ifindex(index)
+            .or_else(|| self.refresh(index, name))
+    }
+
+    /// The index of the interface of binding `index` if it is cached.
+    #[inline(always)]
+    pub(crate) fn cached_ifindex(&self, index: usize) -> Option<u32> {
+        let cached = self.ifindex.get(index)?.load(Ordering::Relaxed);
+        (cached != 0).then_some(cached)
     }
 
     /// Looks `name` up again (the interface may have been recreated under
