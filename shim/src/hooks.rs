@@ -818,21 +818,26 @@ pub unsafe extern "C" fn sendto(
                 iov_base: buf.cast_mut(),
                 iov_len: n,
             };
-            let msg = msghdr {
-                msg_name: addr.cast_mut().cast(),
-                msg_namelen: len,
-                msg_iov: &mut iov,
-                msg_iovlen: 1,
-                msg_control: ptr::null_mut(),
-                msg_controllen: 0,
-                msg_flags: 0,
-            };
-            match send_quick(fd, &msg, flags, &info) {
+            match send_quick(fd, &sendto_message(&mut iov, addr, len), flags, &info) {
                 Some(sent) => sent,
                 None => sendto_decided(fd, buf, n, flags, addr, len),
             }
         }
     })
+}
+
+/// The message `sendto(fd, iov, addr, len)` sends, for `sendmsg`.
+#[inline(always)]
+fn sendto_message(iov: &mut iovec, addr: *const sockaddr, len: socklen_t) -> msghdr {
+    msghdr {
+        msg_name: addr.cast_mut().cast(),
+        msg_namelen: len,
+        msg_iov: iov,
+        msg_iovlen: 1,
+        msg_control: ptr::null_mut(),
+        msg_controllen: 0,
+        msg_flags: 0,
+    }
 }
 
 /// `sendto` decided the long way: first call, refusals, rewrites, TCP Fast
@@ -866,16 +871,7 @@ unsafe fn sendto_decided(
                     iov_base: buf.cast_mut(),
                     iov_len: n,
                 };
-                let msg = msghdr {
-                    msg_name: addr.cast_mut().cast(),
-                    msg_namelen: len,
-                    msg_iov: &mut iov,
-                    msg_iovlen: 1,
-                    msg_control: ptr::null_mut(),
-                    msg_controllen: 0,
-                    msg_flags: 0,
-                };
-                send_with_pktinfo(fd, &msg, flags, pktinfo)
+                send_with_pktinfo(fd, &sendto_message(&mut iov, addr, len), flags, pktinfo)
             },
             || real::sendto(fd, buf, n, flags, addr, len),
         )
