@@ -469,8 +469,15 @@ impl Table {
         if span.start == span.end {
             return &self.default;
         }
+        let chain = &self.chains[span.start as usize..span.end as usize];
+        // Most chains are one rule without filters, which decides alone.
+        if let [only] = chain {
+            if !only.is_filtered() {
+                return only;
+            }
+        }
         let port = destination.port();
-        self.chains[span.start as usize..span.end as usize]
+        chain
             .iter()
             .find(|rule| {
                 rule.protocol.is_none_or(|p| p == protocol)
