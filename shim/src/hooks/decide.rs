@@ -1,0 +1,478 @@
+//! How an intercepted call is decided the long way: the profile's
+//! verdict for its destination, applied to the socket, with the refusals,
+//! rewrites, notices and `on_failure` policy that the quick paths
+//! ([`super::quick`]) leave to it.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bindto_core::{Binding, IfName, OnFailure, Protocol, Verdict};
+use libc::{c_int, sockaddr, socklen_t};
+
+use crate::apply::{self, Failure, Pktinfo};
+use crate::boundary::Failed;
+use crate::errno;
+use crate::fds::{self, Inet};
+use crate::guard::Guard;
+use crate::log::{self, Notice};
+use crate::sockaddr::{Raw, read as read_addr};
+use crate::state::{self, Loaded, Rules, State};
+
+/// Why a call goes straight to the real function, untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bypass {
+    /// No profile and none of the older tools' variables.
+    NoProfile,
+    /// No address, or not IPv4 / IPv6 (AF_UNIX, AF_UNSPEC, ...).
+    OtherFamily,
+    /// Not a TCP or UDP socket (raw, ICMP, netlink, not a socket).
+    OtherType,
+    /// A send on a connected socket, or a TCP send that does not connect.
+    NoDestination,
+    /// The profile leaves this destination alone.
+    Direct,
+    /// A bind to an explicit address, or a profile without `listen`.
+    ExplicitBind,
+}
+
+/// What becomes of an intercepted call when it does not just go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    Bypass(Bypass),
+    /// Fail with this errno.
+    Refuse(c_int),
+}
+
+impl From<Bypass> for Stop {
+    fn from(bypass: Bypass) -> Stop {
+        Stop::Bypass(bypass)
+    }
+}
+
+/// How an outgoing call picks its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Way {
+    /// The socket itself is bound (connect, TCP Fast Open).
+    Socket,
+    /// Each datagram carries its own pktinfo (unconnected UDP).
+    Datagram,
+}
+
+/// What an outgoing call goes ahead with.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Go {
+    /// The rewritten destination, for the socket's family.
+    pub(super) target: Option<Raw>,
+    /// Ancillary data for the datagram.
+    pub(super) pktinfo: Option<Datagram>,
+}
+
+/// A datagram's pktinfo, and which binding's interface it names.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Datagram {
+    pub(super) info: Pktinfo,
+    /// Index in the table's bindings and interface name, to look the
+    /// interface up again when a send says it is gone.
+    pub(super) interface: Option<(usize, IfName)>,
+}
+
+impl Datagram {
+    /// After ENODEV or ENXIO: the interface may have been recreated under a
+    /// new index. The pktinfo with the new index, if it changed.
+    pub(super) fn refresh(&self) -> Option<Pktinfo> {
+        let (index, name) = self.interface?;
+        let saved = errno::get();
+        let mut guard = Guard::enter()?;
+        let found = state::with(&mut guard, |state| match &state.rules {
+            Rules::Table(loaded) => loaded.refresh(index, &name),
+            Rules::Broken(_) => None,
+        });
+        errno::set(saved);
+        let ifindex = found.flatten().filter(|&i| i != self.info.ifindex)?;
+        Some(Pktinfo {
+            ifindex,
+            ..self.info
+        })
+    }
+}
+
+/// The table, or the refusal of a process whose config is broken.
+#[inline(always)]
+pub(super) fn loaded(state: &State) -> Result<&Loaded, Stop> {
+    match &state.rules {
+        Rules::Table(loaded) => Ok(loaded),
+        Rules::Broken(error) => Err(broken(error)),
+    }
+}
+
+/// The refusal of every call in a process whose config is broken.
+#[cold]
+#[inline(never)]
+pub(super) fn broken(error: &str) -> Stop {
+    log::notice(
+        Notice::Setup,
+        format_args!("{error}; network calls are blocked"),
+    );
+    Stop::Refuse(libc::EPERM)
+}
+
+/// Decides an outgoing call on `fd` to `destination`, prepares the socket
+/// and fills in `go` (an out-parameter: it is large, and this is the hot
+/// path).
+///
+/// Only the common cases are handled here: no log, no DNS rewrite, and
+/// either a connect bound to an interface alone, a datagram bound as the
+/// profile says, or a destination left alone. Everything else (refusals,
+/// rewrites, source addresses, notices) is in [`outbound_rest`], out of
+/// line, so that the hooks this is inlined into keep a small frame.
+#[inline(always)]
+pub(super) fn outbound(
+    state: &State,
+    fd: c_int,
+    socket: Inet,
+    destination: &SocketAddr,
+    way: Way,
+    go: &mut Go,
+) -> Result<(), Stop> {
+    let loaded = loaded(state)?;
+    let decision = loaded.table.decide(*destination, socket.protocol());
+    if decision.rewrite.is_none() && !log::enabled() {
+        match (decision.verdict, way) {
+            (
+                Verdict::Bind(Binding {
+                    interface: Some(name),
+                    source,
+                }),
+                Way::Socket,
+            ) if source.is_empty() => {
+                return match apply::device(fd, name) {
+                    Ok(()) => Ok(()),
+                    Err(e) => failed(loaded, Failure::Interface(*name, e), decision.origin, way),
+                };
+            }
+            (Verdict::Bind(binding), Way::Datagram) => {
+                return match datagram(loaded, binding, decision.destination.ip()) {
+                    Ok(d) => {
+                        go.pktinfo = Some(d);
+                        Ok(())
+                    }
+                    Err(failure) => failed(loaded, failure, decision.origin, way),
+                };
+            }
+            (Verdict::Direct, _) if way == Way::Datagram || !socket.device_set() => {
+                return Err(Bypass::Direct.into());
+            }
+            _ => {}
+        }
+    }
+    outbound_rest(loaded, fd, socket, destination, way, &decision, go)
+}
+
+/// [`outbound`] for everything but its common cases.
+#[cold]
+#[inline(never)]
+pub(super) fn outbound_rest(
+    loaded: &Loaded,
+    fd: c_int,
+    socket: Inet,
+    destination: &SocketAddr,
+    way: Way,
+    decision: &bindto_core::Decision<'_>,
+    go: &mut Go,
+) -> Result<(), Stop> {
+    if log::enabled() {
+        log_decision(fd, socket, *destination, way, decision);
+    }
+    if let Some(origin) = decision.rewrite {
+        go.target = Some(
+            Raw::new(decision.destination, socket.family()).ok_or_else(|| {
+                log::notice(
+                    Notice::Family,
+                    format_args!(
+                        "cannot send to {} (from {origin}) on an IPv4 socket; blocked",
+                        decision.destination
+                    ),
+                );
+                Stop::Refuse(libc::EAFNOSUPPORT)
+            })?,
+        );
+    }
+    let binding = match decision.verdict {
+        Verdict::Bind(binding) => binding,
+        Verdict::Direct => {
+            if way == Way::Socket && socket.device_set() {
+                unbind(fd, decision)?;
+            }
+            return match go.target {
+                None => Err(Bypass::Direct.into()),
+                Some(_) => Ok(()),
+            };
+        }
+        Verdict::Block => {
+            log::notice(
+                Notice::Blocked,
+                format_args!(
+                    "{} to {} blocked by {}",
+                    match socket.protocol() {
+                        Protocol::Tcp => "connection",
+                        Protocol::Udp => "traffic",
+                    },
+                    decision.destination,
+                    decision.origin
+                ),
+            );
+            return Err(Stop::Refuse(libc::EPERM));
+        }
+    };
+    let destination = decision.destination.ip();
+    let bound = match way {
+        Way::Socket => apply::connected(fd, socket.family(), binding, destination),
+        Way::Datagram => datagram(loaded, binding, destination).map(|d| go.pktinfo = Some(d)),
+    };
+    if let Err(failure) = bound {
+        failed(loaded, failure, decision.origin, way)?;
+    }
+    Ok(())
+}
+
+/// Undoes the shim's own SO_BINDTODEVICE for a destination the profile
+/// leaves alone (a UDP socket connected again elsewhere).
+#[cold]
+pub(super) fn unbind(fd: c_int, decision: &bindto_core::Decision<'_>) -> Result<(), Stop> {
+    apply::clear_device(fd).map_err(|e| {
+        log::notice(
+            Notice::Unbind,
+            format_args!(
+                "cannot unbind a socket from its interface ({}) for {} by {}; blocked",
+                log::strerror(e),
+                decision.destination,
+                decision.origin
+            ),
+        );
+        Stop::Refuse(e)
+    })
+}
+
+#[cold]
+pub(super) fn log_decision(
+    fd: c_int,
+    socket: Inet,
+    destination: SocketAddr,
+    way: Way,
+    decision: &bindto_core::Decision<'_>,
+) {
+    tracing::debug!(
+        "{} fd {fd} to {destination} ({}){}: {} by {}",
+        match way {
+            Way::Socket => "connect",
+            Way::Datagram => "sendto",
+        },
+        match socket.protocol() {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        },
+        match decision.rewrite {
+            Some(origin) => format!(", rewritten to {} by {origin}", decision.destination),
+            None => String::new(),
+        },
+        VerdictText(decision.verdict),
+        decision.origin,
+    );
+}
+
+/// Reports a binding that could not be made, and refuses the call unless
+/// the profile says `on_failure = "allow"`.
+#[cold]
+#[inline(never)]
+pub(super) fn failed(
+    loaded: &Loaded,
+    failure: Failure,
+    origin: &bindto_core::Origin,
+    way: Way,
+) -> Result<(), Stop> {
+    let allow = loaded.table.on_failure() == OnFailure::Allow;
+    let outcome = match (allow, way) {
+        (true, _) => "continuing unbound (on_failure = \"allow\")",
+        (false, Way::Socket) => "connection blocked",
+        (false, Way::Datagram) => "datagram blocked",
+    };
+    let (kind, what) = match failure {
+        Failure::Interface(name, e) => (
+            Notice::Interface,
+            format!(
+                "cannot bind socket to interface \"{name}\" ({})",
+                log::strerror(e)
+            ),
+        ),
+        Failure::Source(ip, e) => (
+            Notice::Source,
+            format!(
+                "cannot bind socket to source address {ip} ({})",
+                log::strerror(e)
+            ),
+        ),
+        Failure::Family(ip) => (
+            Notice::Family,
+            format!(
+                "no interface and no {} source to bind a socket to {ip}",
+                if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+            ),
+        ),
+    };
+    log::notice(kind, format_args!("{what} for {origin}; {outcome}"));
+    if allow {
+        Ok(())
+    } else {
+        Err(Stop::Refuse(failure.errno()))
+    }
+}
+
+/// The pktinfo that sends a datagram to `destination` as `binding` says.
+pub(super) fn datagram(
+    loaded: &Loaded,
+    binding: &Binding,
+    destination: IpAddr,
+) -> Result<Datagram, Failure> {
+    let source = binding.source.for_family_of(destination);
+    let (ifindex, interface) = match binding.interface {
+        None if source.is_none() => return Err(Failure::Family(destination)),
+        None => (0, None),
+        Some(name) => {
+            let index = loaded.index_of(binding);
+            let ifindex = loaded
+                .ifindex(index, &name)
+                .ok_or(Failure::Interface(name, libc::ENODEV))?;
+            (ifindex, Some((index, name)))
+        }
+    };
+    Ok(Datagram {
+        info: pktinfo(ifindex, source, destination),
+        interface,
+    })
+}
+
+/// The pktinfo that sends a datagram to `destination` out of interface
+/// `ifindex` (0 for any), from `source` (of the destination's family) if
+/// given.
+#[inline(always)]
+pub(super) fn pktinfo(ifindex: u32, source: Option<IpAddr>, destination: IpAddr) -> Pktinfo {
+    Pktinfo {
+        ifindex,
+        source,
+        v6: destination.is_ipv6(),
+    }
+}
+
+/// A verdict as the log shows it.
+pub(super) struct VerdictText<'t>(Verdict<'t>);
+
+impl std::fmt::Display for VerdictText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Verdict::Direct => f.write_str("direct"),
+            Verdict::Block => f.write_str("block"),
+            Verdict::Bind(binding) => {
+                f.write_str("bind")?;
+                if let Some(name) = &binding.interface {
+                    write!(f, " interface {name}")?;
+                }
+                for source in binding.source.iter() {
+                    write!(f, " source {source}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Decides an outgoing call about `addr` on `fd`, cheapest checks first,
+/// and hands the outcome to `go`, or fails or bypasses as decided. errno
+/// is the caller's for the real call. The guard is released before `go`
+/// runs, so that a signal handler connecting during the real call is
+/// still decided.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[inline(always)]
+pub(super) unsafe fn outgoing<R: Failed>(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    way: impl FnOnce(Inet) -> Result<Way, Bypass>,
+    go: impl FnOnce(&Go) -> R,
+    bypass: impl FnOnce() -> R,
+) -> R {
+    let saved = errno::get();
+    let mut plan = Go::default();
+    // SAFETY: as the caller promises.
+    match unsafe { decide_outgoing(fd, addr, len, way, &mut plan) } {
+        Ok(()) => {
+            errno::set(saved);
+            go(&plan)
+        }
+        Err(Stop::Bypass(_)) => {
+            errno::set(saved);
+            bypass()
+        }
+        Err(Stop::Refuse(e)) => {
+            errno::set(e);
+            R::FAILED
+        }
+    }
+}
+
+/// A socket call on a thread that is already inside the shim. The shim's
+/// own work makes none (its resolver calls the real functions directly),
+/// so this is a signal handler that interrupted a hook before its real
+/// call. The interrupted hook cannot be re-entered safely, and letting the
+/// call through undecided would send it unbound: it is refused, with the
+/// errno of a call worth retrying.
+pub(super) const REENTERED: Stop = Stop::Refuse(libc::EAGAIN);
+
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+pub(super) unsafe fn decide_outgoing(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    way: impl FnOnce(Inet) -> Result<Way, Bypass>,
+    go: &mut Go,
+) -> Result<(), Stop> {
+    if state::passing_through() {
+        return Err(Bypass::NoProfile.into());
+    }
+    // SAFETY: as the caller promises.
+    let read = unsafe { read_addr(addr, len) };
+    // Borrowed where it was read: moved out of the Option, it would be
+    // copied in pieces.
+    let Some(destination) = &read else {
+        return Err(Bypass::OtherFamily.into());
+    };
+    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
+    let way = way(socket)?;
+    let mut guard = Guard::enter().ok_or(REENTERED)?;
+    state::with(&mut guard, |state| {
+        outbound(state, fd, socket, destination, way, go)
+    })
+    .unwrap_or(Err(Bypass::NoProfile.into()))
+}
+
+/// The destination of a call, or the caller's.
+pub(super) fn target_or(
+    go: &Go,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> (*const sockaddr, socklen_t) {
+    go.target
+        .as_ref()
+        .map_or((addr, len), |t| (t.as_ptr(), t.len()))
+}
+
+/// How a send with a destination is decided: TCP only when it connects
+/// (`MSG_FASTOPEN`), UDP per datagram.
+pub(super) fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
+    match socket.protocol() {
+        Protocol::Tcp if flags & libc::MSG_FASTOPEN != 0 => Ok(Way::Socket),
+        Protocol::Tcp => Err(Bypass::NoDestination),
+        Protocol::Udp => Ok(Way::Datagram),
+    }
+}

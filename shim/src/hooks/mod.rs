@@ -1,0 +1,383 @@
+//! The exported functions that stand in for libc's.
+//!
+//! Each runs inside the panic [`boundary`], decides, and calls the real
+//! function. What the calls do, and the errno of each refusal:
+//!
+//! | call | socket | what the shim does |
+//! | --- | --- | --- |
+//! | `connect` | TCP, UDP | SO_BINDTODEVICE + source bind, DNS rewrite |
+//! | `sendto`, `sendmsg`, `sendmmsg` with `MSG_FASTOPEN` | TCP | as `connect` |
+//! | `sendto`, `sendmsg`, `sendmmsg` with a destination | UDP | IP_PKTINFO / IPV6_PKTINFO per datagram, DNS rewrite |
+//! | `bind` to 0.0.0.0 or `::` | TCP, UDP | the profile's `listen` address instead, port kept |
+//!
+//! | refusal | errno |
+//! | --- | --- |
+//! | the config cannot be read (unknown profile, syntax error, ...) | EPERM, for every intercepted call |
+//! | a route with `action = "block"` | EPERM |
+//! | SO_BINDTODEVICE refused, interface missing | the kernel's (EPERM, ENODEV) |
+//! | interface missing, for a datagram | ENODEV |
+//! | source address cannot be bound | the kernel's (EADDRNOTAVAIL) |
+//! | the binding names no interface and no source of the destination's family | ENETUNREACH |
+//! | a DNS rewrite to an IPv6 server for an IPv4 socket | EAFNOSUPPORT |
+//! | a wildcard bind with no `listen` address the socket can take | EADDRNOTAVAIL |
+//! | a panic inside the shim | EPERM |
+//! | a call from a signal handler that interrupted the shim's own work in the same thread | EAGAIN |
+//!
+//! With `on_failure = "allow"`, a binding that cannot be made (the
+//! interface, source, family and listen cases) is a warning and the call
+//! goes ahead unbound; blocks and broken configs still refuse.
+//!
+//! A wildcard bind on an IPv6 socket takes the IPv6 `listen` address; if the
+//! profile has only an IPv4 one, the socket gets it IPv4-mapped
+//! (::ffff:a.b.c.d), or, if it is IPV6_V6ONLY, has no address it can take.
+//!
+//! Everything that goes straight to libc is a [`decide::Bypass`], with errno as the
+//! caller left it.
+
+mod decide;
+mod listen;
+mod quick;
+mod send;
+
+use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+
+use crate::boundary;
+use crate::errno;
+use crate::fds;
+use crate::real;
+use crate::sockaddr::readable;
+
+use decide::{Stop, Way, outgoing, send_way, target_or};
+use listen::decide_bind;
+use quick::{Quick, quick_datagram, ready_to_connect};
+use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
+
+/// `socket()`: records what kind of socket the descriptor is.
+///
+/// # Safety
+/// As libc's `socket`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+    boundary::call(|| {
+        // SAFETY: the caller's arguments, as given.
+        let fd = unsafe { real::socket(domain, ty, protocol) };
+        if fd >= 0 {
+            fds::record(fd, domain, ty, protocol);
+        }
+        fd
+    })
+}
+
+/// `close()`: forgets the descriptor.
+///
+/// # Safety
+/// As libc's `close`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    boundary::call(|| {
+        fds::forget(fd);
+        // SAFETY: the caller's argument, as given.
+        unsafe { real::close(fd) }
+    })
+}
+
+/// `close_range()`: forgets the descriptors it closes. With
+/// CLOSE_RANGE_CLOEXEC they only close at exec, which takes the records
+/// with it.
+///
+/// # Safety
+/// As libc's `close_range`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    boundary::call(|| {
+        if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+            fds::forget_range(first, last);
+        }
+        // SAFETY: the caller's arguments, as given.
+        unsafe { real::close_range(first, last, flags) }
+    })
+}
+
+/// `closefrom()`: forgets every descriptor from `low` on.
+///
+/// # Safety
+/// As libc's `closefrom`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn closefrom(low: c_int) {
+    boundary::call(|| {
+        if let Ok(low) = c_uint::try_from(low) {
+            fds::forget_range(low, c_uint::MAX);
+        }
+        // SAFETY: the caller's argument, as given.
+        unsafe { real::closefrom(low) }
+    })
+}
+
+/// `dup2()`: `new` becomes what `old` is.
+///
+/// # Safety
+/// As libc's `dup2`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    boundary::call(|| {
+        if old != new {
+            fds::forget(new);
+        }
+        // SAFETY: the caller's arguments, as given.
+        let rc = unsafe { real::dup2(old, new) };
+        if rc >= 0 && old != new {
+            fds::copy(old, new);
+        }
+        rc
+    })
+}
+
+/// `dup3()`: `new` becomes what `old` is.
+///
+/// # Safety
+/// As libc's `dup3`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    boundary::call(|| {
+        if old != new {
+            fds::forget(new);
+        }
+        // SAFETY: the caller's arguments, as given.
+        let rc = unsafe { real::dup3(old, new, flags) };
+        if rc >= 0 {
+            fds::copy(old, new);
+        }
+        rc
+    })
+}
+
+/// `connect()`: binds the socket as the profile says for `addr`.
+///
+/// # Safety
+/// As libc's `connect`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    boundary::call(|| {
+        // SAFETY: `addr` and `len` are the caller's, valid as libc
+        // requires; every real call below passes them on or a local copy.
+        unsafe {
+            if ready_to_connect(fd, addr, len) {
+                return real::connect(fd, addr, len);
+            }
+            connect_decided(fd, addr, len)
+        }
+    })
+}
+
+/// `connect` decided the long way: first call, refusals, rewrites, source
+/// addresses, logging.
+///
+/// # Safety
+/// As libc's `connect`.
+#[inline(never)]
+unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    // SAFETY: as the caller promises; the planned destination is a local
+    // copy that outlives the call.
+    unsafe {
+        outgoing(
+            fd,
+            addr,
+            len,
+            |_| Ok(Way::Socket),
+            |go| {
+                let (addr, len) = target_or(go, addr, len);
+                real::connect(fd, addr, len)
+            },
+            || real::connect(fd, addr, len),
+        )
+    }
+}
+
+/// `sendto()`: a UDP datagram to `addr` leaves as the profile says; a TCP
+/// Fast Open connects as `connect` does.
+///
+/// # Safety
+/// As libc's `sendto`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> ssize_t {
+    boundary::call(|| {
+        // SAFETY: the caller's arguments, valid as libc requires; the
+        // message built here points at them or at local copies that
+        // outlive the call.
+        unsafe {
+            let info = match quick_datagram(fd, addr, len, flags) {
+                Quick::Pass => return real::sendto(fd, buf, n, flags, addr, len),
+                Quick::Send(info) => info,
+                Quick::Long => return sendto_decided(fd, buf, n, flags, addr, len),
+            };
+            let mut iov = iovec {
+                iov_base: buf.cast_mut(),
+                iov_len: n,
+            };
+            match send_quick(fd, &sendto_message(&mut iov, addr, len), flags, &info) {
+                Some(sent) => sent,
+                None => sendto_decided(fd, buf, n, flags, addr, len),
+            }
+        }
+    })
+}
+
+/// `sendto` decided the long way: first call, refusals, rewrites, TCP Fast
+/// Open, logging, interfaces not looked up yet or gone.
+///
+/// # Safety
+/// As libc's `sendto`.
+#[inline(never)]
+unsafe fn sendto_decided(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> ssize_t {
+    // SAFETY: the caller's arguments, valid as libc requires; the message
+    // built here points at them or at local copies that outlive the call.
+    unsafe {
+        outgoing(
+            fd,
+            addr,
+            len,
+            |socket| send_way(socket, flags),
+            |go| {
+                let (addr, len) = target_or(go, addr, len);
+                let Some(pktinfo) = &go.pktinfo else {
+                    return real::sendto(fd, buf, n, flags, addr, len);
+                };
+                let mut iov = iovec {
+                    iov_base: buf.cast_mut(),
+                    iov_len: n,
+                };
+                send_with_pktinfo(fd, &sendto_message(&mut iov, addr, len), flags, pktinfo)
+            },
+            || real::sendto(fd, buf, n, flags, addr, len),
+        )
+    }
+}
+
+/// `sendmsg()`: as `sendto`, with the caller's control data kept.
+///
+/// # Safety
+/// As libc's `sendmsg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    boundary::call(|| {
+        if !readable(msg, size_of::<msghdr>()) {
+            // SAFETY: passed on as given; the kernel reports EFAULT.
+            return unsafe { real::sendmsg(fd, msg, flags) };
+        }
+        // SAFETY: a readable `msg` is a valid msghdr, as libc requires.
+        let caller = unsafe { *msg };
+        // SAFETY: the caller's message, valid as libc requires.
+        match unsafe {
+            quick_datagram(
+                fd,
+                caller.msg_name.cast_const().cast(),
+                caller.msg_namelen,
+                flags,
+            )
+        } {
+            // SAFETY: the caller's arguments, as given.
+            Quick::Pass => return unsafe { real::sendmsg(fd, msg, flags) },
+            Quick::Send(info) => {
+                // SAFETY: the caller's valid message.
+                if let Some(sent) = unsafe { send_quick(fd, &caller, flags, &info) } {
+                    return sent;
+                }
+            }
+            Quick::Long => {}
+        }
+        // SAFETY: as the caller promises.
+        unsafe { sendmsg_decided(fd, msg, &caller, flags) }
+    })
+}
+
+/// `sendmsg` decided the long way, as `sendto_decided`.
+///
+/// # Safety
+/// As libc's `sendmsg`; `caller` is a copy of `*msg`.
+#[inline(never)]
+unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags: c_int) -> ssize_t {
+    // SAFETY: the caller's message, valid as libc requires; local copies
+    // outlive the calls they are passed to.
+    unsafe {
+        outgoing(
+            fd,
+            caller.msg_name.cast_const().cast(),
+            caller.msg_namelen,
+            |socket| send_way(socket, flags),
+            |go| {
+                let mut local = *caller;
+                let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
+                local.msg_name = addr.cast_mut().cast();
+                local.msg_namelen = len;
+                match &go.pktinfo {
+                    Some(pktinfo) => send_with_pktinfo(fd, &local, flags, pktinfo),
+                    None => real::sendmsg(fd, &local, flags),
+                }
+            },
+            || real::sendmsg(fd, msg, flags),
+        )
+    }
+}
+
+/// `sendmmsg()`: each datagram with a destination leaves as the profile
+/// says for it. Sent in runs of up to [`RUN`] messages; a refused message
+/// ends the call there and, as the kernel does for an error after the first
+/// message, the call returns the number sent before it (or fails with its
+/// errno if it is the first). A datagram whose interface was recreated
+/// fails once with ENODEV; the next call uses the new one.
+///
+/// # Safety
+/// As libc's `sendmmsg`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sendmmsg(
+    fd: c_int,
+    msgs: *mut mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: the caller's arguments, valid as libc requires.
+    boundary::call(|| unsafe { send_many(fd, msgs, vlen, flags) })
+}
+
+/// `bind()`: a wildcard address becomes the profile's `listen` address of
+/// that family, port kept; explicit addresses are left alone.
+///
+/// # Safety
+/// As libc's `bind`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    boundary::call(|| {
+        let saved = errno::get();
+        // SAFETY: the caller's address, valid as libc requires.
+        match unsafe { decide_bind(fd, addr, len) } {
+            Ok(raw) => {
+                errno::set(saved);
+                // SAFETY: a valid address of `raw.len()` bytes.
+                unsafe { real::bind(fd, raw.as_ptr(), raw.len()) }
+            }
+            Err(Stop::Bypass(_)) => {
+                errno::set(saved);
+                // SAFETY: the caller's arguments, as given.
+                unsafe { real::bind(fd, addr, len) }
+            }
+            Err(Stop::Refuse(e)) => {
+                errno::set(e);
+                -1
+            }
+        }
+    })
+}

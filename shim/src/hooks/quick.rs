@@ -1,0 +1,138 @@
+//! The common calls settled in one straight line, without touching errno:
+//! a connect bound to its interface, a datagram with its pktinfo, or a
+//! destination left alone. Anything else goes the long way
+//! ([`super::decide`]), which starts again from nothing.
+
+use bindto_core::{Binding, Protocol, Verdict};
+use libc::{c_int, sockaddr, socklen_t};
+
+use crate::apply::{self, Pktinfo};
+use crate::fds;
+use crate::guard::Guard;
+use crate::log;
+use crate::sockaddr::read as read_addr;
+use crate::state::{self, Mode, Rules};
+
+use super::decide::{Way, pktinfo, send_way};
+
+/// The common connects, settled without touching errno: `true` when the
+/// socket is ready for the caller's connect as it is, because the shim
+/// has nothing to do, the profile leaves the destination alone, or the
+/// socket has just been bound to its interface. `false` sends the call
+/// the long way ([`super::connect_decided`]), which starts again from nothing:
+/// nothing done here needs undoing or remembering.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[inline(always)]
+pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> bool {
+    match state::mode() {
+        Mode::PassThrough => return true,
+        Mode::Active => {}
+        Mode::Uninitialised => return false,
+    }
+    // SAFETY: as the caller promises.
+    let read = unsafe { read_addr(addr, len) };
+    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+        return true;
+    };
+    let Some(guard) = Guard::enter() else {
+        return false;
+    };
+    let Some(Rules::Table(loaded)) = state::settled(&guard).map(|s| &s.rules) else {
+        return false;
+    };
+    if log::enabled() {
+        return false;
+    }
+    let decision = loaded.table.decide(*destination, socket.protocol());
+    if decision.rewrite.is_some() {
+        return false;
+    }
+    match decision.verdict {
+        Verdict::Bind(Binding {
+            interface: Some(name),
+            source,
+        }) if source.is_empty() => {
+            // On failure the long way tries again and reports it. errno is
+            // then the failure's, not the caller's, which only shows if
+            // `on_failure = "allow"` lets the connect go on and succeed:
+            // errno after a successful call is unspecified (POSIX), and
+            // saving it here would cost every connect.
+            apply::device(fd, name).is_ok()
+        }
+        Verdict::Direct => !socket.device_set(),
+        _ => false,
+    }
+}
+
+/// What the quick datagram path makes of a send.
+pub(super) enum Quick {
+    /// The real call as it is: nothing to do (no profile, not an IPv4 or
+    /// IPv6 destination, not a TCP or UDP socket, a TCP send that does not
+    /// connect, a destination the profile leaves alone).
+    Pass,
+    /// A datagram to send with this pktinfo appended to its control data.
+    Send(Pktinfo),
+    /// Anything else, decided again from nothing by the long way.
+    Long,
+}
+
+/// The common sends, decided without touching errno: the process is set
+/// up, the rules are this thread's and current, nothing is logged, the
+/// destination is not rewritten, and it is either left alone or bound
+/// to an interface whose index is cached (and perhaps a source). Nothing
+/// done here needs undoing, so [`Quick::Long`] can start again from
+/// nothing; and only the caller's own errno is in place when the real
+/// call is made.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[inline(always)]
+pub(super) unsafe fn quick_datagram(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    flags: c_int,
+) -> Quick {
+    match state::mode() {
+        Mode::PassThrough => return Quick::Pass,
+        Mode::Active => {}
+        Mode::Uninitialised => return Quick::Long,
+    }
+    // SAFETY: as the caller promises.
+    let read = unsafe { read_addr(addr, len) };
+    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+        return Quick::Pass;
+    };
+    match send_way(socket, flags) {
+        Ok(Way::Datagram) => {}
+        Ok(Way::Socket) => return Quick::Long,
+        Err(_) => return Quick::Pass,
+    }
+    let Some(guard) = Guard::enter() else {
+        return Quick::Long;
+    };
+    let Some(Rules::Table(loaded)) = state::settled(&guard).map(|s| &s.rules) else {
+        return Quick::Long;
+    };
+    if log::enabled() {
+        return Quick::Long;
+    }
+    let decision = loaded.table.decide(*destination, Protocol::Udp);
+    if decision.rewrite.is_some() {
+        return Quick::Long;
+    }
+    match decision.verdict {
+        Verdict::Bind(binding) if binding.interface.is_some() => {
+            let Some(ifindex) = loaded.cached_ifindex(loaded.index_of(binding)) else {
+                return Quick::Long;
+            };
+            let destination = decision.destination.ip();
+            let source = binding.source.for_family_of(destination);
+            Quick::Send(pktinfo(ifindex, source, destination))
+        }
+        Verdict::Direct => Quick::Pass,
+        _ => Quick::Long,
+    }
+}
