@@ -1,6 +1,6 @@
 //! The exported <resolv.h> query functions: `res_query`, `res_search`,
-//! `res_querydomain` and their `res_n*` forms, each also under its `__res_*`
-//! name.
+//! `res_querydomain`, `res_send` and their `res_n*` forms, each also under
+//! its `__res_*` name.
 //!
 //! Why: since glibc 2.34 these live in libc and reach the nameserver of
 //! `/etc/resolv.conf` through libc-internal sockets that no hook sees, so a
@@ -160,6 +160,47 @@ unsafe fn own(resolver: &Resolver<'_>, call: Call) -> c_int {
     }
 }
 
+/// res_send's work: the reply's length, or -1 with errno as glibc's
+/// res_send leaves it: EINVAL for a message or buffer smaller than a
+/// header, ETIMEDOUT when no answer came, ECONNREFUSED when the server
+/// could not be asked. No h_errno: res_send sets none.
+///
+/// # Safety
+/// `msg` is readable for `msglen` bytes and `answer` writable for `anslen`.
+unsafe fn own_send(
+    resolver: &Resolver<'_>,
+    msg: *const c_uchar,
+    msglen: c_int,
+    answer: *mut c_uchar,
+    anslen: c_int,
+) -> c_int {
+    let (Ok(msglen), Ok(anslen)) = (usize::try_from(msglen), usize::try_from(anslen)) else {
+        errno::set(libc::EINVAL);
+        return -1;
+    };
+    if msg.is_null() || answer.is_null() || msglen < HEADER || anslen < HEADER {
+        errno::set(libc::EINVAL);
+        return -1;
+    }
+    // SAFETY: as the caller promises.
+    let message = unsafe { std::slice::from_raw_parts(msg, msglen) };
+    match resolver.send(message) {
+        Ok(reply) => {
+            // SAFETY: as the caller promises.
+            let out = unsafe { std::slice::from_raw_parts_mut(answer, anslen) };
+            c_int::try_from(fit(&reply, out)).unwrap_or(c_int::MAX)
+        }
+        Err(failure) => {
+            errno::set(if failure == Failure::Again {
+                libc::ETIMEDOUT
+            } else {
+                libc::ECONNREFUSED
+            });
+            -1
+        }
+    }
+}
+
 fn failed(statp: *mut ResState, failure: Failure) -> c_int {
     set_errors(statp, failure.h_errno());
     -1
@@ -188,7 +229,8 @@ fn thread_state() -> *mut ResState {
 /// its `__res_*` name, which programs built against glibc before 2.34 bind
 /// to (its <resolv.h> `#define`d the one to the other): the shim's answer
 /// when the profile has a DNS server, else libc's function of the plain
-/// name. The form without `n` works on the thread's `_res`.
+/// name. The form without `n` works on the thread's `_res`. `@one`: one
+/// function, with the shim's answer written out.
 macro_rules! export {
     (
         $(#[$doc:meta])*
@@ -199,25 +241,28 @@ macro_rules! export {
     ) => {
         export!(@one $(#[$doc])* $name / $old (
             $($arg: $ty,)* class: c_int, rtype: c_int, answer: *mut c_uchar, anslen: c_int
-        ) => Call {
+        ) => |resolver| own(resolver, Call {
             statp: thread_state(),
             name: $asked,
             domain: $domain,
             class, rtype, answer, anslen,
             search: $search,
-        });
+        }));
         export!(@one $(#[$ndoc])* $nname / $nold (
             statp: *mut ResState,
             $($arg: $ty,)* class: c_int, rtype: c_int, answer: *mut c_uchar, anslen: c_int
-        ) => Call {
+        ) => |resolver| own(resolver, Call {
             statp,
             name: $asked,
             domain: $domain,
             class, rtype, answer, anslen,
             search: $search,
-        });
+        }));
     };
-    (@one $(#[$doc:meta])* $name:ident / $old:ident ($($arg:ident: $ty:ty),*) => $call:expr) => {
+    (
+        @one $(#[$doc:meta])* $name:ident / $old:ident ($($arg:ident: $ty:ty),*)
+        => |$resolver:ident| $own:expr
+    ) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -237,7 +282,7 @@ macro_rules! export {
             };
             boundary::call_or(panicked, || {
                 // SAFETY: the caller's arguments, as libc requires them.
-                route(|resolver| unsafe { own(resolver, $call) }, real)
+                route(|$resolver| unsafe { $own }, real)
             })
         }
 
@@ -278,6 +323,28 @@ export! {
     fn res_nquerydomain / __res_nquerydomain,
     (name: *const c_char, domain: *const c_char) asks name, domain, search: false
 }
+
+export!(@one
+    /// `res_send()`: the reply to a query the caller built, from the
+    /// profile's server instead of resolv.conf's.
+    res_send / __res_send(
+        msg: *const c_uchar,
+        msglen: c_int,
+        answer: *mut c_uchar,
+        anslen: c_int
+    ) => |resolver| own_send(resolver, msg, msglen, answer, anslen)
+);
+
+export!(@one
+    /// `res_nsend()`: res_send; the state is not read.
+    res_nsend / __res_nsend(
+        statp: *mut ResState,
+        msg: *const c_uchar,
+        msglen: c_int,
+        answer: *mut c_uchar,
+        anslen: c_int
+    ) => |resolver| own_send(resolver, msg, msglen, answer, anslen)
+);
 
 #[cfg(test)]
 mod tests {

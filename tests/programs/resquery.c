@@ -3,9 +3,10 @@
  *
  *   resquery FUNC TYPE ANSLEN NAME [DOMAIN]
  *
- * FUNC is query, search, querydomain (res_query, res_search,
- * res_querydomain on the thread's _res) or nquery, nsearch, nquerydomain
- * (the res_n* forms on a state of res_ninit's); TYPE is A, MX or TXT;
+ * FUNC is query, search, querydomain, send (res_query, res_search,
+ * res_querydomain, res_send of res_mkquery's query, on the thread's _res)
+ * or nquery, nsearch, nquerydomain, nsend (the res_n* forms on a state of
+ * res_ninit's); TYPE is A, MX or TXT;
  * ANSLEN the size of the answer buffer. Prints one line:
  *
  *   ret=N h_errno=H state=S rcode=R an=C [A 1.2.3.4] [TXT text] [cut]
@@ -78,6 +79,10 @@ int main(int argc, char **argv) {
         ret = res_search(name, ns_c_in, type, answer, anslen);
     } else if (strcmp(func, "querydomain") == 0) {
         ret = res_querydomain(name, domain, ns_c_in, type, answer, anslen);
+    } else if (strcmp(func, "send") == 0) {
+        unsigned char query[512];
+        int n = res_mkquery(ns_o_query, name, ns_c_in, type, NULL, 0, NULL, query, sizeof query);
+        ret = n < 0 ? n : res_send(query, n, answer, anslen);
     } else {
         if (res_ninit(&state) != 0) {
             printf("res_ninit failed\n");
@@ -88,6 +93,12 @@ int main(int argc, char **argv) {
             ret = res_nquery(&state, name, ns_c_in, type, answer, anslen);
         else if (strcmp(func, "nsearch") == 0)
             ret = res_nsearch(&state, name, ns_c_in, type, answer, anslen);
+        else if (strcmp(func, "nsend") == 0) {
+            unsigned char query[512];
+            int n = res_nmkquery(&state, ns_o_query, name, ns_c_in, type, NULL, 0, NULL, query,
+                                 sizeof query);
+            ret = n < 0 ? n : res_nsend(&state, query, n, answer, anslen);
+        }
         else
             ret = res_nquerydomain(&state, name, domain, ns_c_in, type, answer, anslen);
     }

@@ -424,6 +424,12 @@ fn res_query_and_res_search_ask_the_profiles_server() {
     assert!(line.ends_with(" rcode=0 an=1 TXT vpn"), "{line}");
     let line = run(&["nquerydomain", "A", "512", "host", "bindto.test"]);
     assert!(line.ends_with(" rcode=0 an=1 A 198.19.0.1"), "{line}");
+    // res_send hands back any reply, NXDOMAIN too, with no h_errno.
+    let line = run(&["send", "TXT", "512", dns::HOST]);
+    assert!(line.ends_with(" rcode=0 an=1 TXT vpn"), "{line}");
+    let line = run(&["nsend", "A", "512", "nope.bindto.test"]);
+    assert!(line.ends_with(" h_errno=0 state=0 rcode=3 an=0"), "{line}");
+    assert!(ret(&line) > 0, "{line}");
     // NXDOMAIN: -1, HOST_NOT_FOUND (1) in h_errno and in the state, and
     // the reply left in the buffer.
     let line = run(&["nquery", "A", "512", "nope.bindto.test"]);
@@ -440,6 +446,8 @@ fn res_query_and_res_search_ask_the_profiles_server() {
             "host.bindto.test A",
             "host.bindto.test TXT",
             "host.bindto.test A",
+            "host.bindto.test TXT",
+            "nope.bindto.test A",
             "nope.bindto.test A",
             "host.bindto.test MX",
         ]
@@ -471,19 +479,13 @@ fn without_the_shim_or_a_dns_server_res_query_asks_resolv_confs_server() {
     let bin = compile(dns.lab.dir(), "resquery");
     let line = resquery(&dns, &bin, None, &["query", "TXT", "512", dns::HOST]);
     assert!(line.ends_with(" rcode=0 an=1 TXT wan"), "{line}");
-    let line = resquery(
-        &dns,
-        &bin,
-        Some(NO_DNS),
-        &["search", "TXT", "512", dns::HOST],
-    );
-    assert!(
-        line.ends_with(" rcode=0 an=1 TXT wan"),
-        "the leak this guards against: {line}"
-    );
-    assert_eq!(
-        asked(&dns.wan),
-        ["host.bindto.test TXT", "host.bindto.test TXT"]
-    );
+    for func in ["search", "send"] {
+        let line = resquery(&dns, &bin, Some(NO_DNS), &[func, "TXT", "512", dns::HOST]);
+        assert!(
+            line.ends_with(" rcode=0 an=1 TXT wan"),
+            "the leak this guards against: {line}"
+        );
+    }
+    assert_eq!(asked(&dns.wan), ["host.bindto.test TXT"; 3]);
     assert_eq!(dns.vpn.queries(), []);
 }

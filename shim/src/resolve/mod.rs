@@ -212,6 +212,13 @@ impl<'s> Resolver<'s> {
         }
     }
 
+    /// The server's reply to `message`, a query the caller built
+    /// (`res_send`), as it came.
+    pub(crate) fn send(&self, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
+        dns.exchange(&[message])?.pop().ok_or(Failure::Fail)
+    }
+
     /// `ask` for each of `name`'s search candidates (see
     /// [`Conf::candidates`]) until one succeeds.
     fn search<T>(
