@@ -32,14 +32,14 @@ use crate::state::{self, Rules};
 
 /// libc's definitions, found with `dlsym(RTLD_NEXT)` on first use (the
 /// generic [`crate::real`] slots fail with -1, which these functions
-/// cannot return).
-struct Next {
+/// cannot return). Shared with [`crate::hooks_res`].
+pub(crate) struct Next {
     slot: AtomicPtr<c_void>,
     name: &'static CStr,
 }
 
 impl Next {
-    const fn new(name: &'static CStr) -> Next {
+    pub(crate) const fn new(name: &'static CStr) -> Next {
         Next {
             slot: AtomicPtr::new(ptr::null_mut()),
             name,
@@ -48,7 +48,7 @@ impl Next {
 
     /// The next definition, or null if there is none (a static program:
     /// cannot happen for a preloaded library).
-    fn get(&self) -> *mut c_void {
+    pub(crate) fn get(&self) -> *mut c_void {
         let mut f = self.slot.load(Ordering::Acquire);
         if f.is_null() {
             // SAFETY: the name is NUL-terminated; RTLD_NEXT is valid from
@@ -83,19 +83,20 @@ macro_rules! next {
         unsafe { std::mem::transmute::<*mut c_void, $prototype>(f) }
     }};
 }
+pub(crate) use next;
 
 unsafe extern "C" {
     fn __h_errno_location() -> *mut c_int;
 }
 
-fn set_h_errno(value: c_int) {
+pub(crate) fn set_h_errno(value: c_int) {
     // SAFETY: the calling thread's h_errno slot, valid for its lifetime.
     unsafe { *__h_errno_location() = value };
 }
 
 /// Runs `own` with the resolver when the profile names a DNS server, else
 /// `real` with the guard released.
-fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce() -> R) -> R {
+pub(crate) fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce() -> R) -> R {
     if state::passing_through() {
         return real();
     }
@@ -135,7 +136,7 @@ fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce() -> R) -> R
 ///
 /// # Safety
 /// `p` is null or a NUL-terminated string that outlives `'a`.
-unsafe fn text<'a>(p: *const c_char) -> Option<&'a CStr> {
+pub(crate) unsafe fn text<'a>(p: *const c_char) -> Option<&'a CStr> {
     // SAFETY: as the caller promises.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) })
 }

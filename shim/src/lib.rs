@@ -30,6 +30,7 @@ mod fds;
 mod guard;
 pub mod hooks;
 pub mod hooks_dns;
+pub mod hooks_res;
 mod log;
 mod real;
 mod resolve;

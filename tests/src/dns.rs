@@ -7,6 +7,7 @@
 //! | name | answer |
 //! | --- | --- |
 //! | `host.bindto.test` | A 198.19.0.1 and AAAA 2001:db8:ff::1 from `vpn`; 198.19.0.2 and 2001:db8:ff::2 from any other server, so that a test sees who answered |
+//! | `host.bindto.test` TXT | the server's name (`vpn`, `wan`, ...), for the `res_query` tests |
 //! | `alias.bindto.test` | CNAME `host.bindto.test`, and its addresses |
 //! | `v4only.bindto.test` | the A record of `host`, no AAAA (NODATA) |
 //! | `big.bindto.test` | [`BIG`] A records; over UDP only an empty answer with the TC bit set, so a client must ask again over TCP |
@@ -31,7 +32,7 @@ use std::path::PathBuf;
 
 use domain::base::iana::{Class, Rcode};
 use domain::base::{Message, MessageBuilder, Name, Rtype, Ttl};
-use domain::rdata::{A, Aaaa, Cname};
+use domain::rdata::{A, Aaaa, Cname, Txt};
 
 use crate::lab::Lab;
 use crate::net::{TARGETS_V4, TARGETS_V6, Uplink};
@@ -188,6 +189,9 @@ pub fn answer(
                 .push((&canonical, Class::IN, ttl, Aaaa::new(ip)))
                 .ok()?;
         }
+    } else if qtype == Rtype::TXT && name == HOST {
+        let text = Txt::<Vec<u8>>::build_from_slice(server.as_bytes()).ok()?;
+        builder.push((&canonical, Class::IN, ttl, text)).ok()?;
     }
     Some((builder.finish(), query))
 }
@@ -298,6 +302,12 @@ mod tests {
         );
         let alias = ask(ALIAS, Rtype::AAAA, Transport::Udp);
         assert_eq!(alias.header_counts().ancount(), 2);
+        let txt = ask(HOST, Rtype::TXT, Transport::Udp);
+        let text = txt.answer().unwrap().limit_to::<Txt<_>>().next();
+        assert_eq!(
+            text.unwrap().unwrap().data().as_flat_slice(),
+            Some(&b"vpn"[..])
+        );
     }
 
     #[test]

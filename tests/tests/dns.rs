@@ -10,9 +10,11 @@
 
 use std::fs;
 use std::net::IpAddr;
+use std::path::Path;
 use std::process::Command;
 
 use bindto_tests::dns::{self, DnsServer, Transport};
+use bindto_tests::programs::{compile, path_str};
 use bindto_tests::{HTTP_PORT, Lab, RunOutput, VPN, WAN};
 
 /// Binds to vpn0 and names the vpn-side server for DNS.
@@ -367,4 +369,123 @@ fn reverse_lookups_use_hosts_then_the_profiles_server() {
     let types: Vec<String> = dns.vpn.queries().into_iter().map(|q| q.qtype).collect();
     assert_eq!(types, ["PTR", "PTR", "PTR"]);
     dns.assert_no_leak();
+}
+
+/// `resquery ARGS...` (tests/programs/resquery.c, compiled at `bin`)
+/// under `profile`, or without the shim for `None`: its one line.
+fn resquery(dns: &Dns, bin: &Path, profile: Option<&str>, args: &[&str]) -> String {
+    let mut argv = vec![path_str(bin)];
+    argv.extend_from_slice(args);
+    let out = match profile {
+        Some(profile) => dns.lab.run_bound(profile, "vpn", &argv, &[]),
+        None => dns.lab.run_client(&argv, &[]),
+    };
+    out.assert_success().trim_end().to_owned()
+}
+
+/// The return value on a `resquery` line.
+fn ret(line: &str) -> i32 {
+    let word = line.split_whitespace().next().unwrap();
+    word.strip_prefix("ret=").unwrap().parse().unwrap()
+}
+
+/// The `name type` of each query a server got.
+fn asked(server: &DnsServer) -> Vec<String> {
+    server
+        .queries()
+        .into_iter()
+        .map(|q| format!("{} {}", q.name, q.qtype))
+        .collect()
+}
+
+#[test]
+fn res_query_and_res_search_ask_the_profiles_server() {
+    let Some(dns) = lab() else { return };
+    let searching = PROFILE.replace(
+        "53 = \"198.18.2.1\"",
+        "53 = \"198.18.2.1\"\nsearch = [\"bindto.test\"]",
+    );
+    let bin = compile(dns.lab.dir(), "resquery");
+    let run = |args: &[&str]| resquery(&dns, &bin, Some(&searching), args);
+    let line = run(&["query", "A", "512", dns::HOST]);
+    assert!(
+        line.ends_with(" h_errno=0 state=0 rcode=0 an=1 A 198.19.0.1"),
+        "{line}"
+    );
+    assert!(ret(&line) > 0, "{line}");
+    let line = run(&["query", "TXT", "512", dns::HOST]);
+    assert!(line.ends_with(" rcode=0 an=1 TXT vpn"), "{line}");
+    // The search domain: `host` has fewer dots than ndots (1).
+    let line = run(&["search", "TXT", "512", "host"]);
+    assert!(line.ends_with(" rcode=0 an=1 TXT vpn"), "{line}");
+    let line = run(&["nsearch", "A", "512", "host"]);
+    assert!(line.ends_with(" rcode=0 an=1 A 198.19.0.1"), "{line}");
+    let line = run(&["querydomain", "TXT", "512", "host", "bindto.test"]);
+    assert!(line.ends_with(" rcode=0 an=1 TXT vpn"), "{line}");
+    let line = run(&["nquerydomain", "A", "512", "host", "bindto.test"]);
+    assert!(line.ends_with(" rcode=0 an=1 A 198.19.0.1"), "{line}");
+    // res_send hands back any reply, NXDOMAIN too, with no h_errno.
+    let line = run(&["send", "TXT", "512", dns::HOST]);
+    assert!(line.ends_with(" rcode=0 an=1 TXT vpn"), "{line}");
+    let line = run(&["nsend", "A", "512", "nope.bindto.test"]);
+    assert!(line.ends_with(" h_errno=0 state=0 rcode=3 an=0"), "{line}");
+    assert!(ret(&line) > 0, "{line}");
+    // NXDOMAIN: -1, HOST_NOT_FOUND (1) in h_errno and in the state, and
+    // the reply left in the buffer.
+    let line = run(&["nquery", "A", "512", "nope.bindto.test"]);
+    assert_eq!(line, "ret=-1 h_errno=1 state=1 rcode=3 an=0");
+    // NOERROR without an answer of that type: NO_DATA (4).
+    let line = run(&["query", "MX", "512", dns::HOST]);
+    assert_eq!(line, "ret=-1 h_errno=4 state=4 rcode=0 an=0");
+    assert_eq!(
+        asked(&dns.vpn),
+        [
+            "host.bindto.test A",
+            "host.bindto.test TXT",
+            "host.bindto.test TXT",
+            "host.bindto.test A",
+            "host.bindto.test TXT",
+            "host.bindto.test A",
+            "host.bindto.test TXT",
+            "nope.bindto.test A",
+            "nope.bindto.test A",
+            "host.bindto.test MX",
+        ]
+    );
+    dns.assert_no_leak();
+}
+
+#[test]
+fn res_query_returns_the_whole_length_of_a_reply_it_cuts() {
+    let Some(dns) = lab() else { return };
+    let bin = compile(dns.lab.dir(), "resquery");
+    let whole = resquery(&dns, &bin, Some(PROFILE), &["query", "A", "512", dns::HOST]);
+    let cut = resquery(&dns, &bin, Some(PROFILE), &["query", "A", "20", dns::HOST]);
+    assert_eq!(ret(&cut), ret(&whole), "{cut} / {whole}");
+    assert!(cut.ends_with(" cut"), "{cut}");
+    // Truncated over UDP: asked again over TCP, whole.
+    let big = resquery(&dns, &bin, Some(PROFILE), &["query", "A", "4096", dns::BIG]);
+    assert!(big.contains(&format!(" an={} ", dns::BIG_COUNT)), "{big}");
+    assert_eq!(
+        (dns.vpn.count(Transport::Udp), dns.vpn.count(Transport::Tcp)),
+        (3, 1)
+    );
+    dns.assert_no_leak();
+}
+
+#[test]
+fn without_the_shim_or_a_dns_server_res_query_asks_resolv_confs_server() {
+    let Some(dns) = lab() else { return };
+    let bin = compile(dns.lab.dir(), "resquery");
+    let line = resquery(&dns, &bin, None, &["query", "TXT", "512", dns::HOST]);
+    assert!(line.ends_with(" rcode=0 an=1 TXT wan"), "{line}");
+    for func in ["search", "send"] {
+        let line = resquery(&dns, &bin, Some(NO_DNS), &[func, "TXT", "512", dns::HOST]);
+        assert!(
+            line.ends_with(" rcode=0 an=1 TXT wan"),
+            "the leak this guards against: {line}"
+        );
+    }
+    assert_eq!(asked(&dns.wan), ["host.bindto.test TXT"; 3]);
+    assert_eq!(dns.vpn.queries(), []);
 }

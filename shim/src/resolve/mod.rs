@@ -112,6 +112,26 @@ impl Failure {
     }
 }
 
+/// A reply for the `res_query` family: the server's message as it came,
+/// which glibc leaves in the caller's buffer even when it fails the call,
+/// and what it amounts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Raw {
+    /// `None` when no reply came (or no query could be sent).
+    pub(crate) reply: Option<Vec<u8>>,
+    /// `Ok` when the reply is NOERROR with answers.
+    pub(crate) outcome: Result<(), Failure>,
+}
+
+impl Raw {
+    fn none(failure: Failure) -> Raw {
+        Raw {
+            reply: None,
+            outcome: Err(failure),
+        }
+    }
+}
+
 /// Resolves names for a process whose profile has a DNS server.
 #[derive(Debug)]
 pub(crate) struct Resolver<'s> {
@@ -156,16 +176,61 @@ impl<'s> Resolver<'s> {
         if let Some(found) = hosts::lookup(name, want) {
             return Ok(found);
         }
+        self.search(name, |dns, candidate| {
+            let mut found = dns.addresses(candidate, want)?;
+            if found.canonical != candidate {
+                found.aliases.push(candidate.to_owned());
+            }
+            Ok(found)
+        })
+    }
+
+    /// The server's reply to a query of `class` and `rtype` for `name`
+    /// exactly as it is (`res_query`): no hosts file, no search domains.
+    pub(crate) fn query(&self, name: &str, class: u16, rtype: u16) -> Raw {
+        match &self.dns {
+            Some(dns) => dns.raw(name, class, rtype),
+            None => Raw::none(Failure::Fail),
+        }
+    }
+
+    /// As [`Resolver::query`], for each of `name`'s search candidates in
+    /// turn until one has answers (`res_search`); the reply kept is the
+    /// last one heard.
+    pub(crate) fn query_search(&self, name: &str, class: u16, rtype: u16) -> Raw {
+        let mut last = None;
+        let outcome = self.search(name, |dns, candidate| {
+            let raw = dns.raw(candidate, class, rtype);
+            if raw.reply.is_some() {
+                last = raw.reply;
+            }
+            raw.outcome
+        });
+        Raw {
+            reply: last,
+            outcome,
+        }
+    }
+
+    /// The server's reply to `message`, a query the caller built
+    /// (`res_send`), as it came.
+    pub(crate) fn send(&self, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
+        dns.exchange(&[message])?.pop().ok_or(Failure::Fail)
+    }
+
+    /// `ask` for each of `name`'s search candidates (see
+    /// [`Conf::candidates`]) until one succeeds.
+    fn search<T>(
+        &self,
+        name: &str,
+        mut ask: impl FnMut(&Dns<'_>, &str) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
         let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
         let mut worst = Failure::NoName;
         for candidate in dns.conf.candidates(name) {
-            match dns.addresses(&candidate, want) {
-                Ok(mut found) => {
-                    if found.canonical != candidate {
-                        found.aliases.push(candidate);
-                    }
-                    return Ok(found);
-                }
+            match ask(dns, &candidate) {
+                Ok(found) => return Ok(found),
                 // As res_search: a name that is missing or empty under one
                 // domain may exist under the next; a server that does not
                 // answer will not answer the next one either.
@@ -216,7 +281,37 @@ impl Dns<'_> {
         found.ok_or_else(|| failed(&replies))
     }
 
+    /// The replies to `queries`, read (a match is always an answer).
     fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, Failure> {
+        let messages: Vec<&[u8]> = queries.iter().map(|q| q.bytes.as_slice()).collect();
+        let replies = self.exchange(&messages)?;
+        Ok(queries
+            .iter()
+            .zip(&replies)
+            .map(|(query, reply)| query.answer(reply).unwrap_or(Reply::ServFail))
+            .collect())
+    }
+
+    /// The reply to one query of any class and type, as it came.
+    fn raw(&self, name: &str, class: u16, rtype: u16) -> Raw {
+        // A name res_mkquery cannot encode is NO_RECOVERY in glibc.
+        let Some(query) = wire::raw_query(id(), name, class, rtype) else {
+            return Raw::none(Failure::Fail);
+        };
+        match self.exchange(&[&query]) {
+            Ok(mut replies) => {
+                let reply = replies.pop().unwrap_or_default();
+                Raw {
+                    outcome: wire::outcome(&reply),
+                    reply: Some(reply),
+                }
+            }
+            Err(failure) => Raw::none(failure),
+        }
+    }
+
+    /// The whole replies to `queries`, whole messages each.
+    fn exchange(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Failure> {
         let open = |protocol| self.open(protocol);
         let exchange = Exchange {
             server: self.server,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bindto_core::Protocol;
 use libc::c_int;
 
-use super::wire::{Query, Reply};
+use super::wire::{self, Heard};
 use crate::errno;
 use crate::fds::{self, Family};
 use crate::real;
@@ -107,33 +107,27 @@ pub(crate) struct Exchange<'a> {
 }
 
 impl Exchange<'_> {
-    /// The replies to `queries`, in their order.
-    pub(crate) fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, Error> {
+    /// The replies to `queries` (whole messages), in their order.
+    pub(crate) fn ask(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
         let mut replies = self.udp(queries)?;
         for (query, reply) in queries.iter().zip(replies.iter_mut()) {
-            if *reply == Reply::Truncated {
+            if wire::heard(query, reply) == Some(Heard::Truncated) {
                 *reply = self.tcp(query)?;
             }
         }
         Ok(replies)
     }
 
-    fn udp(&self, queries: &[Query]) -> Result<Vec<Reply>, Error> {
+    fn udp(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
         let socket = (self.open)(Protocol::Udp).map_err(Error::Refused)?;
         socket.connect(self.server, Instant::now())?;
-        let mut replies: Vec<Option<Reply>> = vec![None; queries.len()];
+        let mut replies: Vec<Option<Vec<u8>>> = vec![None; queries.len()];
         let mut buf = vec![0u8; MAX_MESSAGE];
         for _ in 0..self.attempts {
             for (query, _) in queries.iter().zip(&replies).filter(|(_, r)| r.is_none()) {
                 // SAFETY: the query's bytes are valid for reads.
-                let sent = unsafe {
-                    libc::send(
-                        socket.fd(),
-                        query.bytes.as_ptr().cast(),
-                        query.bytes.len(),
-                        0,
-                    )
-                };
+                let sent =
+                    unsafe { libc::send(socket.fd(), query.as_ptr().cast(), query.len(), 0) };
                 if sent < 0 {
                     return Err(Error::Unreachable(errno::get()));
                 }
@@ -153,13 +147,15 @@ impl Exchange<'_> {
                         e => return Err(Error::Unreachable(e)),
                     }
                 };
-                for (query, reply) in queries.iter().zip(replies.iter_mut()) {
-                    if reply.is_none() {
-                        if let Some(answer) = query.answer(&buf[..n]) {
-                            *reply = Some(answer);
-                            break;
-                        }
-                    }
+                let message = &buf[..n];
+                // A datagram that answers none of the queries (a late
+                // answer to an earlier attempt's ID, junk) is ignored.
+                if let Some((_, reply)) = queries
+                    .iter()
+                    .zip(replies.iter_mut())
+                    .find(|(query, reply)| reply.is_none() && wire::heard(query, message).is_some())
+                {
+                    *reply = Some(message.to_vec());
                 }
             }
             if replies.iter().all(Option::is_some) {
@@ -169,21 +165,23 @@ impl Exchange<'_> {
         Err(Error::Timeout)
     }
 
-    fn tcp(&self, query: &Query) -> Result<Reply, Error> {
+    fn tcp(&self, query: &[u8]) -> Result<Vec<u8>, Error> {
         let deadline = Instant::now() + self.timeout;
         let socket = (self.open)(Protocol::Tcp).map_err(Error::Refused)?;
         socket.connect(self.server, deadline)?;
-        let mut framed = (query.bytes.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&query.bytes);
+        let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(query);
         write_all(socket.fd(), &framed, deadline)?;
         let mut len = [0u8; 2];
         read_exact(socket.fd(), &mut len, deadline)?;
         let mut message = vec![0u8; usize::from(u16::from_be_bytes(len))];
         read_exact(socket.fd(), &mut message, deadline)?;
-        match query.answer(&message) {
-            // Truncated over TCP too: the server has nothing better.
-            Some(Reply::Truncated) | None => Ok(Reply::ServFail),
-            Some(reply) => Ok(reply),
+        // Over TCP a stranger's message cannot be waited out: the
+        // connection is broken. (Truncated even over TCP is returned as it
+        // is: the server has nothing better.)
+        match wire::heard(query, &message) {
+            Some(_) => Ok(message),
+            None => Err(Error::Unreachable(libc::EPROTO)),
         }
     }
 }

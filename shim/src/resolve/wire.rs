@@ -8,6 +8,8 @@ use domain::base::name::ParsedName;
 use domain::base::{Message, MessageBuilder, Name, Rtype};
 use domain::rdata::{A, Aaaa, Ptr};
 
+use super::Failure;
+
 /// The record types the resolver asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -48,14 +50,9 @@ impl Query {
     }
 
     fn for_name(id: u16, name: &Name<Vec<u8>>, kind: Kind) -> Option<Query> {
-        let mut builder = MessageBuilder::new_vec();
-        builder.header_mut().set_id(id);
-        builder.header_mut().set_rd(true);
-        let mut question = builder.question();
-        question.push((name, kind.rtype(), Class::IN)).ok()?;
         Some(Query {
             kind,
-            bytes: question.finish(),
+            bytes: message(id, name, Class::IN, kind.rtype())?,
         })
     }
 
@@ -63,11 +60,7 @@ impl Query {
     /// (another ID or question, not a response, not parseable), which a
     /// UDP client ignores and keeps waiting.
     pub(crate) fn answer(&self, bytes: &[u8]) -> Option<Reply> {
-        let query = Message::from_slice(&self.bytes).ok()?;
-        let reply = Message::from_slice(bytes).ok()?;
-        if !reply.is_answer(query) {
-            return None;
-        }
+        let reply = reply_to(&self.bytes, bytes)?;
         let header = reply.header();
         if header.tc() {
             return Some(Reply::Truncated);
@@ -77,6 +70,64 @@ impl Query {
             Rcode::NXDOMAIN => Reply::NxDomain,
             _ => Reply::ServFail,
         })
+    }
+}
+
+/// A recursive query of any class and type for `name`, as
+/// `res_mkquery` makes it, or `None` if `name` is not a domain name.
+pub(crate) fn raw_query(id: u16, name: &str, class: u16, rtype: u16) -> Option<Vec<u8>> {
+    let name = Name::vec_from_str(name).ok()?;
+    message(id, &name, Class::from_int(class), Rtype::from_int(rtype))
+}
+
+fn message(id: u16, name: &Name<Vec<u8>>, class: Class, rtype: Rtype) -> Option<Vec<u8>> {
+    let mut builder = MessageBuilder::new_vec();
+    builder.header_mut().set_id(id);
+    builder.header_mut().set_rd(true);
+    let mut question = builder.question();
+    question.push((name, rtype, class)).ok()?;
+    Some(question.finish())
+}
+
+/// `bytes` as the reply to the query `query`, or `None` if it is not one
+/// (another ID or question, not a response, not parseable).
+fn reply_to<'a>(query: &[u8], bytes: &'a [u8]) -> Option<&'a Message<[u8]>> {
+    let query = Message::from_slice(query).ok()?;
+    let reply = Message::from_slice(bytes).ok()?;
+    reply.is_answer(query).then_some(reply)
+}
+
+/// Whether `bytes` answers `query`, and if so whether it came truncated
+/// (TC set: ask again over TCP).
+pub(crate) fn heard(query: &[u8], bytes: &[u8]) -> Option<Heard> {
+    let reply = reply_to(query, bytes)?;
+    Some(if reply.header().tc() {
+        Heard::Truncated
+    } else {
+        Heard::Complete
+    })
+}
+
+/// A reply that [`heard`] matched to its query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Heard {
+    Complete,
+    Truncated,
+}
+
+/// What a whole reply amounts to for `res_query`, as glibc judges it: a
+/// success needs NOERROR and at least one answer record of any type.
+pub(crate) fn outcome(bytes: &[u8]) -> Result<(), Failure> {
+    let Ok(reply) = Message::from_slice(bytes) else {
+        return Err(Failure::Again);
+    };
+    match reply.header().rcode() {
+        Rcode::NOERROR if reply.header_counts().ancount() > 0 => Ok(()),
+        Rcode::NOERROR => Err(Failure::NoData),
+        Rcode::NXDOMAIN => Err(Failure::NoName),
+        Rcode::SERVFAIL => Err(Failure::Again),
+        // REFUSED, FORMERR, NOTIMP...: asking again will not help.
+        _ => Err(Failure::Fail),
     }
 }
 
