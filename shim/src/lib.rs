@@ -2,9 +2,11 @@
 //! and UDP socket of that program where a bindto profile says.
 //!
 //! The shim interposes `connect`, `bind`, `sendto`, `sendmsg` and
-//! `sendmmsg`, and keeps track of socket types through `socket`, `close`,
-//! `dup2` and `dup3` so that the hot path needs no syscall to tell a TCP
-//! socket from anything else. Every decision comes from the pure
+//! `sendmmsg` ([`hooks`]), and keeps track of socket types through
+//! `socket`, `close`, `close_range`, `closefrom`, `dup2` and `dup3` so that
+//! the hot path needs no syscall to tell a TCP socket from anything else.
+//! With a DNS server in the profile it also answers name lookups
+//! ([`hooks_dns`]) and `res_query` and its kin ([`hooks_res`]) itself. Every decision comes from the pure
 //! `bindto_core` table; this crate only reads the environment, applies
 //! decisions to sockets and reports failures.
 //!
