@@ -334,7 +334,7 @@ unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags:
 }
 
 /// `sendmmsg()`: each datagram with a destination leaves as the profile
-/// says for it. Sent in runs of up to [`RUN`] messages; a refused message
+/// says for it. Sent in runs of up to [`send::RUN`] messages; a refused message
 /// ends the call there and, as the kernel does for an error after the first
 /// message, the call returns the number sent before it (or fails with its
 /// errno if it is the first). A datagram whose interface was recreated
