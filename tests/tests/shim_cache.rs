@@ -43,21 +43,27 @@ fn cache_file(cache: &Path) -> PathBuf {
     file.clone()
 }
 
+/// The vpn profile written to the lab, and a first process that finds no
+/// cache, compiles and writes one: the config file and the cache directory.
+fn first_run(lab: &Lab) -> (PathBuf, PathBuf) {
+    let config = lab.dir().join("vpn.toml");
+    let cache = lab.dir().join("cache");
+    fs::write(&config, VPN_PROFILE).unwrap();
+    assert_run(
+        &connect(lab, &config, &cache),
+        VPN,
+        "miss (absent), written",
+    );
+    (config, cache)
+}
+
 const VPN: &str = "vpn 198.18.2.2\n";
 const ALT: &str = "alt 198.18.3.2\n";
 
 #[test]
 fn a_second_process_takes_the_cached_table_until_the_config_changes() {
     let Some(lab) = Lab::new() else { return };
-    let config = lab.dir().join("cached.toml");
-    let cache = lab.dir().join("cache");
-    fs::write(&config, VPN_PROFILE).unwrap();
-
-    assert_run(
-        &connect(&lab, &config, &cache),
-        VPN,
-        "miss (absent), written",
-    );
+    let (config, cache) = first_run(&lab);
     let mode = fs::metadata(cache.join("bindto"))
         .unwrap()
         .permissions()
@@ -106,14 +112,7 @@ fn forged(config: &Path, cache: &Path, text: &str) -> Vec<u8> {
 #[test]
 fn a_cache_file_others_could_write_or_another_user_owns_is_ignored() {
     let Some(lab) = Lab::new() else { return };
-    let config = lab.dir().join("trusted.toml");
-    let cache = lab.dir().join("cache");
-    fs::write(&config, VPN_PROFILE).unwrap();
-    assert_run(
-        &connect(&lab, &config, &cache),
-        VPN,
-        "miss (absent), written",
-    );
+    let (config, cache) = first_run(&lab);
     let file = cache_file(&cache);
     let genuine = fs::read(&file).unwrap();
     let forged = forged(&config, &cache, &VPN_PROFILE.replace("vpn0", "alt0"));
