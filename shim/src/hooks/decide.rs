@@ -115,16 +115,10 @@ pub(super) fn broken(error: &str) -> Stop {
     Stop::Refuse(libc::EPERM)
 }
 
-/// Decides an outgoing call on `fd` to `destination`, prepares the socket
-/// and fills in `go` (an out-parameter: it is large, and this is the hot
-/// path).
-///
-/// Only the common cases are handled here: no log, no DNS rewrite, and
-/// either a connect bound to an interface alone, a datagram bound as the
-/// profile says, or a destination left alone. Everything else (refusals,
-/// rewrites, source addresses, notices) is in [`outbound_rest`], out of
-/// line, so that the hooks this is inlined into keep a small frame.
-#[inline(always)]
+/// Decides an outgoing call on `fd` to `destination` the long way,
+/// prepares the socket and fills in `go`: every verdict, refusal, rewrite,
+/// source address and notice. The common cases have settled in
+/// [`super::quick`] before; only sendmmsg's messages come here first.
 pub(super) fn outbound(
     state: &State,
     fd: c_int,
@@ -134,51 +128,7 @@ pub(super) fn outbound(
     go: &mut Go,
 ) -> Result<(), Stop> {
     let loaded = loaded(state)?;
-    let decision = loaded.table.decide(*destination, socket.protocol());
-    if decision.rewrite.is_none() && !log::enabled() {
-        match (decision.verdict, way) {
-            (
-                Verdict::Bind(Binding {
-                    interface: Some(name),
-                    source,
-                }),
-                Way::Socket,
-            ) if source.is_empty() => {
-                return match apply::device(fd, name) {
-                    Ok(()) => Ok(()),
-                    Err(e) => failed(loaded, Failure::Interface(*name, e), decision.origin, way),
-                };
-            }
-            (Verdict::Bind(binding), Way::Datagram) => {
-                return match datagram(loaded, binding, decision.destination.ip()) {
-                    Ok(d) => {
-                        go.pktinfo = Some(d);
-                        Ok(())
-                    }
-                    Err(failure) => failed(loaded, failure, decision.origin, way),
-                };
-            }
-            (Verdict::Direct, _) if way == Way::Datagram || !socket.device_set() => {
-                return Err(Bypass::Direct.into());
-            }
-            _ => {}
-        }
-    }
-    outbound_rest(loaded, fd, socket, destination, way, &decision, go)
-}
-
-/// [`outbound`] for everything but its common cases.
-#[cold]
-#[inline(never)]
-pub(super) fn outbound_rest(
-    loaded: &Loaded,
-    fd: c_int,
-    socket: Inet,
-    destination: &SocketAddr,
-    way: Way,
-    decision: &bindto_core::Decision<'_>,
-    go: &mut Go,
-) -> Result<(), Stop> {
+    let decision = &loaded.table.decide(*destination, socket.protocol());
     if log::enabled() {
         log_decision(fd, socket, *destination, way, decision);
     }
