@@ -238,7 +238,7 @@ fn refreshed(cached: &Cached) -> Option<Arc<State>> {
 /// Whether the process was found to have nothing to do. Cheap; `false`
 /// before the first intercepted call.
 pub(crate) fn passing_through() -> bool {
-    MODE.load(Ordering::Relaxed) == PASS_THROUGH
+    mode() == Mode::PassThrough
 }
 
 /// What the process is known to have to do.
