@@ -66,8 +66,18 @@ impl Inet {
     }
 }
 
+/// What `socket(domain, ty, protocol)` creates, as [`record`] keeps it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind(u8);
+
+/// The kind of socket `socket(domain, ty, protocol)` creates.
+#[inline]
+pub(crate) fn classify(domain: c_int, ty: c_int, protocol: c_int) -> Kind {
+    Kind(record_of(domain, ty, protocol))
+}
+
 /// The record for `socket(domain, ty, protocol)`.
-fn classify(domain: c_int, ty: c_int, protocol: c_int) -> u8 {
+fn record_of(domain: c_int, ty: c_int, protocol: c_int) -> u8 {
     let family = match domain {
         libc::AF_INET => 0,
         libc::AF_INET6 => V6,
@@ -86,10 +96,11 @@ fn slot(fd: c_int) -> Option<&'static AtomicU8> {
     usize::try_from(fd).ok().and_then(|i| KINDS.get(i))
 }
 
-/// Records a socket `socket()` just returned.
-pub(crate) fn record(fd: c_int, domain: c_int, ty: c_int, protocol: c_int) {
+/// Records what `socket()` returned: a descriptor of `kind`, or an
+/// error (negative), which records nothing.
+pub(crate) fn record(fd: c_int, kind: Kind) {
     if let Some(slot) = slot(fd) {
-        slot.store(classify(domain, ty, protocol), Ordering::Relaxed);
+        slot.store(kind.0, Ordering::Relaxed);
     }
 }
 
@@ -154,7 +165,7 @@ fn ask(fd: c_int) -> Option<u8> {
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
         return Some(OTHER);
     }
-    Some(classify(
+    Some(record_of(
         domain,
         sockopt(fd, libc::SO_TYPE)?,
         sockopt(fd, libc::SO_PROTOCOL)?,

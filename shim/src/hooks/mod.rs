@@ -59,11 +59,11 @@ use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     boundary::call(|| {
+        // Classified first, so that only the record waits across the call.
+        let kind = fds::classify(domain, ty, protocol);
         // SAFETY: the caller's arguments, as given.
         let fd = unsafe { real::socket(domain, ty, protocol) };
-        if fd >= 0 {
-            fds::record(fd, domain, ty, protocol);
-        }
+        fds::record(fd, kind);
         fd
     })
 }
