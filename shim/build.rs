@@ -83,7 +83,11 @@ fn build_front() {
     let status = cargo
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build the front: {e}"));
-    assert!(status.success(), "building the front ({}) failed", front.display());
+    assert!(
+        status.success(),
+        "building the front ({}) failed",
+        front.display()
+    );
 
     let mut built = target_dir;
     if cross {
@@ -92,7 +96,10 @@ fn build_front() {
     built.push(if release { "release" } else { "debug" });
     built.push("libbindto.so");
     // OUT_DIR is <target>/[<triple>/]<profile>/build/<package>-<hash>/out.
-    let profile_dir = out.ancestors().nth(3).expect("OUT_DIR is under the profile directory");
+    let profile_dir = out
+        .ancestors()
+        .nth(3)
+        .expect("OUT_DIR is under the profile directory");
     install(&built, &profile_dir.join("libbindto.so"));
 }
 

@@ -97,7 +97,10 @@ fn the_front_exports_exactly_the_engines_hooks() {
         "the engine has no bindto_engine_attach: {engine:?}"
     );
     assert_eq!(front, engine);
-    assert!(front.contains("connect") && front.contains("__res_nsend"), "{front:?}");
+    assert!(
+        front.contains("connect") && front.contains("__res_nsend"),
+        "{front:?}"
+    );
 }
 
 #[test]
@@ -216,7 +219,10 @@ fn a_front_without_its_engine_fails_closed() {
         alone.join("libbindto_engine.so").display()
     );
     assert!(stderr.starts_with(&expected), "{stderr}");
-    assert!(stderr.ends_with("; network calls are blocked\n"), "{stderr}");
+    assert!(
+        stderr.ends_with("; network calls are blocked\n"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     // Without BIND_PROFILE the same front passes through, silently.
