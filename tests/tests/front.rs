@@ -10,6 +10,10 @@
 //!   cannot drift from the core's unnoticed.
 //! - Threads racing the first call all wait for the engine: none passes
 //!   through unbound.
+//! - The loading thread calling in mid-load (here from a `dlopen` wrapper,
+//!   `tests/programs/reenter.c`, preloaded after the front) is refused
+//!   with EAGAIN, not deadlocked; a child forked mid-load loads the engine
+//!   itself.
 //! - A front whose engine is missing writes one line on stderr and refuses
 //!   every TCP and UDP call as the engine refuses a broken config.
 //!
@@ -185,6 +189,67 @@ fn threads_racing_the_first_call_all_wait_for_the_engine() {
             "{out:?}"
         );
     }
+}
+
+/// `tests/programs/reenter.c` as a shared library in the test directory.
+fn reenter_so() -> PathBuf {
+    let so = dir().join("reenter.so");
+    let source = bindto_tests::run::workspace_root().join("tests/programs/reenter.c");
+    let out = Command::new("gcc")
+        .args([
+            "-O1", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC", "-o",
+        ])
+        .arg(&so)
+        .arg(&source)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run gcc (install it): {e}"));
+    assert!(out.status.success(), "{out:?}");
+    so
+}
+
+/// `front maps connect` with reenter.so preloaded after the front, doing
+/// `what` in the middle of the engine's load, under a profile that blocks
+/// 127.0.0.0/8; its stderr.
+fn mid_load(what: &str) -> String {
+    let config = dir().join(format!("block-{what}.toml"));
+    fs::write(
+        &config,
+        "[profile.blk]\n[[profile.blk.route]]\nto = \"127.0.0.0/8\"\naction = \"block\"\n",
+    )
+    .unwrap();
+    let preload = format!("{}:{}", shim_path().display(), reenter_so().display());
+    let out = run(
+        Path::new(&preload),
+        &[
+            ("BIND_PROFILE", "blk"),
+            ("BINDTO_CONFIG", config.to_str().unwrap()),
+            ("REENTER", what),
+        ],
+        &["maps", "connect"],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), ENGINE);
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn the_loading_thread_calling_in_mid_load_is_refused_not_deadlocked() {
+    // Its network calls fail with EAGAIN (EAI_AGAIN), its descriptor
+    // calls go to libc; the load then completes.
+    let stderr = mid_load("call");
+    assert!(
+        stderr.contains("reentered socket=ok connect=-1 EAGAIN close=0 gai=EAI_AGAIN\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_child_forked_mid_load_loads_the_engine_itself() {
+    // The child's only thread was the parent's loader: waiting for it would
+    // be forever. It takes the load over and its connect is decided by the
+    // engine: blocked.
+    let stderr = mid_load("fork");
+    assert!(stderr.contains("child connect EPERM\n"), "{stderr}");
+    assert!(stderr.contains("child status 0\n"), "{stderr}");
 }
 
 #[test]
