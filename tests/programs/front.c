@@ -2,7 +2,10 @@
  * front: what the front (libbindto.so) does before and without the
  * engine (tests/tests/front.rs).
  *
- *   front maps [connect]   optionally one TCP connect to 127.0.0.1:9, then
+ *   front maps [connect|forget]
+ *                          optionally one TCP connect to 127.0.0.1:9, or
+ *                          only calls that forget descriptors (close, dup2,
+ *                          dup3, close_range, closefrom), then
  *                          `front=yes|no engine=yes|no`: which of
  *                          libbindto.so and libbindto_engine.so
  *                          /proc/self/maps shows
@@ -68,6 +71,14 @@ static int connect_once(void) {
 static int maps(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[2], "connect") == 0)
         connect_once();
+    if (argc > 2 && strcmp(argv[2], "forget") == 0) {
+        close(-1);
+        dup2(1, 50);
+        dup3(1, 51, 0);
+        close(50);
+        close_range(51, 51, 0);
+        closefrom(52);
+    }
     FILE *f = fopen("/proc/self/maps", "r");
     if (!f)
         return 2;

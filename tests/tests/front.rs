@@ -4,7 +4,8 @@
 //!
 //! - It exports exactly the engine's functions.
 //! - A process that asks nothing, or asks but makes no call the front
-//!   hooks, never maps the engine; one that asks and calls does. Every
+//!   hooks but to close or duplicate descriptors, never maps the engine;
+//!   one that asks and connects does. Every
 //!   variable that asks (the core's `Env::asks_anything`: `BIND_PROFILE`
 //!   and `legacy::SELECTORS`) has its own test, so that the front's list
 //!   cannot drift from the core's unnoticed.
@@ -60,14 +61,10 @@ fn run(front_so: &Path, vars: &[(&str, &str)], args: &[&str]) -> Output {
     out
 }
 
-/// What /proc/self/maps shows after `front maps [connect]`.
-fn maps(vars: &[(&str, &str)], connect: bool) -> String {
-    let args: &[&str] = if connect {
-        &["maps", "connect"]
-    } else {
-        &["maps"]
-    };
-    String::from_utf8(run(&shim_path(), vars, args).stdout).unwrap()
+/// What /proc/self/maps shows after `front maps [CALLS]`.
+fn maps(vars: &[(&str, &str)], calls: Option<&str>) -> String {
+    let args: Vec<&str> = ["maps"].into_iter().chain(calls).collect();
+    String::from_utf8(run(&shim_path(), vars, &args).stdout).unwrap()
 }
 
 const NO_ENGINE: &str = "front=yes engine=no\n";
@@ -109,15 +106,22 @@ fn the_front_exports_exactly_the_engines_hooks() {
 
 #[test]
 fn a_process_that_asks_nothing_never_loads_the_engine() {
-    assert_eq!(maps(&[], true), NO_ENGINE);
+    assert_eq!(maps(&[], Some("connect")), NO_ENGINE);
     // Empty is unset, as for the core.
     let empty: Vec<(&str, &str)> = ASKING.iter().map(|&v| (v, "")).collect();
-    assert_eq!(maps(&empty, true), NO_ENGINE);
+    assert_eq!(maps(&empty, Some("connect")), NO_ENGINE);
 }
 
 #[test]
 fn a_process_that_asks_but_makes_no_call_never_loads_the_engine() {
-    assert_eq!(maps(&[("BIND_PROFILE", "lo")], false), NO_ENGINE);
+    assert_eq!(maps(&[("BIND_PROFILE", "lo")], None), NO_ENGINE);
+}
+
+#[test]
+fn a_process_that_asks_but_only_closes_and_duplicates_never_loads_the_engine() {
+    // close, dup2, dup3, close_range, closefrom: nothing for the engine to
+    // forget before it is loaded.
+    assert_eq!(maps(&[("BIND_PROFILE", "lo")], Some("forget")), NO_ENGINE);
 }
 
 /// Every variable that asks for bindto, as the core reads them.
@@ -139,7 +143,7 @@ macro_rules! asks {
             assert!(ASKING.contains(&$var));
             let env = bindto_core::Env::from_pairs([($var, $value)]);
             assert!(env.asks_anything(), "the core does not read {} as asking", $var);
-            assert_eq!(maps(&[($var, $value)], true), ENGINE, "{}", $var);
+            assert_eq!(maps(&[($var, $value)], Some("connect")), ENGINE, "{}", $var);
         }
     )*};
 }

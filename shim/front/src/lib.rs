@@ -16,7 +16,11 @@
 //! by the front, which is in the global scope) in a process that passes
 //! through, or the engine's export of the same name when bindto is active.
 //! A null slot takes the one cold path, [`settle`], which decides once per
-//! process:
+//! process, at the first call of any export but `close`, `close_range`,
+//! `closefrom`, `dup2`, `dup3` and `freeaddrinfo`: these only make the
+//! engine forget what it recorded, which is nothing before it is loaded,
+//! so until something decides they go to libc and leave their slot null.
+//! The decision:
 //!
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
 //!   variables (`BIND_INTERFACE`, `BIND_SOURCE_IP`, `BIND_ADDR`,
@@ -245,9 +249,13 @@ impl Hook {
 /// libc's definitions, found when needed.
 static NEXT: [AtomicPtr<c_void>; COUNT] = [const { AtomicPtr::new(ptr::null_mut()) }; COUNT];
 
-/// Is `bookkeeping` for `pass`, `false` for `net`.
+/// Whether a kind of hook is descriptor bookkeeping: libc's whenever the
+/// engine cannot decide.
 macro_rules! bookkeeping {
-    (pass) => {
+    (record) => {
+        true
+    };
+    (forget) => {
         true
     };
     (net) => {
@@ -255,11 +263,30 @@ macro_rules! bookkeeping {
     };
 }
 
+/// Whether a kind of hook makes the process decide. `forget` hooks do not:
+/// before the engine is loaded it has recorded nothing to forget, so
+/// they go to libc (without filling their slot) until something else
+/// decides. A process that asks for bindto but only closes and duplicates
+/// descriptors (most programs a bound shell starts) never loads the
+/// engine.
+macro_rules! decides {
+    (record) => {
+        true
+    };
+    (forget) => {
+        false
+    };
+    (net) => {
+        true
+    };
+}
+
 /// Defines every export and the tables of their slots, names and kinds,
-/// which [`settle`] fills. An entry is `pass` (descriptor bookkeeping: libc
-/// whenever the engine cannot decide) or `net` with the refusal it makes
-/// then: an expression of `$why` and the arguments, `Some(value)` to fail
-/// the call, `None` to let libc have it. `name / alias` also exports
+/// which [`settle`] fills. An entry is descriptor bookkeeping, libc's
+/// whenever the engine cannot decide: `record` (`socket`, which decides)
+/// or `forget` (which does not, see [`decides!`]); or `net`, with the
+/// refusal it makes then: an expression of `$why` and the arguments,
+/// `Some(value)` to fail the call, `None` to let libc have it. `name / alias` also exports
 /// `alias` (glibc's pre-2.34 `__res_*` names) on the same slot, as the
 /// engine's alias calls its plain name.
 macro_rules! hooks {
@@ -295,7 +322,9 @@ macro_rules! hooks {
                 #[allow(clippy::too_many_arguments)] // C's prototypes
                 pub(super) unsafe fn $name($($arg: $ty),*) -> $ret {
                     type F = unsafe extern "C" fn($($ty),*) -> $ret;
-                    let why = match settle() {
+                    let undecided = !decides!($kind) && STATE.load(Ordering::Acquire) == UNSET;
+                    let why = match if undecided { Settled::Undecided } else { settle() } {
+                        Settled::Undecided => None,
                         Settled::Routed => {
                             let f = SLOTS[Index::$name as usize].load(Ordering::Acquire);
                             if !f.is_null() {
@@ -373,17 +402,17 @@ macro_rules! hooks {
 
 hooks! {
     /// `socket()`: the engine records the socket's kind.
-    pass socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
+    record socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
     /// `close()`.
-    pass close(fd: c_int) -> c_int;
+    forget close(fd: c_int) -> c_int;
     /// `close_range()`.
-    pass close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
+    forget close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
     /// `closefrom()`.
-    pass closefrom(low: c_int) -> ();
+    forget closefrom(low: c_int) -> ();
     /// `dup2()`.
-    pass dup2(old: c_int, new: c_int) -> c_int;
+    forget dup2(old: c_int, new: c_int) -> c_int;
     /// `dup3()`.
-    pass dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+    forget dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
     /// `connect()`.
     net connect(fd: c_int, addr: *const Sockaddr, len: Socklen) -> c_int
         // SAFETY: the caller's address, valid for `len` bytes.
@@ -420,7 +449,7 @@ hooks! {
     ) -> c_int
         => |why| Some(refuse::eai(why));
     /// `freeaddrinfo()`: the engine frees its own lists, libc's to libc.
-    pass freeaddrinfo(res: *mut Addrinfo) -> ();
+    forget freeaddrinfo(res: *mut Addrinfo) -> ();
     /// `getnameinfo()`.
     net getnameinfo(
         sa: *const Sockaddr,
@@ -709,6 +738,8 @@ enum Settled {
     Routed,
     /// The loader's own thread, mid-load.
     Reentered,
+    /// Not asked: a `forget` hook before anything decided.
+    Undecided,
 }
 
 /// The calling thread, as [`STATE`] records the loader.
