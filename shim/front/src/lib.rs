@@ -6,9 +6,9 @@
 //! of a preloaded library at exec, whether or not the program ever touches
 //! the network. The engine links std (its panic runtime and backtrace
 //! printer alone are ~47 imports and ~250 relocations), which cost every
-//! exec ~85 000 instructions. This front is `no_std`, has no dependencies
-//! and imports a dozen libc functions, so a process that never makes a
-//! network call pays for little more than mapping it.
+//! exec ~85 000 instructions. This front is `no_std`, has no dependencies,
+//! no relocations and one import (`dlsym`), so a process that never makes
+//! a network call pays for little more than mapping it.
 //!
 //! How a call goes: each export loads its slot, and if the slot is set,
 //! jumps to it with the same arguments (load, test, jump). The slot holds
@@ -26,7 +26,9 @@
 //!   variables (`BIND_INTERFACE`, `BIND_SOURCE_IP`, `BIND_ADDR`,
 //!   `BIND_EXCLUDE`, `DNS_OVERRIDE_IP`) is set and not empty: the rule of
 //!   the core's `Env::asks_anything`. Not asked: every slot gets libc's
-//!   definition and the engine is never loaded.
+//!   definition and the engine is never loaded. (All are looked up then,
+//!   some 50 000 instructions once, so that no later call, in a signal
+//!   handler say, is the first to take the dynamic linker's lock.)
 //! - Asked: `dlopen(<the front's directory>/libbindto_engine.so,
 //!   RTLD_NOW | RTLD_LOCAL)`, hand the engine the front's `RTLD_NEXT`
 //!   resolver (`bindto_engine_attach`: glibc resolves `RTLD_NEXT` for a
@@ -35,9 +37,11 @@
 //!   engine's export.
 //! - The engine cannot be loaded (missing file, a `dlerror`, a missing
 //!   symbol, another engine ABI): fail closed. One line on stderr, then
-//!   every network call fails as the engine fails a broken config
-//!   ([`refuse`]); descriptor bookkeeping (`socket`, `close`, `close_range`,
-//!   `closefrom`, `dup2`, `dup3`, `freeaddrinfo`) goes to libc.
+//!   every call to an IPv4 or IPv6 destination and every name lookup fails
+//!   as the engine fails them for a broken config ([`refuse`]); calls on
+//!   Unix sockets and descriptor bookkeeping (`socket`, `close`,
+//!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`) go to
+//!   libc.
 //!
 //! Concurrency ([`settle`]): the state is one atomic word, unset, ready,
 //! failed, or the pid and tid of the thread loading. Threads that race the
@@ -104,24 +108,81 @@ struct DlInfo {
     saddr: *mut c_void,
 }
 
-// Every import is bound by ld.so at every exec (~600 instructions each):
-// keep this list short.
+// The one function the front imports: ld.so binds every import of a
+// preloaded library at every exec (~650 instructions each, more for each
+// symbol version), whether or not the process ever calls it. The rest of
+// libc is looked up with it when first needed ([`libc!`]).
 #[link(name = "c")]
 unsafe extern "C" {
-    fn getenv(name: *const c_char) -> *const c_char;
-    fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void;
     fn dlsym(handle: *mut c_void, name: *const c_char) -> *mut c_void;
-    fn dlerror() -> *const c_char;
-    fn dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int;
-    fn write(fd: c_int, buf: *const c_void, n: usize) -> isize;
-    fn sched_yield() -> c_int;
-    fn getpid() -> c_int;
-    fn gettid() -> c_int;
-    fn __errno_location() -> *mut c_int;
-    fn __h_errno_location() -> *mut c_int;
+    /// Only referenced by the panic handler, which is dead code: not an
+    /// import of a release build.
     fn abort() -> !;
 }
 
+/// Defines each libc function the front calls as a function of the same
+/// name and prototype that looks libc's up with `dlsym(RTLD_DEFAULT)` on
+/// its first call (the global scope, where an import would have been
+/// bound) and returns `$missing` if there is none. All of them are only
+/// needed at a process's first decision, or on rarer paths (loading the
+/// engine, refusing, waiting for another thread), which pay a `dlsym`
+/// each once instead of every exec paying an import.
+macro_rules! libc {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, or $missing:expr;)*) => {
+        /// Where each function was found: null until its first call.
+        #[allow(non_upper_case_globals)]
+        mod found {
+            use super::*;
+            $(pub(super) static $name: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());)*
+        }
+
+        $(
+            /// libc's function of this name, or
+            #[doc = concat!("`", stringify!($missing), "`")]
+            /// if there is none (not with glibc 2.34 or later, which the
+            /// front's `dlsym@GLIBC_2.34` already requires).
+            ///
+            /// # Safety
+            /// As libc's function of this name.
+            unsafe fn $name($($arg: $ty),*) -> $ret {
+                let mut f = found::$name.load(Ordering::Acquire);
+                if f.is_null() {
+                    let name = concat!(stringify!($name), "\0");
+                    // SAFETY: a NUL-terminated name; RTLD_DEFAULT is a valid
+                    // pseudo-handle. Racing threads store the same pointer.
+                    f = unsafe { dlsym(RTLD_DEFAULT, name.as_ptr().cast()) };
+                    if f.is_null() {
+                        return $missing;
+                    }
+                    found::$name.store(f, Ordering::Release);
+                }
+                // SAFETY: libc's definition of this function, of this C
+                // prototype.
+                let f = unsafe {
+                    core::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
+                };
+                // SAFETY: as the caller promises.
+                unsafe { f($($arg),*) }
+            }
+        )*
+    };
+}
+
+libc! {
+    getenv(name: *const c_char) -> *const c_char, or ptr::null();
+    dlopen(file: *const c_char, mode: c_int) -> *mut c_void, or ptr::null_mut();
+    dlerror() -> *const c_char, or ptr::null();
+    dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
+    write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
+    sched_yield() -> c_int, or 0;
+    getpid() -> c_int, or 0;
+    gettid() -> c_int, or 0;
+    __errno_location() -> *mut c_int, or ptr::null_mut();
+    __h_errno_location() -> *mut c_int, or ptr::null_mut();
+}
+
+/// glibc's `RTLD_DEFAULT` pseudo-handle.
+const RTLD_DEFAULT: *mut c_void = ptr::null_mut();
 /// glibc's `RTLD_NEXT` pseudo-handle.
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 const RTLD_NOW: c_int = 2;
@@ -709,13 +770,21 @@ mod refuse {
 }
 
 fn set_errno(value: c_int) {
-    // SAFETY: the calling thread's errno, valid for its lifetime.
-    unsafe { *__errno_location() = value };
+    // SAFETY: no arguments.
+    let errno = unsafe { __errno_location() };
+    if !errno.is_null() {
+        // SAFETY: the calling thread's errno, valid for its lifetime.
+        unsafe { *errno = value };
+    }
 }
 
 fn set_h_errno(value: c_int) {
-    // SAFETY: the calling thread's h_errno, valid for its lifetime.
-    unsafe { *__h_errno_location() = value };
+    // SAFETY: no arguments.
+    let h_errno = unsafe { __h_errno_location() };
+    if !h_errno.is_null() {
+        // SAFETY: the calling thread's h_errno, valid for its lifetime.
+        unsafe { *h_errno = value };
+    }
 }
 
 /// No process has decided yet.
