@@ -105,6 +105,27 @@ fn the_front_exports_exactly_the_engines_hooks() {
 }
 
 #[test]
+fn the_front_imports_only_dlsym_and_cannot_panic() {
+    // Every import costs every exec a symbol lookup; a panic would need
+    // the unwinding runtime a no_std library does not have.
+    let out = Command::new("nm")
+        .args(["-D", "--undefined-only"])
+        .arg(shim_path())
+        .output()
+        .unwrap();
+    let imports = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = imports
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .map(|name| name.split('@').next().unwrap_or(name))
+        .collect();
+    assert_eq!(names, ["dlsym"], "{imports}");
+    let out = Command::new("nm").arg(shim_path()).output().unwrap();
+    let symbols = String::from_utf8(out.stdout).unwrap();
+    assert!(!symbols.contains("panic"), "{symbols}");
+}
+
+#[test]
 fn a_process_that_asks_nothing_never_loads_the_engine() {
     assert_eq!(maps(&[], Some("connect")), NO_ENGINE);
     // Empty is unset, as for the core.
