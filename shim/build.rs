@@ -18,6 +18,17 @@
 //! libbindto.so into the profile directory beside libbindto_engine.so
 //! (`target/release/`), where users, the CLI, tests and benches find it.
 //!
+//! # Its own functions
+//!
+//! The engine is linked with `-Bsymbolic-functions`: its references to the
+//! functions it exports bind to its own definitions at link time instead
+//! of going through the global scope, where the front's come first. So
+//! the addresses it hands the front (`src/front.rs`) are its own, not the
+//! front's (whose slots would then jump to themselves), and its own calls
+//! of `close`, `socket` and the like (std's) reach its hooks without a hop
+//! through the front, as when it was preloaded itself. It also spares
+//! `ld.so` the lookups of those symbols.
+//!
 //! # The unwinder
 //!
 //! The panic boundary needs `panic = "unwind"`, and by default std takes the
@@ -42,6 +53,14 @@ use std::process::{Command, Stdio};
 fn main() {
     build_front();
     link_gcc_eh();
+    bind_own_functions();
+}
+
+/// Links the engine with `-Bsymbolic-functions` (see the module's doc).
+fn bind_own_functions() {
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic-functions");
+    }
 }
 
 /// Builds `front/` with the same cargo, rustc, profile and target, and

@@ -6,7 +6,8 @@
 //! crate's `build.rs`), which exports the same functions and `dlopen`s
 //! this library beside it at the first call of a process that sets
 //! `BIND_PROFILE` or one of the older tools' variables; it then hands over
-//! its `RTLD_NEXT` resolver ([`real`]) and sends every call here. The
+//! its `RTLD_NEXT` resolver ([`real`]), takes the engine's exports
+//! ([`front`]) and sends every call there. The
 //! engine can also be preloaded directly.
 //!
 //! The shim interposes `connect`, `bind`, `sendto`, `sendmsg` and
@@ -37,6 +38,7 @@ mod apply;
 mod boundary;
 mod errno;
 mod fds;
+mod front;
 mod guard;
 pub mod hooks;
 pub mod hooks_dns;

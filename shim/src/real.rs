@@ -7,8 +7,9 @@
 //! `shim/front`) `dlopen`s it `RTLD_LOCAL`, and glibc resolves
 //! `RTLD_NEXT` from such a library in its loader's scope, where it is not:
 //! the answer would not be the definition after the front. So the front
-//! calls [`bindto_engine_attach`] first with its own `RTLD_NEXT` resolver,
-//! and every lookup here ([`next`]) goes through it. Preloaded directly
+//! hands the engine its own `RTLD_NEXT` resolver first
+//! ([`crate::front::bindto_engine_attach`]), and every lookup here
+//! ([`next`]) goes through it. Preloaded directly
 //! (still supported, and how the front's saving is measured), the engine
 //! is never attached and uses `dlsym(RTLD_NEXT)` itself.
 //!
@@ -119,27 +120,15 @@ fn resolve(slot: &AtomicPtr<c_void>, name: &str) {
     slot.store(next(name), Ordering::Release);
 }
 
-/// The front's resolver, as [`bindto_engine_attach`] received it; null
-/// when the engine was preloaded itself.
+/// The front's resolver, as [`crate::front::bindto_engine_attach`]
+/// received it; null when the engine was preloaded itself.
 static RESOLVER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 
-/// The interface between the front and the engine: the front refuses an
-/// engine that answers another (`ENGINE_ABI` in `shim/front/src/lib.rs`).
-const ABI: c_int = 1;
-
-/// Called by the front right after it `dlopen`s the engine, before any
-/// hook: `next(name)` is the front's `dlsym(RTLD_NEXT, name)`. Returns the
-/// interface version.
-///
-/// # Safety
-/// `next` takes a NUL-terminated name and returns the next definition of
-/// that symbol after the front, or null.
-#[unsafe(no_mangle)]
-pub(crate) unsafe extern "C" fn bindto_engine_attach(
-    next: unsafe extern "C" fn(*const c_char) -> *mut c_void,
-) -> c_int {
+/// Makes every later lookup go through the front's `RTLD_NEXT` resolver:
+/// `next(name)` takes a NUL-terminated name and returns the next definition
+/// of that symbol after the front, or null.
+pub(crate) fn attach(next: unsafe extern "C" fn(*const c_char) -> *mut c_void) {
     RESOLVER.store(next as *mut c_void, Ordering::Release);
-    ABI
 }
 
 /// The definition of `name` after the preloaded library (the front, or
@@ -151,8 +140,7 @@ pub(crate) fn next(name: &CStr) -> *mut c_void {
         // pseudo-handle for a call made from a shared object.
         return unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
     }
-    // SAFETY: only bindto_engine_attach stores here, a resolver of this
-    // prototype.
+    // SAFETY: only `attach` stores here, a resolver of this prototype.
     let resolver = unsafe {
         std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*const c_char) -> *mut c_void>(
             resolver,

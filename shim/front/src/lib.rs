@@ -30,11 +30,11 @@
 //!   some 50 000 instructions once, so that no later call, in a signal
 //!   handler say, is the first to take the dynamic linker's lock.)
 //! - Asked: `dlopen(<the front's directory>/libbindto_engine.so,
-//!   RTLD_NOW | RTLD_LOCAL)`, hand the engine the front's `RTLD_NEXT`
-//!   resolver (`bindto_engine_attach`: glibc resolves `RTLD_NEXT` for a
-//!   library opened `RTLD_LOCAL` in its loader's scope, which would not
-//!   find libc's definitions after the front), then every slot gets the
-//!   engine's export.
+//!   RTLD_NOW | RTLD_LOCAL)`, then one call of its `bindto_engine_attach`
+//!   hands it the front's `RTLD_NEXT` resolver (glibc resolves
+//!   `RTLD_NEXT` for a library opened `RTLD_LOCAL` in its loader's scope,
+//!   which would not find libc's definitions after the front) and answers
+//!   the engine's export of every hook, which the slots get.
 //! - The engine cannot be loaded (missing file, a `dlerror`, a missing
 //!   symbol, another engine ABI): fail closed. One line on stderr, then
 //!   every call to an IPv4 or IPv6 destination and every name lookup fails
@@ -202,7 +202,8 @@ const NO_RECOVERY: c_int = 3;
 
 /// The engine's file name, looked for beside the front.
 const ENGINE: &[u8] = b"libbindto_engine.so";
-/// The engine's entry point that takes the front's resolver.
+/// The engine's entry point, which takes the front's resolver and answers
+/// its exports (`shim/src/front.rs`).
 const ATTACH: &[u8] = b"bindto_engine_attach\0";
 /// The interface version `bindto_engine_attach` returns; the front refuses
 /// an engine of another.
@@ -1018,21 +1019,6 @@ unsafe fn engine_path() -> Option<*const c_char> {
         .map(|path| path.as_ptr().cast())
 }
 
-/// The load address of the object that holds `addr`.
-fn base_of(addr: *const c_void) -> *mut c_void {
-    let mut info = DlInfo {
-        fname: ptr::null(),
-        fbase: ptr::null_mut(),
-        sname: ptr::null(),
-        saddr: ptr::null_mut(),
-    };
-    // SAFETY: any address may be asked; `info` is writable.
-    if unsafe { dladdr(addr, &mut info) } == 0 {
-        return ptr::null_mut();
-    }
-    info.fbase
-}
-
 /// The resolver the engine gets: libc's definition of `name`, the next
 /// after the front in the global scope.
 ///
@@ -1045,8 +1031,7 @@ unsafe extern "C" fn next_symbol(name: *const c_char) -> *mut c_void {
 }
 
 /// Loads the engine, attaches it and points every slot at its exports.
-/// Nothing is published unless all of them are found in the engine itself
-/// (`dlsym` on its handle would also find libc's).
+/// Nothing is published unless the engine has all of them.
 ///
 /// # Safety
 /// Only the loader.
@@ -1061,29 +1046,36 @@ unsafe fn engine() -> Result<(), Failure> {
     }
     // SAFETY: a handle from dlopen; a NUL-terminated name.
     let attach = unsafe { dlsym(handle, ATTACH.as_ptr().cast()) };
-    let base = base_of(attach);
-    if attach.is_null() || base.is_null() {
+    if attach.is_null() {
         return Err(Failure::Missing(ATTACH));
     }
-    type Attach = unsafe extern "C" fn(unsafe extern "C" fn(*const c_char) -> *mut c_void) -> c_int;
+    // The engine's `bindto_engine_attach` (shim/src/front.rs): takes the
+    // resolver, answers the export of each of `count` names (NUL-terminated,
+    // back to back) in `out`, returns its interface version.
+    type Attach = unsafe extern "C" fn(
+        unsafe extern "C" fn(*const c_char) -> *mut c_void,
+        *const c_char,
+        usize,
+        *mut *mut c_void,
+    ) -> c_int;
     // SAFETY: the engine's `bindto_engine_attach`, of this prototype.
     let attach = unsafe { core::mem::transmute::<*mut c_void, Attach>(attach) };
-    // SAFETY: the engine takes any resolver of this prototype.
-    if unsafe { attach(next_symbol) } != ENGINE_ABI {
+    let mut found = [ptr::null_mut(); COUNT];
+    // SAFETY: NAMES holds COUNT NUL-terminated names; `found` has room for
+    // COUNT answers.
+    let version = unsafe {
+        attach(
+            next_symbol,
+            NAMES.as_ptr().cast(),
+            COUNT,
+            found.as_mut_ptr(),
+        )
+    };
+    if version != ENGINE_ABI {
         return Err(Failure::Version);
     }
-    let mut found = [ptr::null_mut(); COUNT];
-    for (hook, found) in Hook::all().zip(&mut found) {
-        let name = hook.name();
-        if name.last() != Some(&0) {
-            return Err(Failure::Missing(name));
-        }
-        // SAFETY: a handle from dlopen; a NUL-terminated name.
-        let f = unsafe { dlsym(handle, name.as_ptr().cast()) };
-        if f.is_null() || base_of(f) != base {
-            return Err(Failure::Missing(name));
-        }
-        *found = f;
+    if let Some((hook, _)) = Hook::all().zip(&found).find(|(_, f)| f.is_null()) {
+        return Err(Failure::Missing(hook.name()));
     }
     for (hook, &f) in Hook::all().zip(&found) {
         hook.slot().store(f, Ordering::Release);
