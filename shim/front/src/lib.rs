@@ -795,8 +795,7 @@ const READY: u64 = 1;
 /// The engine could not be loaded: bookkeeping slots are libc's, network
 /// slots stay null and refuse.
 const FAILED: u64 = 2;
-// Any other value: the pid (high half, never 0) and tid of the thread
-// loading.
+// Any other value: the thread loading (see `whoami`).
 
 /// The process's decision: [`UNSET`], [`READY`], [`FAILED`], or the loader.
 static STATE: AtomicU64 = AtomicU64::new(UNSET);
@@ -812,11 +811,13 @@ enum Settled {
     Undecided,
 }
 
-/// The calling thread, as [`STATE`] records the loader.
+/// The calling thread, as [`STATE`] records the loader: the top bit set
+/// (pids stay below 2^22), so that it is never [`UNSET`], [`READY`] or
+/// [`FAILED`]; the pid above bit 32, the tid below.
 fn whoami() -> u64 {
     // SAFETY: getpid and gettid have no preconditions.
     let (pid, tid) = unsafe { (getpid(), gettid()) };
-    (u64::from(pid as u32) << 32) | u64::from(tid as u32)
+    (1 << 63) | (u64::from(pid as u32) << 32) | u64::from(tid as u32)
 }
 
 /// Decides the process's routes, once: the first call of any export comes
