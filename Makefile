@@ -6,8 +6,10 @@
 #
 # Installs <prefix>/bin/bindto, <prefix>/lib/bindto/libbindto.so (found by
 # bindto relative to its own executable, so `bindto run` works from any
-# directory), the demo's <prefix>/lib/bindto/uplink-server, shell
-# completions and the example profiles. DESTDIR stages for packaging.
+# directory) and the engine it loads from its own directory,
+# <prefix>/lib/bindto/libbindto_engine.so, the demo's
+# <prefix>/lib/bindto/uplink-server, shell completions and the example
+# profiles. DESTDIR stages for packaging.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -18,18 +20,22 @@ RELEASE := $(TARGET_DIR)/release
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/bindto
 SHAREDIR := $(DESTDIR)$(PREFIX)/share
-BUILT := $(RELEASE)/bindto $(RELEASE)/libbindto.so $(RELEASE)/uplink-server
+BUILT := $(RELEASE)/bindto $(RELEASE)/libbindto.so $(RELEASE)/libbindto_engine.so \
+	$(RELEASE)/uplink-server
 
 # Rebuilt only when a source changed, so that `sudo make install` after
 # `make` needs no cargo in root's PATH.
-SOURCES := Cargo.toml $(wildcard Cargo.lock) \
-	$(shell find core shim cli tests -name "*.rs" -o -name Cargo.toml 2>/dev/null)
+SOURCES := Cargo.toml $(wildcard Cargo.lock) shim/front/Cargo.lock \
+	$(shell find core shim cli tests -path shim/front/target -prune -o \
+		\( -name "*.rs" -o -name Cargo.toml \) -print 2>/dev/null)
 
 .PHONY: all install uninstall
 
 all: $(RELEASE)/.bindto-built
 
-# One cargo run builds all three (the default members: core, shim, cli, tests).
+# One cargo run builds them all (the default members: core, shim, cli, tests;
+# shim's build script builds the front, shim/front, and copies
+# libbindto.so beside libbindto_engine.so).
 $(RELEASE)/.bindto-built: $(SOURCES)
 	$(CARGO) build --release --target-dir $(TARGET_DIR) -p bindto-cli -p bindto-shim -p bindto-tests
 	touch $@
@@ -40,6 +46,7 @@ install: $(RELEASE)/.bindto-built
 		$(SHAREDIR)/fish/vendor_completions.d
 	install -m 755 $(RELEASE)/bindto $(BINDIR)/bindto
 	install -m 755 $(RELEASE)/libbindto.so $(LIBDIR)/libbindto.so
+	install -m 755 $(RELEASE)/libbindto_engine.so $(LIBDIR)/libbindto_engine.so
 	install -m 755 $(RELEASE)/uplink-server $(LIBDIR)/uplink-server
 	$(RELEASE)/bindto completions bash > $(SHAREDIR)/bash-completion/completions/bindto
 	$(RELEASE)/bindto completions zsh > $(SHAREDIR)/zsh/site-functions/_bindto
@@ -47,7 +54,8 @@ install: $(RELEASE)/.bindto-built
 	install -m 644 profiles.example.toml $(SHAREDIR)/doc/bindto/profiles.example.toml
 
 uninstall:
-	rm -f $(BINDIR)/bindto $(LIBDIR)/libbindto.so $(LIBDIR)/uplink-server \
+	rm -f $(BINDIR)/bindto $(LIBDIR)/libbindto.so $(LIBDIR)/libbindto_engine.so \
+		$(LIBDIR)/uplink-server \
 		$(SHAREDIR)/bash-completion/completions/bindto $(SHAREDIR)/zsh/site-functions/_bindto \
 		$(SHAREDIR)/fish/vendor_completions.d/bindto.fish $(SHAREDIR)/doc/bindto/profiles.example.toml
 	-rmdir $(LIBDIR) $(SHAREDIR)/doc/bindto 2>/dev/null

@@ -68,13 +68,13 @@ if [ $profiles = yes ]; then
              "strip=symbols|CARGO_PROFILE_RELEASE_STRIP=symbols|"; do
         IFS='|' read -r name setting _ <<<"$v"
         if [ "$name" = committed ]; then
-            variants+=(--variant "committed|$setting|$target/release/libbindto.so")
+            variants+=(--variant "committed|$setting|$target/release/libbindto_engine.so")
             continue
         fi
         dir=$target/bench-profiles/$name
         echo "== build shim with $setting" >&2
         env "$setting" CARGO_TARGET_DIR="$dir" cargo build --release -p bindto-shim
-        variants+=(--variant "$name|$setting|$dir/release/libbindto.so")
+        variants+=(--variant "$name|$setting|$dir/release/libbindto_engine.so")
     done
 fi
 

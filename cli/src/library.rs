@@ -6,12 +6,20 @@
 //! it). The library is looked for beside the executable (cargo's
 //! `target/release/`) and in `<prefix>/lib/bindto/` for `<prefix>/bin/bindto`
 //! (`make install`), and always handed on as an absolute path.
+//!
+//! libbindto.so is the front: at the first call of a process that asks for
+//! bindto it loads the engine, libbindto_engine.so, from its own directory.
+//! A front without its engine would block every connection, so the engine
+//! must be beside it too.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 /// The library's file name.
 pub(crate) const FILE: &str = "libbindto.so";
+
+/// The engine's file name, which the front loads from its own directory.
+pub(crate) const ENGINE: &str = "libbindto_engine.so";
 
 /// Where the library is looked for, relative to the executable's directory.
 const PLACES: [&str; 2] = [".", "../lib/bindto"];
@@ -33,7 +41,7 @@ pub(crate) fn find_near(exe: &Path) -> Result<PathBuf, String> {
         if let Ok(path) = candidate.canonicalize()
             && path.is_file()
         {
-            return check_path(path);
+            return check_path(path).and_then(check_engine);
         }
     }
     let looked: Vec<String> = candidates
@@ -63,6 +71,27 @@ fn check_path(path: PathBuf) -> Result<PathBuf, String> {
         ));
     }
     Ok(path)
+}
+
+/// The engine the front at `front` will load.
+pub(crate) fn engine_of(front: &Path) -> PathBuf {
+    front.with_file_name(ENGINE)
+}
+
+/// The front loads the engine from its own directory: without it, every
+/// network call of the program would be refused.
+fn check_engine(front: PathBuf) -> Result<PathBuf, String> {
+    let engine = engine_of(&front);
+    if engine.is_file() {
+        return Ok(front);
+    }
+    Err(format!(
+        "{ENGINE} is not beside {} ({} is missing): {FILE} loads it from its own \
+         directory and would block every network call without it; build both with \
+         `cargo build --release` or install both with `make install`",
+        front.display(),
+        engine.display()
+    ))
 }
 
 /// `a/b/../c` as `a/c`, for messages about files that do not exist.
@@ -128,11 +157,18 @@ mod tests {
         let err = find_near(&exe).unwrap_err();
         assert!(err.contains(&lib.join(FILE).display().to_string()), "{err}");
         std::fs::write(lib.join(FILE), b"").unwrap();
+        let err = find_near(&exe).unwrap_err();
+        assert!(
+            err.contains(&format!("{ENGINE} is not beside")) && err.contains(FILE),
+            "{err}"
+        );
+        std::fs::write(lib.join(ENGINE), b"").unwrap();
         assert_eq!(
             find_near(&exe).unwrap(),
             lib.join(FILE).canonicalize().unwrap()
         );
         std::fs::write(bin.join(FILE), b"").unwrap();
+        std::fs::write(bin.join(ENGINE), b"").unwrap();
         assert_eq!(
             find_near(&exe).unwrap(),
             bin.join(FILE).canonicalize().unwrap()

@@ -47,6 +47,20 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
 
     let lib_elf =
         library::elf(&library).map_err(|m| Fail::refused(format!("refusing to run: {m}")))?;
+    // The front loads the engine into the same process: one of another
+    // target would not load, and every network call would be refused.
+    let engine = library::engine_of(&library);
+    let engine_elf =
+        library::elf(&engine).map_err(|m| Fail::refused(format!("refusing to run: {m}")))?;
+    if !engine_elf.same_target(&lib_elf) {
+        return Err(Fail::refused(format!(
+            "refusing to run: {} is {} but {} is {}; install both from one build",
+            engine.display(),
+            engine_elf.target(),
+            library.display(),
+            lib_elf.target()
+        )));
+    }
     if let Err(unbound) = inspect::check(&resolved, &lib_elf, path_var.as_deref()) {
         let why = unbound.explain(&resolved);
         if !args.allow_unbound {

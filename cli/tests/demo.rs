@@ -29,9 +29,13 @@ fn built(name: &str) -> Option<PathBuf> {
 
 #[test]
 fn the_demo_shows_the_uplinks_and_cleans_up() {
-    let (Some(shim), Some(server)) = (built("libbindto.so"), built("uplink-server")) else {
+    let (Some(shim), Some(engine), Some(server)) = (
+        built("libbindto.so"),
+        built("libbindto_engine.so"),
+        built("uplink-server"),
+    ) else {
         eprintln!(
-            "SKIP: build the workspace first (cargo build --release): no shim or uplink-server"
+            "SKIP: build the workspace first (cargo build --release): no shim, engine or uplink-server"
         );
         return;
     };
@@ -42,6 +46,7 @@ fn the_demo_shows_the_uplinks_and_cleans_up() {
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy(common::BINDTO, bin.join("bindto")).unwrap();
     std::fs::copy(&shim, lib.join("libbindto.so")).unwrap();
+    std::fs::copy(&engine, lib.join("libbindto_engine.so")).unwrap();
     std::fs::copy(&server, lib.join("uplink-server")).unwrap();
 
     let o = run(&mut s.command(&bin.join("bindto"), &["demo"]));

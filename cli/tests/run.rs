@@ -387,3 +387,21 @@ fn without_the_library_nothing_runs() {
         "{err}"
     );
 }
+
+#[test]
+fn without_the_engine_beside_the_library_nothing_runs() {
+    let s = Scratch::new("noengine");
+    s.write("profiles.toml", PROFILES);
+    let Some(exe) = s.install() else { return };
+    std::fs::remove_file(s.path("prefix/lib/bindto/libbindto_engine.so")).unwrap();
+    let o = run(s
+        .command(&exe, &["run", "-p", "vpn", "--", "true"])
+        .env("BINDTO_CONFIG", s.path("profiles.toml")));
+    let (_, err) = expect(&o, 3);
+    assert!(
+        err.contains("libbindto_engine.so is not beside")
+            && err.contains("lib/bindto/libbindto.so"),
+        "{err}"
+    );
+    assert!(!err.contains("libbindto loaded"), "{err}");
+}

@@ -30,7 +30,7 @@ use crate::resolve::hostent::Host;
 use crate::resolve::{self, Failure, Resolver, Want, addrinfo as list, numeric, service};
 use crate::state::{self, Rules};
 
-/// libc's definitions, found with `dlsym(RTLD_NEXT)` on first use (the
+/// libc's definitions, found with [`crate::real::next`] on first use (the
 /// generic [`crate::real`] slots fail with -1, which these functions
 /// cannot return). Shared with [`crate::hooks_res`].
 pub(crate) struct Next {
@@ -51,9 +51,8 @@ impl Next {
     pub(crate) fn get(&self) -> *mut c_void {
         let mut f = self.slot.load(Ordering::Acquire);
         if f.is_null() {
-            // SAFETY: the name is NUL-terminated; RTLD_NEXT is valid from
-            // a shared object. Racing threads store the same pointer.
-            f = unsafe { libc::dlsym(libc::RTLD_NEXT, self.name.as_ptr()) };
+            // Racing threads store the same pointer.
+            f = crate::real::next(self.name);
             self.slot.store(f, Ordering::Release);
         }
         f

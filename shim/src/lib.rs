@@ -1,5 +1,14 @@
-//! libbindto.so: preloaded into a program (`LD_PRELOAD`), it puts every TCP
-//! and UDP socket of that program where a bindto profile says.
+//! libbindto_engine.so, the engine: loaded into a program that asks for
+//! bindto, it puts every TCP and UDP socket of that program where a bindto
+//! profile says.
+//!
+//! Users preload the front, libbindto.so (`shim/front`, built by this
+//! crate's `build.rs`), which exports the same functions and `dlopen`s
+//! this library beside it at the first call of a process that sets
+//! `BIND_PROFILE` or one of the older tools' variables; it then hands over
+//! its `RTLD_NEXT` resolver ([`real`]), takes the engine's exports
+//! ([`front`]) and sends every call there. The
+//! engine can also be preloaded directly.
 //!
 //! The shim interposes `connect`, `bind`, `sendto`, `sendmsg` and
 //! `sendmmsg` ([`hooks`]), and keeps track of socket types through
@@ -29,6 +38,7 @@ mod apply;
 mod boundary;
 mod errno;
 mod fds;
+mod front;
 mod guard;
 pub mod hooks;
 pub mod hooks_dns;

@@ -1,6 +1,17 @@
 //! The functions the hooks stand in for, found once with
-//! `dlsym(RTLD_NEXT, ...)`: the next definition after this library, which
-//! is libc's, or another preloaded library's if one comes after ours.
+//! `dlsym(RTLD_NEXT, ...)`: the next definition after the preloaded
+//! library, which is libc's, or another preloaded library's if one comes
+//! after ours.
+//!
+//! The engine is normally not preloaded itself: the front (libbindto.so,
+//! `shim/front`) `dlopen`s it `RTLD_LOCAL`, and glibc resolves
+//! `RTLD_NEXT` from such a library in its loader's scope, where it is not:
+//! the answer would not be the definition after the front. So the front
+//! hands the engine its own `RTLD_NEXT` resolver first
+//! ([`crate::front::bindto_engine_attach`]), and every lookup here
+//! ([`next`]) goes through it. Preloaded directly
+//! (still supported, and how the front's saving is measured), the engine
+//! is never attached and uses `dlsym(RTLD_NEXT)` itself.
 //!
 //! All of them are looked up together the first time any is needed, so the
 //! dynamic linker's lock is taken once, early, rather than whenever a
@@ -11,7 +22,7 @@ use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use libc::{c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_char, c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::boundary::Failed;
 use crate::errno;
@@ -106,8 +117,35 @@ fn resolve(slot: &AtomicPtr<c_void>, name: &str) {
     let Ok(name) = CStr::from_bytes_until_nul(&buf) else {
         return;
     };
-    // SAFETY: `name` is NUL-terminated; RTLD_NEXT is a valid pseudo-handle
-    // for a call made from a shared object.
-    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
-    slot.store(f, Ordering::Release);
+    slot.store(next(name), Ordering::Release);
+}
+
+/// The front's resolver, as [`crate::front::bindto_engine_attach`]
+/// received it; null when the engine was preloaded itself.
+static RESOLVER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
+
+/// Makes every later lookup go through the front's `RTLD_NEXT` resolver:
+/// `next(name)` takes a NUL-terminated name and returns the next definition
+/// of that symbol after the front, or null.
+pub(crate) fn attach(next: unsafe extern "C" fn(*const c_char) -> *mut c_void) {
+    RESOLVER.store(next as *mut c_void, Ordering::Release);
+}
+
+/// The definition of `name` after the preloaded library (the front, or
+/// the engine preloaded directly), or null if there is none.
+pub(crate) fn next(name: &CStr) -> *mut c_void {
+    let resolver = RESOLVER.load(Ordering::Acquire);
+    if resolver.is_null() {
+        // SAFETY: `name` is NUL-terminated; RTLD_NEXT is a valid
+        // pseudo-handle for a call made from a shared object.
+        return unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    }
+    // SAFETY: only `attach` stores here, a resolver of this prototype.
+    let resolver = unsafe {
+        std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*const c_char) -> *mut c_void>(
+            resolver,
+        )
+    };
+    // SAFETY: `name` is NUL-terminated, as the resolver requires.
+    unsafe { resolver(name.as_ptr()) }
 }

@@ -51,4 +51,4 @@ pub use net::{
     TARGETS_V4, TARGETS_V6, UPLINKS, Uplink, VPN, WAN,
 };
 pub use privilege::REQUIRE_VAR;
-pub use run::{RunOutput, shim_path};
+pub use run::{RunOutput, engine_path, shim_path};

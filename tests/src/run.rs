@@ -23,6 +23,9 @@ pub const SHIM_VAR: &str = "BINDTO_SHIM";
 /// The shim's file name, as cargo builds the `bindto-shim` cdylib.
 pub const SHIM_FILE: &str = "libbindto.so";
 
+/// The engine the shim (the front) loads from its own directory.
+pub const ENGINE_FILE: &str = "libbindto_engine.so";
+
 /// What a client run did.
 #[derive(Debug)]
 pub struct RunOutput {
@@ -258,6 +261,11 @@ pub fn shim_path() -> PathBuf {
     }
     targets.push(workspace_root().join("target"));
     find_shim(env::var_os(SHIM_VAR), &targets).unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// The engine beside [`shim_path`], which the front loads.
+pub fn engine_path() -> PathBuf {
+    shim_path().with_file_name(ENGINE_FILE)
 }
 
 fn find_shim(overridden: Option<OsString>, targets: &[PathBuf]) -> Result<PathBuf, String> {

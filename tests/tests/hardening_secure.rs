@@ -90,10 +90,14 @@ impl SecureLab {
         fs::set_permissions(lab.dir(), fs::Permissions::from_mode(0o755)).unwrap();
         fs::set_permissions(dir.join("logs"), fs::Permissions::from_mode(0o1777)).unwrap();
 
-        // A copy of the shim anyone can read, named by ld.so.preload.
+        // A copy of the shim anyone can read, named by ld.so.preload, and
+        // of the engine it loads from its own directory.
         let shim = dir.join("libbindto.so");
         fs::copy(bindto_tests::shim_path(), &shim).unwrap();
         fs::set_permissions(&shim, fs::Permissions::from_mode(0o644)).unwrap();
+        let engine = dir.join("libbindto_engine.so");
+        fs::copy(bindto_tests::engine_path(), &engine).unwrap();
+        fs::set_permissions(&engine, fs::Permissions::from_mode(0o644)).unwrap();
         fs::write(
             dir.join("upper/ld.so.preload"),
             format!("{}\n", shim.display()),

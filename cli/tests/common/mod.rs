@@ -68,7 +68,8 @@ impl Scratch {
 
     /// A copy of bindto installed as `<here>/prefix/bin/bindto`, with a
     /// stand-in `<here>/prefix/lib/bindto/libbindto.so` that announces on
-    /// stderr each process it is loaded into. `None` (and a note) without
+    /// stderr each process it is loaded into (and a copy of it as the
+    /// engine, `libbindto_engine.so`). `None` (and a note) without
     /// a C compiler.
     pub fn install(&self) -> Option<PathBuf> {
         let bin = self.path("prefix/bin");
@@ -85,7 +86,13 @@ impl Scratch {
              \x20   write(2, m, sizeof m - 1);\n}\n",
         );
         let so = lib.join("libbindto.so");
-        compile(&["-shared", "-fPIC"], &source, &so).then_some(exe)
+        if !compile(&["-shared", "-fPIC"], &source, &so) {
+            return None;
+        }
+        // The engine beside it, which `bindto run` requires; never loaded
+        // by the stand-in.
+        fs::copy(&so, lib.join("libbindto_engine.so")).unwrap();
+        Some(exe)
     }
 
     /// A statically linked program that exits with `code`; `None` (and a
