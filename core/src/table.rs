@@ -1,16 +1,27 @@
 //! The compiled decision table.
 //!
-//! Each address family has a sorted array of interval starts that partitions
+//! Each address family has a sorted list of interval starts that partitions
 //! its whole address space: every address in one interval is matched by the
-//! same set of prefixes. Each interval points at a precomputed *chain*, the
-//! rules of those prefixes in decision order (longest prefix first; at equal
-//! length, rules with a port or protocol filter first, then routes before
-//! excludes, then the order written), cut after the first rule without a
-//! filter, since nothing after it can ever decide. A lookup is one binary
-//! search (narrowed by a 65 536-bucket index on the top 16 bits once the
-//! table is large) and a walk along a chain that is usually one rule long:
-//! no allocation, no lock, and a cost that does not follow the rule count.
-
+//! same set of prefixes. Each interval holds one 32-bit *value*, its answer:
+//! either a *leaf*, the verdict and the deciding rule's origin packed side
+//! by side, for the usual interval whose best prefix has one rule without
+//! port or protocol filter (or no prefix at all: the profile's own
+//! binding); or the start of a precomputed *chain*, the rules of those
+//! prefixes in decision order (longest prefix first; at equal length, rules
+//! with a port or protocol filter first, then routes before excludes, then
+//! the order written), cut after the first rule without a filter, since
+//! nothing after it can ever decide, and ending with the profile's own
+//! binding where no rule is unfiltered.
+//!
+//! Once the table is large, a direct index on the top bits of the address
+//! (up to 65 536 buckets, about one per interval) holds for each bucket
+//! either the value itself, when one interval covers the whole bucket, or
+//! where the bucket's own short run of intervals starts; the run's first
+//! entry, whose start is never compared, holds the run's length instead.
+//! IPv4 entries are 8 bytes, so a run is usually one cache line. A lookup
+//! is then one or two dependent loads, plus the chain's rules only for
+//! filtered ones: no allocation, no lock, and a cost that does not follow
+//! the rule count.
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
@@ -54,9 +65,21 @@ enum Act {
     Block,
 }
 
+impl Act {
+    /// The act as one number: 0 direct, 1 block, 2 + n bind to binding n.
+    fn code(self) -> u32 {
+        match self {
+            Act::Direct => 0,
+            Act::Block => 1,
+            Act::Bind(b) => b.saturating_add(2),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Rule {
-    act: Act,
+    /// [`Act::code`].
+    act: u32,
     protocol: Option<Protocol>,
     /// Range of `Table::ports`; empty means every port.
     ports: (u32, u32),
@@ -69,39 +92,57 @@ impl Rule {
     }
 }
 
-/// A run of `Table::chains`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-struct Span {
-    start: u32,
-    end: u32,
+/// In a bucket only: the bucket's intervals are the run of `Lpm::entries`
+/// starting at the index below this bit.
+const RUN: u32 = 1 << 31;
+/// The interval's chain starts at the index of `Table::chains` below this
+/// bit. Without it (and without [`RUN`]), the value is a leaf: the act's
+/// code above `Table::leaf_shift` bits, the origin's index below.
+const CHAIN: u32 = 1 << 30;
+
+/// One entry of a run: where an interval starts, and its value. The first
+/// entry of each run holds the run's length in place of its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry<S> {
+    start: S,
+    value: u32,
 }
 
 /// Longest-prefix match over one family, keyed by the address as an integer.
 #[derive(Debug, Clone)]
-struct Lpm<K> {
-    /// Interval starts with their chains, side by side: the search and the
+struct Lpm<K: Key> {
+    /// One run per bucket that holds more than one interval (one run in
+    /// all for small tables): the interval holding the bucket's first
+    /// address, then those starting inside the bucket. The search and the
     /// answer share cache lines.
-    entries: Vec<(K, Span)>,
-    /// For big tables: `buckets[b]` is the interval holding the first
-    /// address whose top bits are `b`, plus one entry for the end, so a
-    /// lookup searches only its bucket's few intervals.
+    entries: Vec<Entry<K::Stored>>,
+    /// For big tables, by the top bits of the address: a value, or
+    /// [`RUN`] and where the bucket's run starts.
     buckets: Vec<u32>,
     /// Shift that turns an address into its bucket.
     shift: u32,
 }
 
-trait Key: Copy + Ord + Hash {
+trait Key: Copy + Ord + Hash + std::fmt::Debug {
+    /// The key as an entry holds it: IPv6 keys as two words, so that an
+    /// entry is 8-byte aligned (24 bytes rather than 32).
+    type Stored: Copy + Eq + std::fmt::Debug;
     const ZERO: Self;
     const BITS: u32;
     fn net(net: &IpNet) -> Option<(Self, Self)>;
     fn next(self) -> Option<Self>;
     fn bucket(self, shift: u32) -> usize;
     fn bucket_start(bucket: usize, shift: u32) -> Self;
+    fn store(self) -> Self::Stored;
+    fn load(stored: Self::Stored) -> Self;
+    fn from_len(len: usize) -> Self;
+    fn to_len(self) -> usize;
 }
 
 macro_rules! key_impl {
-    ($int:ty, $variant:ident) => {
+    ($int:ty, $variant:ident, $stored:ty, $store:expr, $load:expr) => {
         impl Key for $int {
+            type Stored = $stored;
             const ZERO: Self = 0;
             const BITS: u32 = <$int>::BITS;
             fn net(net: &IpNet) -> Option<(Self, Self)> {
@@ -113,21 +154,45 @@ macro_rules! key_impl {
             fn next(self) -> Option<Self> {
                 self.checked_add(1)
             }
+            #[inline(always)]
             fn bucket(self, shift: u32) -> usize {
                 (self >> shift) as usize
             }
             fn bucket_start(bucket: usize, shift: u32) -> Self {
                 (bucket as $int) << shift
             }
+            #[inline(always)]
+            fn store(self) -> $stored {
+                $store(self)
+            }
+            #[inline(always)]
+            fn load(stored: $stored) -> Self {
+                $load(stored)
+            }
+            fn from_len(len: usize) -> Self {
+                len as $int
+            }
+            #[inline(always)]
+            fn to_len(self) -> usize {
+                self as usize
+            }
         }
     };
 }
-key_impl!(u32, V4);
-key_impl!(u128, V6);
+key_impl!(u32, V4, u32, |k| k, |s| s);
+key_impl!(
+    u128,
+    V6,
+    [u64; 2],
+    |k: u128| [(k >> 64) as u64, k as u64],
+    |s: [u64; 2]| u128::from(s[0]) << 64 | u128::from(s[1])
+);
 
 /// Interval count from which a bucket index is built; below it a plain
 /// binary search is as fast.
 const BUCKETS_FROM: usize = 64;
+/// Most bits of the bucket index: 65 536 buckets, 256 KiB per family.
+const BUCKET_BITS: u32 = 16;
 
 impl<K: Key> Lpm<K> {
     /// `prefixes`: (network, rule) pairs, of both families; this family's
@@ -165,11 +230,7 @@ impl<K: Key> Lpm<K> {
         bounds.sort_unstable();
         bounds.dedup();
 
-        let mut lpm = Lpm {
-            entries: Vec::new(),
-            buckets: Vec::new(),
-            shift: 0,
-        };
+        let mut intervals: Vec<(K, u32)> = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
         let mut pending = nets.iter().enumerate().peekable();
         let mut chain = Vec::new();
@@ -189,102 +250,172 @@ impl<K: Key> Lpm<K> {
                     }
                 }
             }
-            let span = chains.intern(&chain);
-            if lpm.entries.last().map(|e| e.1) != Some(span) {
-                lpm.entries.push((bound, span));
+            let value = chains.value(&chain);
+            if intervals.last().map(|e| e.1) != Some(value) {
+                intervals.push((bound, value));
             }
         }
-        lpm.index();
+        Lpm::index(&intervals)
+    }
+
+    /// The lookup structure for `intervals`: (start, value), starting at
+    /// zero, rising, no two neighbours with the same value.
+    fn index(intervals: &[(K, u32)]) -> Lpm<K> {
+        let count = intervals.len();
+        let mut lpm = Lpm {
+            entries: Vec::new(),
+            buckets: Vec::new(),
+            shift: 0,
+        };
+        if count < BUCKETS_FROM {
+            lpm.push_run(intervals);
+            return lpm;
+        }
+        let bits = (usize::BITS - count.leading_zeros()).min(BUCKET_BITS);
+        lpm.shift = K::BITS - bits;
+        let mut first = 0;
+        lpm.buckets = (0..1usize << bits)
+            .map(|b| {
+                // `first`: the interval holding the bucket's first address;
+                // `last`: the one holding its last.
+                let start = K::bucket_start(b, lpm.shift);
+                while first + 1 < count && intervals[first + 1].0 <= start {
+                    first += 1;
+                }
+                let mut last = first;
+                while last + 1 < count && intervals[last + 1].0.bucket(lpm.shift) == b {
+                    last += 1;
+                }
+                if first == last {
+                    intervals[first].1
+                } else {
+                    let at = lpm.entries.len() as u32;
+                    lpm.push_run(&intervals[first..=last]);
+                    RUN | at
+                }
+            })
+            .collect();
         lpm
     }
 
-    /// Builds the bucket index, about one bucket per interval.
-    fn index(&mut self) {
-        let count = self.entries.len();
-        if count < BUCKETS_FROM {
-            return;
-        }
-        let bits = (usize::BITS - count.leading_zeros()).min(16);
-        self.shift = K::BITS - bits;
-        let mut interval = 0;
-        self.buckets = (0..1usize << bits)
-            .map(|b| {
-                let first = K::bucket_start(b, self.shift);
-                while interval + 1 < count && self.entries[interval + 1].0 <= first {
-                    interval += 1;
+    fn push_run(&mut self, run: &[(K, u32)]) {
+        self.entries
+            .extend(run.iter().enumerate().map(|(i, &(start, value))| {
+                Entry {
+                    start: if i == 0 {
+                        K::from_len(run.len())
+                    } else {
+                        start
+                    }
+                    .store(),
+                    value,
                 }
-                interval as u32
-            })
-            .chain([(count - 1) as u32])
-            .collect();
+            }));
+    }
+
+    /// The intervals [`Lpm::index`] was given.
+    fn intervals(&self) -> Vec<(K, u32)> {
+        // Every bucket's value, or run, from its first address on; then
+        // neighbours with the same value merged back.
+        let mut all: Vec<(K, u32)> = Vec::new();
+        let run = |all: &mut Vec<(K, u32)>, at: usize, start: K| {
+            let len = K::load(self.entries[at].start).to_len();
+            for (i, e) in self.entries[at..at + len].iter().enumerate() {
+                all.push((if i == 0 { start } else { K::load(e.start) }, e.value));
+            }
+        };
+        if self.buckets.is_empty() {
+            run(&mut all, 0, K::ZERO);
+        } else {
+            for (b, &value) in self.buckets.iter().enumerate() {
+                let start = K::bucket_start(b, self.shift);
+                if value & RUN == 0 {
+                    all.push((start, value));
+                } else {
+                    run(&mut all, (value & !RUN) as usize, start);
+                }
+            }
+        }
+        all.dedup_by_key(|e| e.1);
+        all
     }
 
     #[inline(always)]
-    fn lookup(&self, key: K) -> Span {
-        // The run's first entry starts at or below key: entries[0] starts
-        // at 0 and buckets point at the interval holding their first
-        // address. Slices rather than indices: one bounds check each.
+    fn lookup(&self, key: K) -> u32 {
         let run = if self.buckets.is_empty() {
             &self.entries[..]
         } else {
-            let b = key.bucket(self.shift);
-            let edges = &self.buckets[b..b + 2];
-            &self.entries[edges[0] as usize..edges[1] as usize + 1]
+            let value = self.buckets[key.bucket(self.shift)];
+            if value & RUN == 0 {
+                return value;
+            }
+            let run = &self.entries[(value & !RUN) as usize..];
+            &run[..K::load(run[0].start).to_len()]
         };
         // The last entry starting at or below key, by halving: the run's
-        // first entry always qualifies. Written out because
-        // `partition_point` is not always inlined.
+        // first entry always qualifies, and its start is never read.
+        // Written out because `partition_point` is not always inlined.
         let (mut low, mut size) = (0, run.len());
         while size > 1 {
             let half = size / 2;
-            if run[low + half].0 <= key {
+            if K::load(run[low + half].start) <= key {
                 low += half;
             }
             size -= half;
         }
-        run[low].1
+        run[low].value
     }
 }
 
-/// Interned chains, shared by both families. The first `rules.len()`
-/// entries are the rule numbers themselves, so a chain of one rule (most
-/// of them) needs no entry of its own.
+/// Turns each interval's chain into its value: a leaf where one can say
+/// it, else a chain of `links`, interned.
 #[derive(Debug)]
-struct Chains {
-    rules: Vec<u32>,
-    seen: HashMap<Vec<u32>, Span>,
+struct Chains<'r> {
+    rules: &'r [Rule],
+    default: Rule,
+    leaf_shift: u32,
+    links: Vec<Rule>,
+    seen: HashMap<Vec<u32>, u32>,
 }
 
-impl Chains {
-    fn new(rule_count: usize) -> Chains {
-        Chains {
-            rules: (0..rule_count as u32).collect(),
-            seen: HashMap::new(),
+impl Chains<'_> {
+    fn value(&mut self, chain: &[u32]) -> u32 {
+        let alone = match *chain {
+            [] => Some(self.default),
+            [rule] => Some(self.rules[rule as usize]).filter(|r| !r.is_filtered()),
+            _ => None,
+        };
+        if let Some(leaf) = alone.and_then(|r| leaf(r.act, r.origin, self.leaf_shift)) {
+            return leaf;
         }
+        if let Some(&value) = self.seen.get(chain) {
+            return value;
+        }
+        let start = self.links.len() as u32;
+        assert!(start < CHAIN, "more chained rules than a table can hold");
+        self.links
+            .extend(chain.iter().map(|&r| self.rules[r as usize]));
+        if chain
+            .last()
+            .is_none_or(|&r| self.rules[r as usize].is_filtered())
+        {
+            self.links.push(self.default);
+        }
+        self.seen.insert(chain.to_vec(), CHAIN | start);
+        CHAIN | start
     }
+}
 
-    fn intern(&mut self, chain: &[u32]) -> Span {
-        match *chain {
-            [] => Span::default(),
-            [rule] => Span {
-                start: rule,
-                end: rule + 1,
-            },
-            _ => {
-                if let Some(span) = self.seen.get(chain) {
-                    return *span;
-                }
-                let start = self.rules.len() as u32;
-                self.rules.extend_from_slice(chain);
-                let span = Span {
-                    start,
-                    end: self.rules.len() as u32,
-                };
-                self.seen.insert(chain.to_vec(), span);
-                span
-            }
-        }
-    }
+/// Bits of a leaf that hold the origin, for a table of `origins` origins
+/// (at most 30: a table with more origins has no leaves).
+fn leaf_shift(origins: usize) -> u32 {
+    (usize::BITS - origins.saturating_sub(1).leading_zeros()).min(30)
+}
+
+/// The leaf for this act code and origin, if both fit below [`CHAIN`].
+fn leaf(act: u32, origin: u32, shift: u32) -> Option<u32> {
+    let leaf = u64::from(act) << shift | u64::from(origin);
+    (origin >> shift == 0 && leaf < u64::from(CHAIN)).then_some(leaf as u32)
 }
 
 /// A profile compiled for fast decisions.
@@ -304,9 +435,11 @@ pub struct Table {
     origins: Vec<Origin>,
     ports: Vec<PortRange>,
     /// The chains' rules, copied in place rather than numbered, so that
-    /// walking a chain is no further load; the first `rule_count` are the
-    /// rules in order (each the chain of itself).
+    /// walking a chain is no further load; each chain ends with a rule
+    /// without filter.
     chains: Vec<Rule>,
+    /// Bits of a leaf below its act: [`leaf_shift`] of the origins.
+    leaf_shift: u32,
     v4: Lpm<u32>,
     v6: Lpm<u128>,
 }
@@ -337,7 +470,8 @@ impl Table {
                 Act::Direct
             } else {
                 bind(profile.binding)
-            },
+            }
+            .code(),
             protocol: None,
             ports: (0, 0),
             origin: origin(&profile.origin),
@@ -354,7 +488,7 @@ impl Table {
             };
             let index = rules.len() as u32;
             rules.push(Rule {
-                act,
+                act: act.code(),
                 protocol: route.protocol,
                 ports: (first, ports.len() as u32),
                 origin: origin(&route.origin),
@@ -364,7 +498,7 @@ impl Table {
         for (net, o) in &profile.exclude {
             let index = rules.len() as u32;
             rules.push(Rule {
-                act: Act::Direct,
+                act: Act::Direct.code(),
                 protocol: None,
                 ports: (0, 0),
                 origin: origin(o),
@@ -377,7 +511,14 @@ impl Table {
             .map(|r| (r.port, r.server, origin(&r.origin)))
             .collect();
 
-        let mut chains = Chains::new(rules.len());
+        let leaf_shift = leaf_shift(origins.len());
+        let mut chains = Chains {
+            rules: &rules,
+            default,
+            leaf_shift,
+            links: Vec::new(),
+            seen: HashMap::new(),
+        };
         let v4 = Lpm::build(&prefixes, &rules, &mut chains);
         let v6 = Lpm::build(&prefixes, &rules, &mut chains);
         Table {
@@ -391,7 +532,8 @@ impl Table {
             bindings,
             origins,
             ports,
-            chains: chains.rules.iter().map(|&r| rules[r as usize]).collect(),
+            chains: chains.links,
+            leaf_shift,
             v4,
             v6,
         }
@@ -440,44 +582,48 @@ impl Table {
         rewrite: Option<&'t Origin>,
         protocol: Protocol,
     ) -> Decision<'t> {
-        let rule = if self.rule_count == 0 {
-            &self.default
+        let (act, origin) = if self.rule_count == 0 {
+            (self.default.act, self.default.origin)
         } else {
             self.matching(destination, protocol)
         };
         Decision {
-            verdict: match rule.act {
-                Act::Direct => Verdict::Direct,
-                Act::Bind(b) => Verdict::Bind(&self.bindings[b as usize]),
-                Act::Block => Verdict::Block,
+            verdict: match act {
+                0 => Verdict::Direct,
+                1 => Verdict::Block,
+                b => Verdict::Bind(&self.bindings[b as usize - 2]),
             },
             destination,
             rewrite,
-            origin: &self.origins[rule.origin as usize],
+            origin: &self.origins[origin as usize],
         }
     }
 
-    /// The first rule of the destination's chain that takes this protocol
-    /// and port, or the profile's own binding.
+    /// The act code and origin of the first rule of the destination's
+    /// chain that takes this protocol and port, or of the profile's own
+    /// binding.
     #[inline(always)]
-    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> &Rule {
-        let span = match destination.ip() {
+    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> (u32, u32) {
+        let value = match destination.ip() {
             IpAddr::V4(a) => self.v4.lookup(a.into()),
             IpAddr::V6(a) => self.v6.lookup(a.into()),
         };
-        // Most addresses are matched by no prefix: no chain to walk.
-        if span.start == span.end {
-            return &self.default;
+        // Most intervals decide alone: no chain to walk.
+        if value & CHAIN == 0 {
+            return (
+                value >> self.leaf_shift,
+                value & !(u32::MAX << self.leaf_shift),
+            );
         }
-        let chain = &self.chains[span.start as usize..span.end as usize];
-        // Most chains are one rule without filters, which decides alone.
-        if let [only] = chain {
-            if !only.is_filtered() {
-                return only;
-            }
-        }
-        let port = destination.port();
-        chain
+        let rule = self.walk((value & !CHAIN) as usize, destination.port(), protocol);
+        (rule.act, rule.origin)
+    }
+
+    /// The first rule of the chain at `start` that takes this protocol and
+    /// port; a chain ends with a rule that takes any.
+    #[inline(never)]
+    fn walk(&self, start: usize, port: u16, protocol: Protocol) -> &Rule {
+        self.chains[start..]
             .iter()
             .find(|rule| {
                 rule.protocol.is_none_or(|p| p == protocol)
