@@ -80,16 +80,31 @@ impl Act {
 struct Rule {
     /// [`Act::code`].
     act: u32,
-    protocol: Option<Protocol>,
-    /// Range of `Table::ports`; empty means every port.
-    ports: (u32, u32),
     origin: u32,
+    /// Index in `Table::filters`.
+    filter: u32,
 }
 
 impl Rule {
     fn is_filtered(&self) -> bool {
-        self.protocol.is_some() || self.ports.0 != self.ports.1
+        self.filter != 0
     }
+}
+
+/// Which connections a rule takes. Filters are interned, the one that
+/// takes everything first, so that the few a table has stay in cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Filter {
+    protocol: Option<Protocol>,
+    /// Range of `Table::ports`; empty means every port.
+    ports: (u32, u32),
+}
+
+impl Filter {
+    const ANY: Filter = Filter {
+        protocol: None,
+        ports: (0, 0),
+    };
 }
 
 /// In a bucket only: the bucket's intervals are the run of `Lpm::entries`
@@ -433,6 +448,8 @@ pub struct Table {
     default: Rule,
     bindings: Vec<Binding>,
     origins: Vec<Origin>,
+    /// Distinct filters, [`Filter::ANY`] first.
+    filters: Vec<Filter>,
     ports: Vec<PortRange>,
     /// The chains' rules, copied in place rather than numbered, so that
     /// walking a chain is no further load; each chain ends with a rule
@@ -450,6 +467,22 @@ impl Table {
         let mut bindings: Vec<Binding> = Vec::new();
         let mut origins = Vec::new();
         let mut ports = Vec::new();
+        let mut filters = vec![Filter::ANY];
+        // By protocol and ports as (first, last).
+        type FilterKey = (Option<Protocol>, Vec<(u16, u16)>);
+        let mut seen_filters: HashMap<FilterKey, u32> = HashMap::from([((None, Vec::new()), 0)]);
+        let mut filter = |protocol: Option<Protocol>, list: &[PortRange]| {
+            let key = (protocol, list.iter().map(|p| (p.first, p.last)).collect());
+            *seen_filters.entry(key).or_insert_with(|| {
+                let first = ports.len() as u32;
+                ports.extend_from_slice(list);
+                filters.push(Filter {
+                    protocol,
+                    ports: (first, ports.len() as u32),
+                });
+                (filters.len() - 1) as u32
+            })
+        };
         let mut bind = |binding: Binding| {
             let i = bindings
                 .iter()
@@ -472,15 +505,12 @@ impl Table {
                 bind(profile.binding)
             }
             .code(),
-            protocol: None,
-            ports: (0, 0),
             origin: origin(&profile.origin),
+            filter: 0,
         };
         let mut rules = Vec::new();
         let mut prefixes: Vec<(IpNet, u32)> = Vec::new();
         for route in &profile.routes {
-            let first = ports.len() as u32;
-            ports.extend_from_slice(&route.ports);
             let act = match route.action {
                 Action::Bind => bind(route.binding),
                 Action::Direct => Act::Direct,
@@ -489,9 +519,8 @@ impl Table {
             let index = rules.len() as u32;
             rules.push(Rule {
                 act: act.code(),
-                protocol: route.protocol,
-                ports: (first, ports.len() as u32),
                 origin: origin(&route.origin),
+                filter: filter(route.protocol, &route.ports),
             });
             prefixes.extend(route.to.iter().map(|net| (*net, index)));
         }
@@ -499,9 +528,8 @@ impl Table {
             let index = rules.len() as u32;
             rules.push(Rule {
                 act: Act::Direct.code(),
-                protocol: None,
-                ports: (0, 0),
                 origin: origin(o),
+                filter: 0,
             });
             prefixes.push((*net, index));
         }
@@ -531,6 +559,7 @@ impl Table {
             default,
             bindings,
             origins,
+            filters,
             ports,
             chains: chains.links,
             leaf_shift,
@@ -626,9 +655,10 @@ impl Table {
         self.chains[start..]
             .iter()
             .find(|rule| {
-                rule.protocol.is_none_or(|p| p == protocol)
-                    && (rule.ports.0 == rule.ports.1
-                        || self.ports[rule.ports.0 as usize..rule.ports.1 as usize]
+                let filter = &self.filters[rule.filter as usize];
+                filter.protocol.is_none_or(|p| p == protocol)
+                    && (filter.ports.0 == filter.ports.1
+                        || self.ports[filter.ports.0 as usize..filter.ports.1 as usize]
                             .iter()
                             .any(|r| r.contains(port)))
             })

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CHAIN, Key, Lpm, RUN, Rule, Table, leaf_shift};
+use super::{CHAIN, Filter, Key, Lpm, RUN, Rule, Table, leaf_shift};
 use crate::addr::{IfName, PerFamily, PortRange};
 use crate::profile::{Binding, DnsOptions, OnFailure, Origin, Protocol, RuleKind};
 
@@ -52,6 +52,15 @@ impl Table {
         w.list(&self.ports, |w, p| {
             w.u16(p.first);
             w.u16(p.last);
+        });
+        w.list(&self.filters, |w, f| {
+            w.u8(match f.protocol {
+                None => 0,
+                Some(Protocol::Tcp) => 1,
+                Some(Protocol::Udp) => 2,
+            });
+            w.u32(f.ports.0);
+            w.u32(f.ports.1);
         });
         w.list(&self.chains, Writer::rule);
         w.list(&self.v4.intervals(), |w, &(k, value)| {
@@ -101,6 +110,19 @@ impl Table {
             let (first, last) = (r.u16()?, r.u16()?);
             (first <= last).then_some(PortRange { first, last })
         })?;
+        let filters = r.list(9, |r| {
+            let protocol = match r.u8()? {
+                0 => None,
+                1 => Some(Protocol::Tcp),
+                2 => Some(Protocol::Udp),
+                _ => return None,
+            };
+            let range = (r.u32()?, r.u32()?);
+            (range.0 <= range.1 && range.1 as usize <= ports.len()).then_some(Filter {
+                protocol,
+                ports: range,
+            })
+        })?;
         let chains = r.list(RULE_SIZE, Reader::rule)?;
         let v4 = r.intervals(8, Reader::u32)?;
         let v6 = r.intervals(20, Reader::u128)?;
@@ -112,9 +134,8 @@ impl Table {
         let act_ok = |act: u32| (act as usize) < bindings.len() + 2;
         let rule_ok = |rule: &Rule| {
             act_ok(rule.act)
-                && rule.ports.0 <= rule.ports.1
-                && (rule.ports.1 as usize) <= ports.len()
                 && (rule.origin as usize) < origins.len()
+                && (rule.filter as usize) < filters.len()
         };
         let value_ok = |value: u32| {
             if value & RUN != 0 {
@@ -130,6 +151,7 @@ impl Table {
         // latest: the last one is.
         let valid = rule_ok(&default)
             && chains.iter().all(rule_ok)
+            && filters.first() == Some(&Filter::ANY)
             && chains.last().is_none_or(|r| !r.is_filtered())
             && origins.len() == 1 + rule_count.checked_add(dns.len())?
             && dns.iter().all(|d| (d.2 as usize) < origins.len())
@@ -146,6 +168,7 @@ impl Table {
             default,
             bindings,
             origins,
+            filters,
             ports,
             chains,
             leaf_shift,
@@ -156,7 +179,7 @@ impl Table {
 }
 
 /// Bytes of one encoded [`Rule`].
-const RULE_SIZE: usize = 17;
+const RULE_SIZE: usize = 12;
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -234,14 +257,8 @@ impl Writer {
 
     fn rule(&mut self, rule: &Rule) {
         self.u32(rule.act);
-        self.u8(match rule.protocol {
-            None => 0,
-            Some(Protocol::Tcp) => 1,
-            Some(Protocol::Udp) => 2,
-        });
-        self.u32(rule.ports.0);
-        self.u32(rule.ports.1);
         self.u32(rule.origin);
+        self.u32(rule.filter);
     }
 
     /// The origins, their profile names and paths written once each in a
@@ -387,18 +404,10 @@ impl<'a> Reader<'a> {
     }
 
     fn rule(&mut self) -> Option<Rule> {
-        let act = self.u32()?;
-        let protocol = match self.u8()? {
-            0 => None,
-            1 => Some(Protocol::Tcp),
-            2 => Some(Protocol::Udp),
-            _ => return None,
-        };
         Some(Rule {
-            act,
-            protocol,
-            ports: (self.u32()?, self.u32()?),
+            act: self.u32()?,
             origin: self.u32()?,
+            filter: self.u32()?,
         })
     }
 
@@ -570,7 +579,15 @@ protocol = "udp"
 
         let mut table = full_table();
         let last = table.chains.len() - 1;
-        table.chains[last].protocol = Some(Protocol::Tcp);
+        table.chains[last].filter = 1;
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+
+        let mut table = full_table();
+        table.chains[0].filter = table.filters.len() as u32;
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+
+        let mut table = full_table();
+        table.filters[0] = table.filters[1];
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
         for value in [CHAIN | chains, (bindings + 2) << shift, RUN] {
