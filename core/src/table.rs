@@ -13,15 +13,17 @@
 //! nothing after it can ever decide, and ending with the profile's own
 //! binding where no rule is unfiltered.
 //!
-//! Once the table is large, a direct index on the top bits of the address
-//! (up to 65 536 buckets, about one per interval) holds for each bucket
-//! either the value itself, when one interval covers the whole bucket, or
-//! where the bucket's own short run of intervals starts; the run's first
-//! entry, whose start is never compared, holds the run's length instead.
-//! IPv4 entries are 8 bytes, so a run is usually one cache line. A lookup
-//! is then one or two dependent loads, plus the chain's rules only for
-//! filtered ones: no allocation, no lock, and a cost that does not follow
-//! the rule count.
+//! Once the table is large (64 intervals or more), a direct index on the
+//! top bits of the address (up to 32 768 buckets, about one per two
+//! intervals) gives each bucket a *slot* of one cache line that holds the
+//! bucket's intervals itself, up to 8 of IPv4 or 4 of IPv6: a lookup counts
+//! the starts at or below the address, without branches, and takes that
+//! value. A bucket with more intervals points instead at its own run of
+//! entries, searched by halving, as the one run of a small table is. A
+//! lookup is then usually one load from memory, plus a chain's rules only
+//! for filtered ones: no allocation, no lock, and a cost that does not
+//! follow the rule count.
+
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
@@ -126,23 +128,60 @@ struct Entry<S> {
 /// Longest-prefix match over one family, keyed by the address as an integer.
 #[derive(Debug, Clone)]
 struct Lpm<K: Key> {
-    /// One run per bucket that holds more than one interval (one run in
-    /// all for small tables): the interval holding the bucket's first
-    /// address, then those starting inside the bucket. The search and the
-    /// answer share cache lines.
+    /// For big tables, by the top bits of the address: the bucket's
+    /// intervals in one cache line, or (where they do not fit) [`RUN`] and
+    /// where their run of `entries` starts.
+    slots: Vec<K::Slot>,
+    /// Runs of intervals: the one run of a small table, or those of the
+    /// buckets too full for their slot. The first entry of a run is the
+    /// interval holding the bucket's first address; those after it start
+    /// inside the bucket. The search and the answer share cache lines.
     entries: Vec<Entry<K::Stored>>,
-    /// For big tables, by the top bits of the address: a value, or
-    /// [`RUN`] and where the bucket's run starts.
-    buckets: Vec<u32>,
     /// Shift that turns an address into its bucket.
     shift: u32,
+}
+
+/// A bucket's intervals in one cache line: `values[0]` from the bucket's
+/// first address on, `values[i]` from `starts[i - 1]` on. Unused starts
+/// are the family's last address, their values the last one used, so a
+/// search counts the starts at or below an address, without branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(64))]
+struct Slot<S, const V: usize, const N: usize> {
+    values: [u32; V],
+    starts: [S; N],
+}
+
+trait Slots<S>: Copy + std::fmt::Debug {
+    fn parts(&self) -> (&[u32], &[S]);
+    fn new(fill: S) -> Self;
+    fn parts_mut(&mut self) -> (&mut [u32], &mut [S]);
+}
+
+impl<S: Copy + std::fmt::Debug, const V: usize, const N: usize> Slots<S> for Slot<S, V, N> {
+    #[inline(always)]
+    fn parts(&self) -> (&[u32], &[S]) {
+        (&self.values, &self.starts)
+    }
+    fn new(fill: S) -> Self {
+        Slot {
+            values: [0; V],
+            starts: [fill; N],
+        }
+    }
+    fn parts_mut(&mut self) -> (&mut [u32], &mut [S]) {
+        (&mut self.values, &mut self.starts)
+    }
 }
 
 trait Key: Copy + Ord + Hash + std::fmt::Debug {
     /// The key as an entry holds it: IPv6 keys as two words, so that an
     /// entry is 8-byte aligned (24 bytes rather than 32).
     type Stored: Copy + Eq + std::fmt::Debug;
+    /// A bucket's slot: 64 bytes, 8 intervals of IPv4, 4 of IPv6.
+    type Slot: Slots<Self::Stored>;
     const ZERO: Self;
+    const MAX: Self;
     const BITS: u32;
     fn net(net: &IpNet) -> Option<(Self, Self)>;
     fn next(self) -> Option<Self>;
@@ -155,10 +194,12 @@ trait Key: Copy + Ord + Hash + std::fmt::Debug {
 }
 
 macro_rules! key_impl {
-    ($int:ty, $variant:ident, $stored:ty, $store:expr, $load:expr) => {
+    ($int:ty, $variant:ident, $stored:ty, $slot:ty, $store:expr, $load:expr) => {
         impl Key for $int {
             type Stored = $stored;
+            type Slot = $slot;
             const ZERO: Self = 0;
+            const MAX: Self = <$int>::MAX;
             const BITS: u32 = <$int>::BITS;
             fn net(net: &IpNet) -> Option<(Self, Self)> {
                 match net {
@@ -194,20 +235,21 @@ macro_rules! key_impl {
         }
     };
 }
-key_impl!(u32, V4, u32, |k| k, |s| s);
+key_impl!(u32, V4, u32, Slot<u32, 8, 7>, |k| k, |s| s);
 key_impl!(
     u128,
     V6,
     [u64; 2],
+    Slot<[u64; 2], 4, 3>,
     |k: u128| [(k >> 64) as u64, k as u64],
     |s: [u64; 2]| u128::from(s[0]) << 64 | u128::from(s[1])
 );
 
-/// Interval count from which a bucket index is built; below it a plain
-/// binary search is as fast.
+/// Interval count from which slots are built; below it a plain binary
+/// search is as fast, and the table stays small.
 const BUCKETS_FROM: usize = 64;
-/// Most bits of the bucket index: 65 536 buckets, 256 KiB per family.
-const BUCKET_BITS: u32 = 16;
+/// Most bits of the bucket index: 32 768 slots, 2 MiB per family.
+const BUCKET_BITS: u32 = 15;
 
 impl<K: Key> Lpm<K> {
     /// `prefixes`: (network, rule) pairs, of both families; this family's
@@ -278,18 +320,19 @@ impl<K: Key> Lpm<K> {
     fn index(intervals: &[(K, u32)]) -> Lpm<K> {
         let count = intervals.len();
         let mut lpm = Lpm {
+            slots: Vec::new(),
             entries: Vec::new(),
-            buckets: Vec::new(),
             shift: 0,
         };
         if count < BUCKETS_FROM {
             lpm.push_run(intervals);
             return lpm;
         }
-        let bits = (usize::BITS - count.leading_zeros()).min(BUCKET_BITS);
+        // About one slot per two intervals.
+        let bits = (usize::BITS - 1 - count.leading_zeros()).min(BUCKET_BITS);
         lpm.shift = K::BITS - bits;
         let mut first = 0;
-        lpm.buckets = (0..1usize << bits)
+        lpm.slots = (0..1usize << bits)
             .map(|b| {
                 // `first`: the interval holding the bucket's first address;
                 // `last`: the one holding its last.
@@ -301,13 +344,21 @@ impl<K: Key> Lpm<K> {
                 while last + 1 < count && intervals[last + 1].0.bucket(lpm.shift) == b {
                     last += 1;
                 }
-                if first == last {
-                    intervals[first].1
+                let mut slot = K::Slot::new(K::MAX.store());
+                let (values, starts) = slot.parts_mut();
+                if last - first < values.len() {
+                    let run = &intervals[first..=last];
+                    values.fill(run[run.len() - 1].1);
+                    values[0] = run[0].1;
+                    for (i, &(start, value)) in run.iter().enumerate().skip(1) {
+                        starts[i - 1] = start.store();
+                        values[i] = value;
+                    }
                 } else {
-                    let at = lpm.entries.len() as u32;
+                    values[0] = RUN | lpm.entries.len() as u32;
                     lpm.push_run(&intervals[first..=last]);
-                    RUN | at
                 }
+                slot
             })
             .collect();
         lpm
@@ -339,15 +390,23 @@ impl<K: Key> Lpm<K> {
                 all.push((if i == 0 { start } else { K::load(e.start) }, e.value));
             }
         };
-        if self.buckets.is_empty() {
+        if self.slots.is_empty() {
             run(&mut all, 0, K::ZERO);
         } else {
-            for (b, &value) in self.buckets.iter().enumerate() {
+            // Unused starts come last, with the last value used: merged.
+            for (b, slot) in self.slots.iter().enumerate() {
                 let start = K::bucket_start(b, self.shift);
-                if value & RUN == 0 {
-                    all.push((start, value));
+                let (values, starts) = slot.parts();
+                if values[0] & RUN == 0 {
+                    all.push((start, values[0]));
+                    all.extend(
+                        starts
+                            .iter()
+                            .map(|&s| K::load(s))
+                            .zip(values[1..].iter().copied()),
+                    );
                 } else {
-                    run(&mut all, (value & !RUN) as usize, start);
+                    run(&mut all, (values[0] & !RUN) as usize, start);
                 }
             }
         }
@@ -357,14 +416,15 @@ impl<K: Key> Lpm<K> {
 
     #[inline(always)]
     fn lookup(&self, key: K) -> u32 {
-        let run = if self.buckets.is_empty() {
+        let run = if self.slots.is_empty() {
             &self.entries[..]
         } else {
-            let value = self.buckets[key.bucket(self.shift)];
-            if value & RUN == 0 {
-                return value;
+            let (values, starts) = self.slots[key.bucket(self.shift)].parts();
+            if values[0] & RUN == 0 {
+                let i: usize = starts.iter().map(|&s| usize::from(K::load(s) <= key)).sum();
+                return values[i];
             }
-            let run = &self.entries[(value & !RUN) as usize..];
+            let run = &self.entries[(values[0] & !RUN) as usize..];
             &run[..K::load(run[0].start).to_len()]
         };
         // The last entry starting at or below key, by halving: the run's
@@ -373,9 +433,8 @@ impl<K: Key> Lpm<K> {
         let (mut low, mut size) = (0, run.len());
         while size > 1 {
             let half = size / 2;
-            if K::load(run[low + half].start) <= key {
-                low += half;
-            }
+            // Arithmetic rather than a branch that random keys mispredict.
+            low += half * usize::from(K::load(run[low + half].start) <= key);
             size -= half;
         }
         run[low].value
@@ -698,5 +757,68 @@ impl Table {
     /// Number of rules (routes and excludes).
     pub fn rule_count(&self) -> usize {
         self.rule_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value `intervals` give `key`, the slow way.
+    fn naive<K: Key>(intervals: &[(K, u32)], key: K) -> u32 {
+        intervals.iter().rev().find(|e| e.0 <= key).unwrap().1
+    }
+
+    /// Intervals at `starts` (plus 0) with distinct values, looked up at
+    /// each start, next to it, and at both ends of the space.
+    fn check<K: Key + std::ops::Sub<Output = K>>(mut starts: Vec<K>, one: K) {
+        starts.push(K::ZERO);
+        starts.sort_unstable();
+        starts.dedup();
+        let intervals: Vec<(K, u32)> = starts.iter().zip(0..).map(|(&k, v)| (k, v)).collect();
+        let lpm = Lpm::index(&intervals);
+        assert_eq!(lpm.slots.is_empty(), intervals.len() < BUCKETS_FROM);
+        assert_eq!(lpm.intervals(), intervals);
+        let near = starts.iter().flat_map(|&k| {
+            [(k != K::ZERO).then(|| k - one), Some(k), k.next()]
+                .into_iter()
+                .flatten()
+        });
+        for key in near.chain([K::ZERO, K::MAX]) {
+            assert_eq!(lpm.lookup(key), naive(&intervals, key), "{key:?}");
+        }
+    }
+
+    /// SplitMix64.
+    fn random(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Small tables, big ones whose slots hold their buckets, buckets too
+    /// crowded for their slot (a run of starts close together), and an
+    /// interval starting at the last address, which unused starts equal.
+    #[test]
+    fn lookups_find_the_interval_holding_the_address() {
+        let mut state = 7;
+        for count in [0, 5, 62, 63, 64, 200, 5000] {
+            for crowd in [0, 3, 40] {
+                let mut v4: Vec<u32> = (0..count).map(|_| random(&mut state) as u32).collect();
+                v4.extend((0..crowd).map(|i| 0x0a00_0000 + 3 * i));
+                let mut v6: Vec<u128> = (0..count)
+                    .map(|_| u128::from(random(&mut state)) << 64 | u128::from(random(&mut state)))
+                    .collect();
+                v6.extend((0..crowd).map(|i| 0x2001_0db8 << 96 | u128::from(i) << 40));
+                check(v4.clone(), 1);
+                check(v6.clone(), 1);
+                v4.push(u32::MAX);
+                v6.push(u128::MAX);
+                check(v4, 1);
+                check(v6, 1);
+            }
+        }
     }
 }

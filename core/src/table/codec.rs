@@ -5,7 +5,7 @@
 //! Decoding checks every length against the bytes left (a corrupt length
 //! cannot make it allocate much) and every index against what it points
 //! into, and stores each family as its plain list of intervals, from which
-//! it rebuilds the bucket index and runs rather than trusting stored ones:
+//! it rebuilds the slots and runs rather than trusting stored ones:
 //! whatever the bytes, the result is `None` or a table whose lookups stay
 //! in bounds.
 
