@@ -14,15 +14,15 @@
 //! binding where no rule is unfiltered.
 //!
 //! Once the table is large (64 intervals or more), a direct index on the
-//! top bits of the address (up to 32 768 buckets, about one per two
-//! intervals) gives each bucket a *slot* of one cache line that holds the
-//! bucket's intervals itself, up to 8 of IPv4 or 4 of IPv6: a lookup counts
-//! the starts at or below the address, without branches, and takes that
-//! value. A bucket with more intervals points instead at its own run of
-//! entries, searched by halving, as the one run of a small table is. A
-//! lookup is then usually one load from memory, plus a chain's rules only
-//! for filtered ones: no allocation, no lock, and a cost that does not
-//! follow the rule count.
+//! top bits of the address (up to 32 768 buckets, about one per two IPv4
+//! or four IPv6 intervals) gives each bucket a *slot* of one cache line
+//! (two for IPv6) that holds the bucket's intervals itself, up to 8 of
+//! IPv4 or 7 of IPv6: a lookup counts the starts at or below the address,
+//! without branches, and takes that value. A bucket with more intervals
+//! points instead at its own run of entries, searched by halving, as the
+//! one run of a small table is. A lookup is then usually one load from
+//! memory, plus a chain's rules only for filtered ones: no allocation, no
+//! lock, and a cost that does not follow the rule count.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -141,10 +141,10 @@ struct Lpm<K: Key> {
     shift: u32,
 }
 
-/// A bucket's intervals in one cache line: `values[0]` from the bucket's
-/// first address on, `values[i]` from `starts[i - 1]` on. Unused starts
-/// are the family's last address, their values the last one used, so a
-/// search counts the starts at or below an address, without branches.
+/// A bucket's intervals in one or two cache lines: `values[0]` from the
+/// bucket's first address on, `values[i]` from `starts[i - 1]` on. Unused
+/// starts are the family's last address, their values the last one used,
+/// so a search counts the starts at or below an address, without branches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(64))]
 struct Slot<S, const V: usize, const N: usize> {
@@ -178,10 +178,13 @@ trait Key: Copy + Ord + Hash + std::fmt::Debug {
     /// The key as an entry holds it: IPv6 keys as two words, so that an
     /// entry is 8-byte aligned (24 bytes rather than 32).
     type Stored: Copy + Eq + std::fmt::Debug;
-    /// A bucket's slot: 64 bytes, 8 intervals of IPv4, 4 of IPv6.
+    /// A bucket's slot: 64 bytes and 8 intervals of IPv4, 128 bytes and
+    /// 7 of IPv6.
     type Slot: Slots<Self::Stored>;
     const ZERO: Self;
     const MAX: Self;
+    /// Halvings of the slot count, against one slot per two intervals.
+    const FEWER_SLOTS: u32;
     const BITS: u32;
     fn net(net: &IpNet) -> Option<(Self, Self)>;
     fn next(self) -> Option<Self>;
@@ -194,12 +197,13 @@ trait Key: Copy + Ord + Hash + std::fmt::Debug {
 }
 
 macro_rules! key_impl {
-    ($int:ty, $variant:ident, $stored:ty, $slot:ty, $store:expr, $load:expr) => {
+    ($int:ty, $variant:ident, $stored:ty, $slot:ty, $fewer:expr, $store:expr, $load:expr) => {
         impl Key for $int {
             type Stored = $stored;
             type Slot = $slot;
             const ZERO: Self = 0;
             const MAX: Self = <$int>::MAX;
+            const FEWER_SLOTS: u32 = $fewer;
             const BITS: u32 = <$int>::BITS;
             fn net(net: &IpNet) -> Option<(Self, Self)> {
                 match net {
@@ -235,12 +239,13 @@ macro_rules! key_impl {
         }
     };
 }
-key_impl!(u32, V4, u32, Slot<u32, 8, 7>, |k| k, |s| s);
+key_impl!(u32, V4, u32, Slot<u32, 8, 7>, 0, |k| k, |s| s);
 key_impl!(
     u128,
     V6,
     [u64; 2],
-    Slot<[u64; 2], 4, 3>,
+    Slot<[u64; 2], 7, 6>,
+    1,
     |k: u128| [(k >> 64) as u64, k as u64],
     |s: [u64; 2]| u128::from(s[0]) << 64 | u128::from(s[1])
 );
@@ -248,7 +253,7 @@ key_impl!(
 /// Interval count from which slots are built; below it a plain binary
 /// search is as fast, and the table stays small.
 const BUCKETS_FROM: usize = 64;
-/// Most bits of the bucket index: 32 768 slots, 2 MiB per family.
+/// Most bits of the bucket index: 32 768 slots, 2 MiB of IPv4, 4 of IPv6.
 const BUCKET_BITS: u32 = 15;
 
 impl<K: Key> Lpm<K> {
@@ -328,8 +333,10 @@ impl<K: Key> Lpm<K> {
             lpm.push_run(intervals);
             return lpm;
         }
-        // About one slot per two intervals.
-        let bits = (usize::BITS - 1 - count.leading_zeros()).min(BUCKET_BITS);
+        // About one slot per two intervals (IPv4) or four (IPv6).
+        let bits = (usize::BITS - 1 - count.leading_zeros())
+            .saturating_sub(K::FEWER_SLOTS)
+            .min(BUCKET_BITS);
         lpm.shift = K::BITS - bits;
         let mut first = 0;
         lpm.slots = (0..1usize << bits)
@@ -433,8 +440,8 @@ impl<K: Key> Lpm<K> {
         let (mut low, mut size) = (0, run.len());
         while size > 1 {
             let half = size / 2;
-            // Arithmetic rather than a branch that random keys mispredict.
-            low += half * usize::from(K::load(run[low + half].start) <= key);
+            // A select rather than a branch that random keys mispredict.
+            low = [low, low + half][usize::from(K::load(run[low + half].start) <= key)];
             size -= half;
         }
         run[low].value
