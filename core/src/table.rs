@@ -1,15 +1,28 @@
 //! The compiled decision table.
 //!
-//! Each address family has a sorted array of interval starts that partitions
+//! Each address family has a sorted list of interval starts that partitions
 //! its whole address space: every address in one interval is matched by the
-//! same set of prefixes. Each interval points at a precomputed *chain*, the
-//! rules of those prefixes in decision order (longest prefix first; at equal
-//! length, rules with a port or protocol filter first, then routes before
-//! excludes, then the order written), cut after the first rule without a
-//! filter, since nothing after it can ever decide. A lookup is one binary
-//! search (narrowed by a 65 536-bucket index on the top 16 bits once the
-//! table is large) and a walk along a chain that is usually one rule long:
-//! no allocation, no lock, and a cost that does not follow the rule count.
+//! same set of prefixes. Each interval holds one 32-bit *value*, its answer:
+//! either a *leaf*, the verdict and the deciding rule's origin packed side
+//! by side, for the usual interval whose best prefix has one rule without
+//! port or protocol filter (or no prefix at all: the profile's own
+//! binding); or the start of a precomputed *chain*, the rules of those
+//! prefixes in decision order (longest prefix first; at equal length, rules
+//! with a port or protocol filter first, then routes before excludes, then
+//! the order written), cut after the first rule without a filter, since
+//! nothing after it can ever decide, and ending with the profile's own
+//! binding where no rule is unfiltered.
+//!
+//! Once the table is large (64 intervals or more), a direct index on the
+//! top bits of the address (up to 32 768 buckets, about one per two IPv4
+//! or four IPv6 intervals) gives each bucket a *slot* of one cache line
+//! (two for IPv6) that holds the bucket's intervals itself, up to 8 of
+//! IPv4 or 7 of IPv6: a lookup counts the starts at or below the address,
+//! without branches, and takes that value. A bucket with more intervals
+//! points instead at its own run of entries, searched by halving, as the
+//! one run of a small table is. A lookup is then usually one load from
+//! memory, plus a chain's rules only for filtered ones: no allocation, no
+//! lock, and a cost that does not follow the rule count.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -54,55 +67,143 @@ enum Act {
     Block,
 }
 
+impl Act {
+    /// The act as one number: 0 direct, 1 block, 2 + n bind to binding n.
+    fn code(self) -> u32 {
+        match self {
+            Act::Direct => 0,
+            Act::Block => 1,
+            Act::Bind(b) => b.saturating_add(2),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Rule {
-    act: Act,
-    protocol: Option<Protocol>,
-    /// Range of `Table::ports`; empty means every port.
-    ports: (u32, u32),
+    /// [`Act::code`].
+    act: u32,
     origin: u32,
+    /// Index in `Table::filters`.
+    filter: u32,
 }
 
 impl Rule {
     fn is_filtered(&self) -> bool {
-        self.protocol.is_some() || self.ports.0 != self.ports.1
+        self.filter != 0
     }
 }
 
-/// A run of `Table::chains`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-struct Span {
-    start: u32,
-    end: u32,
+/// Which connections a rule takes. Filters are interned, the one that
+/// takes everything first, so that the few a table has stay in cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Filter {
+    protocol: Option<Protocol>,
+    /// Range of `Table::ports`; empty means every port.
+    ports: (u32, u32),
+}
+
+impl Filter {
+    const ANY: Filter = Filter {
+        protocol: None,
+        ports: (0, 0),
+    };
+}
+
+/// In a bucket only: the bucket's intervals are the run of `Lpm::entries`
+/// starting at the index below this bit.
+const RUN: u32 = 1 << 31;
+/// The interval's chain starts at the index of `Table::chains` below this
+/// bit. Without it (and without [`RUN`]), the value is a leaf: the act's
+/// code above `Table::leaf_shift` bits, the origin's index below.
+const CHAIN: u32 = 1 << 30;
+
+/// One entry of a run: where an interval starts, and its value. The first
+/// entry of each run holds the run's length in place of its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry<S> {
+    start: S,
+    value: u32,
 }
 
 /// Longest-prefix match over one family, keyed by the address as an integer.
 #[derive(Debug, Clone)]
-struct Lpm<K> {
-    /// Interval starts with their chains, side by side: the search and the
-    /// answer share cache lines.
-    entries: Vec<(K, Span)>,
-    /// For big tables: `buckets[b]` is the interval holding the first
-    /// address whose top bits are `b`, plus one entry for the end, so a
-    /// lookup searches only its bucket's few intervals.
-    buckets: Vec<u32>,
+struct Lpm<K: Key> {
+    /// For big tables, by the top bits of the address: the bucket's
+    /// intervals in one cache line, or (where they do not fit) [`RUN`] and
+    /// where their run of `entries` starts.
+    slots: Vec<K::Slot>,
+    /// Runs of intervals: the one run of a small table, or those of the
+    /// buckets too full for their slot. The first entry of a run is the
+    /// interval holding the bucket's first address; those after it start
+    /// inside the bucket. The search and the answer share cache lines.
+    entries: Vec<Entry<K::Stored>>,
     /// Shift that turns an address into its bucket.
     shift: u32,
 }
 
-trait Key: Copy + Ord + Hash {
+/// A bucket's intervals in one or two cache lines: `values[0]` from the
+/// bucket's first address on, `values[i]` from `starts[i - 1]` on. Unused
+/// starts are the family's last address, their values the last one used,
+/// so a search counts the starts at or below an address, without branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(64))]
+struct Slot<S, const V: usize, const N: usize> {
+    values: [u32; V],
+    starts: [S; N],
+}
+
+trait Slots<S>: Copy + std::fmt::Debug {
+    fn parts(&self) -> (&[u32], &[S]);
+    fn new(fill: S) -> Self;
+    fn parts_mut(&mut self) -> (&mut [u32], &mut [S]);
+}
+
+impl<S: Copy + std::fmt::Debug, const V: usize, const N: usize> Slots<S> for Slot<S, V, N> {
+    #[inline(always)]
+    fn parts(&self) -> (&[u32], &[S]) {
+        (&self.values, &self.starts)
+    }
+    fn new(fill: S) -> Self {
+        Slot {
+            values: [0; V],
+            starts: [fill; N],
+        }
+    }
+    fn parts_mut(&mut self) -> (&mut [u32], &mut [S]) {
+        (&mut self.values, &mut self.starts)
+    }
+}
+
+trait Key: Copy + Ord + Hash + std::fmt::Debug {
+    /// The key as an entry holds it: IPv6 keys as two words, so that an
+    /// entry is 8-byte aligned (24 bytes rather than 32).
+    type Stored: Copy + Eq + std::fmt::Debug;
+    /// A bucket's slot: 64 bytes and 8 intervals of IPv4, 128 bytes and
+    /// 7 of IPv6.
+    type Slot: Slots<Self::Stored>;
     const ZERO: Self;
+    const MAX: Self;
+    /// Halvings of the slot count, against one slot per two intervals.
+    const FEWER_SLOTS: u32;
     const BITS: u32;
     fn net(net: &IpNet) -> Option<(Self, Self)>;
     fn next(self) -> Option<Self>;
     fn bucket(self, shift: u32) -> usize;
     fn bucket_start(bucket: usize, shift: u32) -> Self;
+    fn store(self) -> Self::Stored;
+    fn load(stored: Self::Stored) -> Self;
+    fn from_len(len: usize) -> Self;
+    fn to_len(self) -> usize;
 }
 
 macro_rules! key_impl {
-    ($int:ty, $variant:ident) => {
+    ($int:ty, $variant:ident, $stored:ty, $slot:ty, $fewer:expr, $store:expr, $load:expr) => {
         impl Key for $int {
+            type Stored = $stored;
+            type Slot = $slot;
             const ZERO: Self = 0;
+            const MAX: Self = <$int>::MAX;
+            const FEWER_SLOTS: u32 = $fewer;
             const BITS: u32 = <$int>::BITS;
             fn net(net: &IpNet) -> Option<(Self, Self)> {
                 match net {
@@ -113,21 +214,47 @@ macro_rules! key_impl {
             fn next(self) -> Option<Self> {
                 self.checked_add(1)
             }
+            #[inline(always)]
             fn bucket(self, shift: u32) -> usize {
                 (self >> shift) as usize
             }
             fn bucket_start(bucket: usize, shift: u32) -> Self {
                 (bucket as $int) << shift
             }
+            #[inline(always)]
+            fn store(self) -> $stored {
+                $store(self)
+            }
+            #[inline(always)]
+            fn load(stored: $stored) -> Self {
+                $load(stored)
+            }
+            fn from_len(len: usize) -> Self {
+                len as $int
+            }
+            #[inline(always)]
+            fn to_len(self) -> usize {
+                self as usize
+            }
         }
     };
 }
-key_impl!(u32, V4);
-key_impl!(u128, V6);
+key_impl!(u32, V4, u32, Slot<u32, 8, 7>, 0, |k| k, |s| s);
+key_impl!(
+    u128,
+    V6,
+    [u64; 2],
+    Slot<[u64; 2], 7, 6>,
+    1,
+    |k: u128| [(k >> 64) as u64, k as u64],
+    |s: [u64; 2]| u128::from(s[0]) << 64 | u128::from(s[1])
+);
 
-/// Interval count from which a bucket index is built; below it a plain
-/// binary search is as fast.
+/// Interval count from which slots are built; below it a plain binary
+/// search is as fast, and the table stays small.
 const BUCKETS_FROM: usize = 64;
+/// Most bits of the bucket index: 32 768 slots, 2 MiB of IPv4, 4 of IPv6.
+const BUCKET_BITS: u32 = 15;
 
 impl<K: Key> Lpm<K> {
     /// `prefixes`: (network, rule) pairs, of both families; this family's
@@ -165,11 +292,7 @@ impl<K: Key> Lpm<K> {
         bounds.sort_unstable();
         bounds.dedup();
 
-        let mut lpm = Lpm {
-            entries: Vec::new(),
-            buckets: Vec::new(),
-            shift: 0,
-        };
+        let mut intervals: Vec<(K, u32)> = Vec::new();
         let mut stack: Vec<usize> = Vec::new();
         let mut pending = nets.iter().enumerate().peekable();
         let mut chain = Vec::new();
@@ -189,102 +312,191 @@ impl<K: Key> Lpm<K> {
                     }
                 }
             }
-            let span = chains.intern(&chain);
-            if lpm.entries.last().map(|e| e.1) != Some(span) {
-                lpm.entries.push((bound, span));
+            let value = chains.value(&chain);
+            if intervals.last().map(|e| e.1) != Some(value) {
+                intervals.push((bound, value));
             }
         }
-        lpm.index();
+        Lpm::index(&intervals)
+    }
+
+    /// The lookup structure for `intervals`: (start, value), starting at
+    /// zero, rising, no two neighbours with the same value.
+    fn index(intervals: &[(K, u32)]) -> Lpm<K> {
+        let count = intervals.len();
+        let mut lpm = Lpm {
+            slots: Vec::new(),
+            entries: Vec::new(),
+            shift: 0,
+        };
+        if count < BUCKETS_FROM {
+            lpm.push_run(intervals);
+            return lpm;
+        }
+        // About one slot per two intervals (IPv4) or four (IPv6).
+        let bits = (usize::BITS - 1 - count.leading_zeros())
+            .saturating_sub(K::FEWER_SLOTS)
+            .min(BUCKET_BITS);
+        lpm.shift = K::BITS - bits;
+        let mut first = 0;
+        lpm.slots = (0..1usize << bits)
+            .map(|b| {
+                // `first`: the interval holding the bucket's first address;
+                // `last`: the one holding its last.
+                let start = K::bucket_start(b, lpm.shift);
+                while first + 1 < count && intervals[first + 1].0 <= start {
+                    first += 1;
+                }
+                let mut last = first;
+                while last + 1 < count && intervals[last + 1].0.bucket(lpm.shift) == b {
+                    last += 1;
+                }
+                let mut slot = K::Slot::new(K::MAX.store());
+                let (values, starts) = slot.parts_mut();
+                if last - first < values.len() {
+                    let run = &intervals[first..=last];
+                    values.fill(run[run.len() - 1].1);
+                    values[0] = run[0].1;
+                    for (i, &(start, value)) in run.iter().enumerate().skip(1) {
+                        starts[i - 1] = start.store();
+                        values[i] = value;
+                    }
+                } else {
+                    values[0] = RUN | lpm.entries.len() as u32;
+                    lpm.push_run(&intervals[first..=last]);
+                }
+                slot
+            })
+            .collect();
         lpm
     }
 
-    /// Builds the bucket index, about one bucket per interval.
-    fn index(&mut self) {
-        let count = self.entries.len();
-        if count < BUCKETS_FROM {
-            return;
-        }
-        let bits = (usize::BITS - count.leading_zeros()).min(16);
-        self.shift = K::BITS - bits;
-        let mut interval = 0;
-        self.buckets = (0..1usize << bits)
-            .map(|b| {
-                let first = K::bucket_start(b, self.shift);
-                while interval + 1 < count && self.entries[interval + 1].0 <= first {
-                    interval += 1;
+    fn push_run(&mut self, run: &[(K, u32)]) {
+        self.entries
+            .extend(run.iter().enumerate().map(|(i, &(start, value))| {
+                Entry {
+                    start: if i == 0 {
+                        K::from_len(run.len())
+                    } else {
+                        start
+                    }
+                    .store(),
+                    value,
                 }
-                interval as u32
-            })
-            .chain([(count - 1) as u32])
-            .collect();
+            }));
+    }
+
+    /// The intervals [`Lpm::index`] was given.
+    fn intervals(&self) -> Vec<(K, u32)> {
+        // Every bucket's value, or run, from its first address on; then
+        // neighbours with the same value merged back.
+        let mut all: Vec<(K, u32)> = Vec::new();
+        let run = |all: &mut Vec<(K, u32)>, at: usize, start: K| {
+            let len = K::load(self.entries[at].start).to_len();
+            for (i, e) in self.entries[at..at + len].iter().enumerate() {
+                all.push((if i == 0 { start } else { K::load(e.start) }, e.value));
+            }
+        };
+        if self.slots.is_empty() {
+            run(&mut all, 0, K::ZERO);
+        } else {
+            // Unused starts come last, with the last value used: merged.
+            for (b, slot) in self.slots.iter().enumerate() {
+                let start = K::bucket_start(b, self.shift);
+                let (values, starts) = slot.parts();
+                if values[0] & RUN == 0 {
+                    all.push((start, values[0]));
+                    all.extend(
+                        starts
+                            .iter()
+                            .map(|&s| K::load(s))
+                            .zip(values[1..].iter().copied()),
+                    );
+                } else {
+                    run(&mut all, (values[0] & !RUN) as usize, start);
+                }
+            }
+        }
+        all.dedup_by_key(|e| e.1);
+        all
     }
 
     #[inline(always)]
-    fn lookup(&self, key: K) -> Span {
-        // The run's first entry starts at or below key: entries[0] starts
-        // at 0 and buckets point at the interval holding their first
-        // address. Slices rather than indices: one bounds check each.
-        let run = if self.buckets.is_empty() {
+    fn lookup(&self, key: K) -> u32 {
+        let run = if self.slots.is_empty() {
             &self.entries[..]
         } else {
-            let b = key.bucket(self.shift);
-            let edges = &self.buckets[b..b + 2];
-            &self.entries[edges[0] as usize..edges[1] as usize + 1]
+            let (values, starts) = self.slots[key.bucket(self.shift)].parts();
+            if values[0] & RUN == 0 {
+                let i: usize = starts.iter().map(|&s| usize::from(K::load(s) <= key)).sum();
+                return values[i];
+            }
+            let run = &self.entries[(values[0] & !RUN) as usize..];
+            &run[..K::load(run[0].start).to_len()]
         };
         // The last entry starting at or below key, by halving: the run's
-        // first entry always qualifies. Written out because
-        // `partition_point` is not always inlined.
+        // first entry always qualifies, and its start is never read.
+        // Written out because `partition_point` is not always inlined.
         let (mut low, mut size) = (0, run.len());
         while size > 1 {
             let half = size / 2;
-            if run[low + half].0 <= key {
-                low += half;
-            }
+            // A select rather than a branch that random keys mispredict.
+            low = [low, low + half][usize::from(K::load(run[low + half].start) <= key)];
             size -= half;
         }
-        run[low].1
+        run[low].value
     }
 }
 
-/// Interned chains, shared by both families. The first `rules.len()`
-/// entries are the rule numbers themselves, so a chain of one rule (most
-/// of them) needs no entry of its own.
+/// Turns each interval's chain into its value: a leaf where one can say
+/// it, else a chain of `links`, interned.
 #[derive(Debug)]
-struct Chains {
-    rules: Vec<u32>,
-    seen: HashMap<Vec<u32>, Span>,
+struct Chains<'r> {
+    rules: &'r [Rule],
+    default: Rule,
+    leaf_shift: u32,
+    links: Vec<Rule>,
+    seen: HashMap<Vec<u32>, u32>,
 }
 
-impl Chains {
-    fn new(rule_count: usize) -> Chains {
-        Chains {
-            rules: (0..rule_count as u32).collect(),
-            seen: HashMap::new(),
+impl Chains<'_> {
+    fn value(&mut self, chain: &[u32]) -> u32 {
+        let alone = match *chain {
+            [] => Some(self.default),
+            [rule] => Some(self.rules[rule as usize]).filter(|r| !r.is_filtered()),
+            _ => None,
+        };
+        if let Some(leaf) = alone.and_then(|r| leaf(r.act, r.origin, self.leaf_shift)) {
+            return leaf;
         }
+        if let Some(&value) = self.seen.get(chain) {
+            return value;
+        }
+        let start = self.links.len() as u32;
+        assert!(start < CHAIN, "more chained rules than a table can hold");
+        self.links
+            .extend(chain.iter().map(|&r| self.rules[r as usize]));
+        if chain
+            .last()
+            .is_none_or(|&r| self.rules[r as usize].is_filtered())
+        {
+            self.links.push(self.default);
+        }
+        self.seen.insert(chain.to_vec(), CHAIN | start);
+        CHAIN | start
     }
+}
 
-    fn intern(&mut self, chain: &[u32]) -> Span {
-        match *chain {
-            [] => Span::default(),
-            [rule] => Span {
-                start: rule,
-                end: rule + 1,
-            },
-            _ => {
-                if let Some(span) = self.seen.get(chain) {
-                    return *span;
-                }
-                let start = self.rules.len() as u32;
-                self.rules.extend_from_slice(chain);
-                let span = Span {
-                    start,
-                    end: self.rules.len() as u32,
-                };
-                self.seen.insert(chain.to_vec(), span);
-                span
-            }
-        }
-    }
+/// Bits of a leaf that hold the origin, for a table of `origins` origins
+/// (at most 30: a table with more origins has no leaves).
+fn leaf_shift(origins: usize) -> u32 {
+    (usize::BITS - origins.saturating_sub(1).leading_zeros()).min(30)
+}
+
+/// The leaf for this act code and origin, if both fit below [`CHAIN`].
+fn leaf(act: u32, origin: u32, shift: u32) -> Option<u32> {
+    let leaf = u64::from(act) << shift | u64::from(origin);
+    (origin >> shift == 0 && leaf < u64::from(CHAIN)).then_some(leaf as u32)
 }
 
 /// A profile compiled for fast decisions.
@@ -302,11 +514,15 @@ pub struct Table {
     default: Rule,
     bindings: Vec<Binding>,
     origins: Vec<Origin>,
+    /// Distinct filters, [`Filter::ANY`] first.
+    filters: Vec<Filter>,
     ports: Vec<PortRange>,
     /// The chains' rules, copied in place rather than numbered, so that
-    /// walking a chain is no further load; the first `rule_count` are the
-    /// rules in order (each the chain of itself).
+    /// walking a chain is no further load; each chain ends with a rule
+    /// without filter.
     chains: Vec<Rule>,
+    /// Bits of a leaf below its act: [`leaf_shift`] of the origins.
+    leaf_shift: u32,
     v4: Lpm<u32>,
     v6: Lpm<u128>,
 }
@@ -317,6 +533,22 @@ impl Table {
         let mut bindings: Vec<Binding> = Vec::new();
         let mut origins = Vec::new();
         let mut ports = Vec::new();
+        let mut filters = vec![Filter::ANY];
+        // By protocol and ports as (first, last).
+        type FilterKey = (Option<Protocol>, Vec<(u16, u16)>);
+        let mut seen_filters: HashMap<FilterKey, u32> = HashMap::from([((None, Vec::new()), 0)]);
+        let mut filter = |protocol: Option<Protocol>, list: &[PortRange]| {
+            let key = (protocol, list.iter().map(|p| (p.first, p.last)).collect());
+            *seen_filters.entry(key).or_insert_with(|| {
+                let first = ports.len() as u32;
+                ports.extend_from_slice(list);
+                filters.push(Filter {
+                    protocol,
+                    ports: (first, ports.len() as u32),
+                });
+                (filters.len() - 1) as u32
+            })
+        };
         let mut bind = |binding: Binding| {
             let i = bindings
                 .iter()
@@ -337,16 +569,14 @@ impl Table {
                 Act::Direct
             } else {
                 bind(profile.binding)
-            },
-            protocol: None,
-            ports: (0, 0),
+            }
+            .code(),
             origin: origin(&profile.origin),
+            filter: 0,
         };
         let mut rules = Vec::new();
         let mut prefixes: Vec<(IpNet, u32)> = Vec::new();
         for route in &profile.routes {
-            let first = ports.len() as u32;
-            ports.extend_from_slice(&route.ports);
             let act = match route.action {
                 Action::Bind => bind(route.binding),
                 Action::Direct => Act::Direct,
@@ -354,20 +584,18 @@ impl Table {
             };
             let index = rules.len() as u32;
             rules.push(Rule {
-                act,
-                protocol: route.protocol,
-                ports: (first, ports.len() as u32),
+                act: act.code(),
                 origin: origin(&route.origin),
+                filter: filter(route.protocol, &route.ports),
             });
             prefixes.extend(route.to.iter().map(|net| (*net, index)));
         }
         for (net, o) in &profile.exclude {
             let index = rules.len() as u32;
             rules.push(Rule {
-                act: Act::Direct,
-                protocol: None,
-                ports: (0, 0),
+                act: Act::Direct.code(),
                 origin: origin(o),
+                filter: 0,
             });
             prefixes.push((*net, index));
         }
@@ -377,7 +605,14 @@ impl Table {
             .map(|r| (r.port, r.server, origin(&r.origin)))
             .collect();
 
-        let mut chains = Chains::new(rules.len());
+        let leaf_shift = leaf_shift(origins.len());
+        let mut chains = Chains {
+            rules: &rules,
+            default,
+            leaf_shift,
+            links: Vec::new(),
+            seen: HashMap::new(),
+        };
         let v4 = Lpm::build(&prefixes, &rules, &mut chains);
         let v6 = Lpm::build(&prefixes, &rules, &mut chains);
         Table {
@@ -390,8 +625,10 @@ impl Table {
             default,
             bindings,
             origins,
+            filters,
             ports,
-            chains: chains.rules.iter().map(|&r| rules[r as usize]).collect(),
+            chains: chains.links,
+            leaf_shift,
             v4,
             v6,
         }
@@ -440,49 +677,54 @@ impl Table {
         rewrite: Option<&'t Origin>,
         protocol: Protocol,
     ) -> Decision<'t> {
-        let rule = if self.rule_count == 0 {
-            &self.default
+        let (act, origin) = if self.rule_count == 0 {
+            (self.default.act, self.default.origin)
         } else {
             self.matching(destination, protocol)
         };
         Decision {
-            verdict: match rule.act {
-                Act::Direct => Verdict::Direct,
-                Act::Bind(b) => Verdict::Bind(&self.bindings[b as usize]),
-                Act::Block => Verdict::Block,
+            verdict: match act {
+                0 => Verdict::Direct,
+                1 => Verdict::Block,
+                b => Verdict::Bind(&self.bindings[b as usize - 2]),
             },
             destination,
             rewrite,
-            origin: &self.origins[rule.origin as usize],
+            origin: &self.origins[origin as usize],
         }
     }
 
-    /// The first rule of the destination's chain that takes this protocol
-    /// and port, or the profile's own binding.
+    /// The act code and origin of the first rule of the destination's
+    /// chain that takes this protocol and port, or of the profile's own
+    /// binding.
     #[inline(always)]
-    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> &Rule {
-        let span = match destination.ip() {
+    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> (u32, u32) {
+        let value = match destination.ip() {
             IpAddr::V4(a) => self.v4.lookup(a.into()),
             IpAddr::V6(a) => self.v6.lookup(a.into()),
         };
-        // Most addresses are matched by no prefix: no chain to walk.
-        if span.start == span.end {
-            return &self.default;
+        // Most intervals decide alone: no chain to walk.
+        if value & CHAIN == 0 {
+            return (
+                value >> self.leaf_shift,
+                value & !(u32::MAX << self.leaf_shift),
+            );
         }
-        let chain = &self.chains[span.start as usize..span.end as usize];
-        // Most chains are one rule without filters, which decides alone.
-        if let [only] = chain {
-            if !only.is_filtered() {
-                return only;
-            }
-        }
-        let port = destination.port();
-        chain
+        let rule = self.walk((value & !CHAIN) as usize, destination.port(), protocol);
+        (rule.act, rule.origin)
+    }
+
+    /// The first rule of the chain at `start` that takes this protocol and
+    /// port; a chain ends with a rule that takes any.
+    #[inline(never)]
+    fn walk(&self, start: usize, port: u16, protocol: Protocol) -> &Rule {
+        self.chains[start..]
             .iter()
             .find(|rule| {
-                rule.protocol.is_none_or(|p| p == protocol)
-                    && (rule.ports.0 == rule.ports.1
-                        || self.ports[rule.ports.0 as usize..rule.ports.1 as usize]
+                let filter = &self.filters[rule.filter as usize];
+                filter.protocol.is_none_or(|p| p == protocol)
+                    && (filter.ports.0 == filter.ports.1
+                        || self.ports[filter.ports.0 as usize..filter.ports.1 as usize]
                             .iter()
                             .any(|r| r.contains(port)))
             })
@@ -522,5 +764,68 @@ impl Table {
     /// Number of rules (routes and excludes).
     pub fn rule_count(&self) -> usize {
         self.rule_count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value `intervals` give `key`, the slow way.
+    fn naive<K: Key>(intervals: &[(K, u32)], key: K) -> u32 {
+        intervals.iter().rev().find(|e| e.0 <= key).unwrap().1
+    }
+
+    /// Intervals at `starts` (plus 0) with distinct values, looked up at
+    /// each start, next to it, and at both ends of the space.
+    fn check<K: Key + std::ops::Sub<Output = K>>(mut starts: Vec<K>, one: K) {
+        starts.push(K::ZERO);
+        starts.sort_unstable();
+        starts.dedup();
+        let intervals: Vec<(K, u32)> = starts.iter().zip(0..).map(|(&k, v)| (k, v)).collect();
+        let lpm = Lpm::index(&intervals);
+        assert_eq!(lpm.slots.is_empty(), intervals.len() < BUCKETS_FROM);
+        assert_eq!(lpm.intervals(), intervals);
+        let near = starts.iter().flat_map(|&k| {
+            [(k != K::ZERO).then(|| k - one), Some(k), k.next()]
+                .into_iter()
+                .flatten()
+        });
+        for key in near.chain([K::ZERO, K::MAX]) {
+            assert_eq!(lpm.lookup(key), naive(&intervals, key), "{key:?}");
+        }
+    }
+
+    /// SplitMix64.
+    fn random(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Small tables, big ones whose slots hold their buckets, buckets too
+    /// crowded for their slot (a run of starts close together), and an
+    /// interval starting at the last address, which unused starts equal.
+    #[test]
+    fn lookups_find_the_interval_holding_the_address() {
+        let mut state = 7;
+        for count in [0, 5, 62, 63, 64, 200, 5000] {
+            for crowd in [0, 3, 40] {
+                let mut v4: Vec<u32> = (0..count).map(|_| random(&mut state) as u32).collect();
+                v4.extend((0..crowd).map(|i| 0x0a00_0000 + 3 * i));
+                let mut v6: Vec<u128> = (0..count)
+                    .map(|_| u128::from(random(&mut state)) << 64 | u128::from(random(&mut state)))
+                    .collect();
+                v6.extend((0..crowd).map(|i| 0x2001_0db8 << 96 | u128::from(i) << 40));
+                check(v4.clone(), 1);
+                check(v6.clone(), 1);
+                v4.push(u32::MAX);
+                v6.push(u128::MAX);
+                check(v4, 1);
+                check(v6, 1);
+            }
+        }
     }
 }

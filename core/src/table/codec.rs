@@ -4,7 +4,8 @@
 //! A submodule of `table`, so that the table's layout stays private there.
 //! Decoding checks every length against the bytes left (a corrupt length
 //! cannot make it allocate much) and every index against what it points
-//! into, and rebuilds the bucket index rather than trusting a stored one:
+//! into, and stores each family as its plain list of intervals, from which
+//! it rebuilds the slots and runs rather than trusting stored ones:
 //! whatever the bytes, the result is `None` or a table whose lookups stay
 //! in bounds.
 
@@ -14,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Act, Key, Lpm, Rule, Span, Table};
+use super::{CHAIN, Filter, Key, Lpm, RUN, Rule, Table, leaf_shift};
 use crate::addr::{IfName, PerFamily, PortRange};
 use crate::profile::{Binding, DnsOptions, OnFailure, Origin, Protocol, RuleKind};
 
@@ -52,14 +53,23 @@ impl Table {
             w.u16(p.first);
             w.u16(p.last);
         });
-        w.list(&self.chains, Writer::rule);
-        w.list(&self.v4.entries, |w, &(k, span)| {
-            w.u32(k);
-            w.span(span);
+        w.list(&self.filters, |w, f| {
+            w.u8(match f.protocol {
+                None => 0,
+                Some(Protocol::Tcp) => 1,
+                Some(Protocol::Udp) => 2,
+            });
+            w.u32(f.ports.0);
+            w.u32(f.ports.1);
         });
-        w.list(&self.v6.entries, |w, &(k, span)| {
+        w.list(&self.chains, Writer::rule);
+        w.list(&self.v4.intervals(), |w, &(k, value)| {
+            w.u32(k);
+            w.u32(value);
+        });
+        w.list(&self.v6.intervals(), |w, &(k, value)| {
             w.u128(k);
-            w.span(span);
+            w.u32(value);
         });
         Some(w.0)
     }
@@ -100,32 +110,55 @@ impl Table {
             let (first, last) = (r.u16()?, r.u16()?);
             (first <= last).then_some(PortRange { first, last })
         })?;
+        let filters = r.list(9, |r| {
+            let protocol = match r.u8()? {
+                0 => None,
+                1 => Some(Protocol::Tcp),
+                2 => Some(Protocol::Udp),
+                _ => return None,
+            };
+            let range = (r.u32()?, r.u32()?);
+            (range.0 <= range.1 && range.1 as usize <= ports.len()).then_some(Filter {
+                protocol,
+                ports: range,
+            })
+        })?;
         let chains = r.list(RULE_SIZE, Reader::rule)?;
-        let v4 = r.lpm(12, Reader::u32)?;
-        let v6 = r.lpm(24, Reader::u128)?;
+        let v4 = r.intervals(8, Reader::u32)?;
+        let v6 = r.intervals(20, Reader::u128)?;
         if !r.0.is_empty() {
             return None;
         }
 
+        let leaf_shift = leaf_shift(origins.len());
+        let act_ok = |act: u32| (act as usize) < bindings.len() + 2;
         let rule_ok = |rule: &Rule| {
-            let act_ok = match rule.act {
-                Act::Bind(b) => (b as usize) < bindings.len(),
-                Act::Direct | Act::Block => true,
-            };
-            act_ok
-                && rule.ports.0 <= rule.ports.1
-                && (rule.ports.1 as usize) <= ports.len()
+            act_ok(rule.act)
                 && (rule.origin as usize) < origins.len()
+                && (rule.filter as usize) < filters.len()
         };
-        let span_ok = |span: &Span| span.start <= span.end && span.end as usize <= chains.len();
+        let value_ok = |value: u32| {
+            if value & RUN != 0 {
+                false
+            } else if value & CHAIN != 0 {
+                ((value & !CHAIN) as usize) < chains.len()
+            } else {
+                act_ok(value >> leaf_shift)
+                    && ((value & !(u32::MAX << leaf_shift)) as usize) < origins.len()
+            }
+        };
+        // Every walk along `chains` stops at a rule without filter at the
+        // latest: the last one is.
         let valid = rule_ok(&default)
             && chains.iter().all(rule_ok)
-            && rule_count <= chains.len()
+            && filters.first() == Some(&Filter::ANY)
+            && chains.last().is_none_or(|r| !r.is_filtered())
+            && origins.len() == 1 + rule_count.checked_add(dns.len())?
             && dns.iter().all(|d| (d.2 as usize) < origins.len())
             && dns.windows(2).all(|w| w[0].0 <= w[1].0)
-            && v4.entries.iter().all(|e| span_ok(&e.1))
-            && v6.entries.iter().all(|e| span_ok(&e.1));
-        valid.then_some(Table {
+            && v4.iter().all(|e| value_ok(e.1))
+            && v6.iter().all(|e| value_ok(e.1));
+        valid.then(|| Table {
             profile,
             on_failure,
             listen,
@@ -135,16 +168,18 @@ impl Table {
             default,
             bindings,
             origins,
+            filters,
             ports,
             chains,
-            v4,
-            v6,
+            leaf_shift,
+            v4: Lpm::index(&v4),
+            v6: Lpm::index(&v6),
         })
     }
 }
 
 /// Bytes of one encoded [`Rule`].
-const RULE_SIZE: usize = 18;
+const RULE_SIZE: usize = 12;
 
 #[derive(Default)]
 struct Writer(Vec<u8>);
@@ -221,26 +256,9 @@ impl Writer {
     }
 
     fn rule(&mut self, rule: &Rule) {
-        let (tag, binding) = match rule.act {
-            Act::Direct => (0, 0),
-            Act::Bind(b) => (1, b),
-            Act::Block => (2, 0),
-        };
-        self.u8(tag);
-        self.u32(binding);
-        self.u8(match rule.protocol {
-            None => 0,
-            Some(Protocol::Tcp) => 1,
-            Some(Protocol::Udp) => 2,
-        });
-        self.u32(rule.ports.0);
-        self.u32(rule.ports.1);
+        self.u32(rule.act);
         self.u32(rule.origin);
-    }
-
-    fn span(&mut self, span: Span) {
-        self.u32(span.start);
-        self.u32(span.end);
+        self.u32(rule.filter);
     }
 
     /// The origins, their profile names and paths written once each in a
@@ -386,24 +404,10 @@ impl<'a> Reader<'a> {
     }
 
     fn rule(&mut self) -> Option<Rule> {
-        let (tag, binding) = (self.u8()?, self.u32()?);
-        let act = match tag {
-            0 => Act::Direct,
-            1 => Act::Bind(binding),
-            2 => Act::Block,
-            _ => return None,
-        };
-        let protocol = match self.u8()? {
-            0 => None,
-            1 => Some(Protocol::Tcp),
-            2 => Some(Protocol::Udp),
-            _ => return None,
-        };
         Some(Rule {
-            act,
-            protocol,
-            ports: (self.u32()?, self.u32()?),
+            act: self.u32()?,
             origin: self.u32()?,
+            filter: self.u32()?,
         })
     }
 
@@ -436,33 +440,20 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// One family's intervals: they must start at 0 and rise, as
-    /// `Lpm::lookup` assumes.
-    fn lpm<K: Key>(
+    /// One family's intervals as [`Lpm::index`] takes them: starting at
+    /// 0, rising, no two neighbours with the same value (so that the table
+    /// encodes back to the same bytes).
+    fn intervals<K: Key>(
         &mut self,
         each: usize,
         key: fn(&mut Reader<'a>) -> Option<K>,
-    ) -> Option<Lpm<K>> {
-        let entries: Vec<(K, Span)> = self.list(each, |r| {
-            Some((
-                key(r)?,
-                Span {
-                    start: r.u32()?,
-                    end: r.u32()?,
-                },
-            ))
-        })?;
-        let starts_at_zero = entries.first().is_some_and(|e| e.0 == K::ZERO);
-        if !starts_at_zero || entries.windows(2).any(|w| w[0].0 >= w[1].0) {
-            return None;
-        }
-        let mut lpm = Lpm {
-            entries,
-            buckets: Vec::new(),
-            shift: 0,
-        };
-        lpm.index();
-        Some(lpm)
+    ) -> Option<Vec<(K, u32)>> {
+        let intervals: Vec<(K, u32)> = self.list(each, |r| Some((key(r)?, r.u32()?)))?;
+        let starts_at_zero = intervals.first().is_some_and(|e| e.0 == K::ZERO);
+        let rising = intervals
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 != w[1].1);
+        (starts_at_zero && rising).then_some(intervals)
     }
 }
 
@@ -566,19 +557,53 @@ protocol = "udp"
         }
     }
 
+    /// `full_table` with one interval's value changed.
+    fn with_v4_value(at: usize, value: u32) -> Table {
+        let mut table = full_table();
+        let mut intervals = table.v4.intervals();
+        intervals[at].1 = value;
+        table.v4 = Lpm::index(&intervals);
+        table
+    }
+
     #[test]
     fn an_index_out_of_bounds_is_refused() {
+        let table = full_table();
+        assert!(!table.chains.is_empty());
+        let (chains, bindings) = (table.chains.len() as u32, table.bindings.len() as u32);
+        let shift = table.leaf_shift;
+
         let mut table = full_table();
-        let bindings = table.bindings.len() as u32;
-        table.chains[0].act = Act::Bind(bindings);
+        table.chains[0].act = bindings + 2;
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
         let mut table = full_table();
-        table.v4.entries[1].1.end = table.chains.len() as u32 + 1;
+        let last = table.chains.len() - 1;
+        table.chains[last].filter = 1;
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
         let mut table = full_table();
-        table.v6.entries.swap(0, 1);
+        table.chains[0].filter = table.filters.len() as u32;
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+
+        let mut table = full_table();
+        table.filters[0] = table.filters[1];
+        assert!(Table::decode(&table.encode().unwrap()).is_none());
+
+        for value in [CHAIN | chains, (bindings + 2) << shift, RUN] {
+            let table = with_v4_value(1, value);
+            assert!(
+                Table::decode(&table.encode().unwrap()).is_none(),
+                "{value:#x}"
+            );
+        }
+        let table = with_v4_value(1, CHAIN | (chains - 1));
+        assert!(Table::decode(&table.encode().unwrap()).is_some());
+
+        let mut table = full_table();
+        let mut intervals = table.v6.intervals();
+        intervals.swap(0, 1);
+        table.v6 = Lpm::index(&intervals);
         assert!(Table::decode(&table.encode().unwrap()).is_none());
     }
 
