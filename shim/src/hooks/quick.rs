@@ -45,11 +45,11 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     if log::enabled() {
         return false;
     }
-    let decision = loaded.table.decide(*destination, socket.protocol());
-    if decision.rewrite.is_some() {
+    // A rewritten or IPv4-mapped destination goes the long way.
+    let Some(verdict) = loaded.table.verdict(*destination, socket.protocol()) else {
         return false;
-    }
-    match decision.verdict {
+    };
+    match verdict {
         Verdict::Bind(Binding {
             interface: Some(name),
             source,
