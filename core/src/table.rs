@@ -491,6 +491,20 @@ impl Chains<'_> {
     }
 }
 
+/// `destination` with an IPv4-mapped IPv6 address made IPv4, as it is
+/// decided. Unmapping rebuilds the address; anything else keeps its scope
+/// id and flow label.
+#[inline(always)]
+fn unmapped(destination: SocketAddr) -> SocketAddr {
+    match destination {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), a.port()),
+            None => destination,
+        },
+        SocketAddr::V4(_) => destination,
+    }
+}
+
 /// Bits of a leaf that hold the origin, for a table of `origins` origins
 /// (at most 30: a table with more origins has no leaves).
 fn leaf_shift(origins: usize) -> u32 {
@@ -655,15 +669,7 @@ impl Table {
     /// and profiles with DNS rewrites.
     #[inline(never)]
     fn decide_rewritten(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
-        // Unmapping rebuilds the address; anything else keeps its scope id
-        // and flow label.
-        let mut destination = match destination {
-            SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
-                Some(v4) => SocketAddr::new(v4.into(), a.port()),
-                None => destination,
-            },
-            SocketAddr::V4(_) => destination,
-        };
+        let mut destination = unmapped(destination);
         let mut rewrite = None;
         if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
             let (_, server, origin) = self.dns[i];
@@ -674,20 +680,15 @@ impl Table {
     }
 
     /// The verdict [`Table::decide`] gives `destination`, for a caller that
-    /// needs nothing else, when no DNS rewrite or IPv4-mapped address could
-    /// change the destination decided; `None` otherwise. Leaner than
-    /// `decide` once inlined: no destination or origin to carry out.
+    /// needs nothing else, in a profile without DNS rewrites; `None` in one
+    /// with them. Leaner than `decide` once inlined: no destination or
+    /// origin to carry out.
     #[inline(always)]
     pub fn verdict(&self, destination: SocketAddr, protocol: Protocol) -> Option<Verdict<'_>> {
         if !self.dns.is_empty() {
             return None;
         }
-        if let SocketAddr::V6(a) = destination
-            && a.ip().to_ipv4_mapped().is_some()
-        {
-            return None;
-        }
-        Some(self.verdict_of(self.act(destination, protocol).0))
+        Some(self.verdict_of(self.act(unmapped(destination), protocol).0))
     }
 
     /// The decision for a destination already rewritten.

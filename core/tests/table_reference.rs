@@ -272,6 +272,12 @@ fn check(profile: &Profile, dests: &[(SocketAddr, Protocol)]) -> Result<(), Test
         );
         prop_assert_eq!(d.destination, destination);
         prop_assert_eq!(d.origin, &origin, "origin for {} {:?}", dest, proto);
+        // The hooks' lean question gets decide's answer, or none where
+        // the profile rewrites.
+        match table.verdict(dest, proto) {
+            Some(lean) => prop_assert_eq!(lean, d.verdict, "lean verdict for {}", dest),
+            None => prop_assert!(!profile.dns.is_empty(), "no lean verdict for {}", dest),
+        }
     }
     Ok(())
 }

@@ -45,7 +45,7 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     if log::enabled() {
         return false;
     }
-    // A rewritten or IPv4-mapped destination goes the long way.
+    // A profile that rewrites goes the long way.
     let Some(verdict) = loaded.table.verdict(*destination, socket.protocol()) else {
         return false;
     };
