@@ -41,7 +41,8 @@ fi
 
 mkdir -p "$work"
 echo "== build" >&2
-cargo build --release -p bindto-shim -p bindto-benches --bins
+# --lib too: the shim is a cdylib, which `--bins` alone would not build.
+cargo build --release -p bindto-shim -p bindto-benches --lib --bins
 gcc -O2 -Wall -Wextra -Werror -o "$work/netloop" benches/cshim/netloop.c
 gcc -O2 -Wall -Wextra -Werror -shared -fPIC -o "$work/bindlo.so" benches/cshim/bindlo.c -ldl
 
