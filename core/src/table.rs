@@ -679,16 +679,23 @@ impl Table {
         self.decision(destination, rewrite, protocol)
     }
 
-    /// The verdict [`Table::decide`] gives `destination`, for a caller that
-    /// needs nothing else, in a profile without DNS rewrites; `None` in one
-    /// with them. Leaner than `decide` once inlined: no destination or
-    /// origin to carry out.
+    /// Where the verdict [`Table::decide`] gives `destination` stands in
+    /// [`Table::verdicts`], for a caller that keeps something of its own per
+    /// verdict; `None` in a profile with DNS rewrites. Leaner than `decide`
+    /// once inlined: no destination or origin to carry out.
     #[inline(always)]
-    pub fn verdict(&self, destination: SocketAddr, protocol: Protocol) -> Option<Verdict<'_>> {
+    pub fn verdict_index(&self, destination: SocketAddr, protocol: Protocol) -> Option<usize> {
         if !self.dns.is_empty() {
             return None;
         }
-        Some(self.verdict_of(self.act(unmapped(destination), protocol).0))
+        Some(self.act(unmapped(destination), protocol).0 as usize)
+    }
+
+    /// Every verdict the table can give, each once, in the order that
+    /// [`Table::verdict_index`] counts: leave alone, block, then each of
+    /// [`Table::bindings`].
+    pub fn verdicts(&self) -> impl ExactSizeIterator<Item = Verdict<'_>> {
+        (0..self.bindings.len() as u32 + 2).map(|act| self.verdict_of(act))
     }
 
     /// The decision for a destination already rewritten.

@@ -49,7 +49,14 @@ impl Guard {
     #[inline]
     pub(crate) fn enter() -> Option<Guard> {
         LOCAL
-            .try_with(|local| (!local.held.replace(true)).then_some(Guard { local }))
+            .try_with(|local| {
+                // A test and a store: `replace` would load, flip and store.
+                if local.held.get() {
+                    return None;
+                }
+                local.held.set(true);
+                Some(Guard { local })
+            })
             .ok()
             .flatten()
     }

@@ -81,7 +81,7 @@ pub(crate) unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Option<Socke
             )))
         }
         // SAFETY: the length covers the fields read_v6 reads.
-        libc::AF_INET6 if len >= IN6_LEN_MIN => unsafe { read_v6(addr, len) },
+        libc::AF_INET6 if len >= IN6_LEN_MIN => Some(SocketAddr::V6(unsafe { read_v6(addr, len) })),
         _ => None,
     }
 }
@@ -92,7 +92,7 @@ pub(crate) unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Option<Socke
 /// # Safety
 /// `addr` is valid for reads of `len` bytes, `len >= IN6_LEN_MIN`.
 #[inline(never)]
-unsafe fn read_v6(addr: *const sockaddr, len: usize) -> Option<SocketAddr> {
+unsafe fn read_v6(addr: *const sockaddr, len: usize) -> SocketAddrV6 {
     let at = |offset: usize| addr.cast::<u8>().wrapping_add(offset);
     // SAFETY: the first IN6_LEN_MIN bytes are readable, and these fields
     // lie within them; read_unaligned as in `read`.
@@ -109,12 +109,15 @@ unsafe fn read_v6(addr: *const sockaddr, len: usize) -> Option<SocketAddr> {
     } else {
         0
     };
-    Some(SocketAddr::V6(SocketAddrV6::new(
+    // A type of its own, not `SocketAddr`: written through the return
+    // pointer into the caller's `SocketAddr`, it would keep the IPv4 half
+    // of `read` in memory too.
+    SocketAddrV6::new(
         Ipv6Addr::from(ip),
         u16::from_be(port),
         u32::from_be(flowinfo),
         scope_id,
-    )))
+    )
 }
 
 fn c_int(family: sa_family_t) -> libc::c_int {

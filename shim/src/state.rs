@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
-use bindto_core::{Binding, Env, IfName, Setup, Table, cache, layers};
+use bindto_core::{Binding, Env, IfName, Setup, Table, Verdict, cache, layers};
 
 use crate::guard::{self, Guard};
 use crate::log::{self, Notice};
@@ -63,12 +63,54 @@ pub(crate) struct Loaded {
     /// Interface index per binding of `table.bindings()`, 0 until
     /// resolved, for the IP_PKTINFO path (SO_BINDTODEVICE takes the name).
     ifindex: Box<[AtomicU32]>,
+    /// What the quick connect does, per verdict of `table.verdicts()`.
+    connects: Box<[QuickConnect]>,
+}
+
+/// What the quick connect path does for one of the table's verdicts,
+/// worked out when the table is loaded so that a connect reads one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuickConnect {
+    /// Nothing, unless the shim bound the socket to a device earlier.
+    Leave,
+    /// SO_BINDTODEVICE, and nothing else.
+    Device(IfName),
+    /// Anything else (a block, a source address, logging): the long way.
+    Long,
+}
+
+impl QuickConnect {
+    fn of(verdict: Verdict<'_>) -> QuickConnect {
+        if log::enabled() {
+            return QuickConnect::Long;
+        }
+        match verdict {
+            Verdict::Direct => QuickConnect::Leave,
+            Verdict::Bind(Binding {
+                interface: Some(name),
+                source,
+            }) if source.is_empty() => QuickConnect::Device(*name),
+            Verdict::Bind(_) | Verdict::Block => QuickConnect::Long,
+        }
+    }
 }
 
 impl Loaded {
     fn new(table: Table) -> Loaded {
         let ifindex = table.bindings().iter().map(|_| AtomicU32::new(0)).collect();
-        Loaded { table, ifindex }
+        let connects = table.verdicts().map(QuickConnect::of).collect();
+        Loaded {
+            table,
+            ifindex,
+            connects,
+        }
+    }
+
+    /// What the quick connect does for the verdict at `index` of
+    /// `table.verdicts()`.
+    #[inline(always)]
+    pub(crate) fn quick_connect(&self, index: usize) -> &QuickConnect {
+        self.connects.get(index).unwrap_or(&QuickConnect::Long)
     }
 
     /// The index of `binding`, which comes from this table's

@@ -3,7 +3,7 @@
 //! destination left alone. Anything else goes the long way
 //! ([`super::decide`]), which starts again from nothing.
 
-use bindto_core::{Binding, Protocol, Verdict};
+use bindto_core::{Protocol, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
 use crate::apply::{self, Pktinfo};
@@ -11,7 +11,7 @@ use crate::fds;
 use crate::guard::Guard;
 use crate::log;
 use crate::sockaddr::read as read_addr;
-use crate::state::{self, Mode, Rules};
+use crate::state::{self, Mode, QuickConnect, Rules};
 
 use super::decide::{Way, pktinfo, send_way};
 
@@ -26,14 +26,11 @@ use super::decide::{Way, pktinfo, send_way};
 /// `addr` is null or valid for reads of `len` bytes.
 #[inline(always)]
 pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> bool {
-    match state::mode() {
-        Mode::PassThrough => return true,
-        Mode::Active => {}
-        Mode::Uninitialised => return false,
-    }
-    // SAFETY: as the caller promises.
-    let read = unsafe { read_addr(addr, len) };
-    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+    // The process's mode is not asked: a thread has current rules cached
+    // only in an active process, and the long way settles the rest. The
+    // address is read after the calls that find the rules, so that it
+    // stays in registers.
+    let Some(socket) = fds::inet(fd) else {
         return true;
     };
     let Some(guard) = Guard::enter() else {
@@ -42,27 +39,24 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     let Some(Rules::Table(loaded)) = state::settled(&guard).map(|s| &s.rules) else {
         return false;
     };
-    if log::enabled() {
-        return false;
-    }
+    let protocol = socket.protocol();
+    // SAFETY: as the caller promises.
+    let Some(destination) = (unsafe { read_addr(addr, len) }) else {
+        return true;
+    };
     // A profile that rewrites goes the long way.
-    let Some(verdict) = loaded.table.verdict(*destination, socket.protocol()) else {
+    let Some(index) = loaded.table.verdict_index(destination, protocol) else {
         return false;
     };
-    match verdict {
-        Verdict::Bind(Binding {
-            interface: Some(name),
-            source,
-        }) if source.is_empty() => {
-            // On failure the long way tries again and reports it. errno is
-            // then the failure's, not the caller's, which only shows if
-            // `on_failure = "allow"` lets the connect go on and succeed:
-            // errno after a successful call is unspecified (POSIX), and
-            // saving it here would cost every connect.
-            apply::device(fd, name).is_ok()
-        }
-        Verdict::Direct => !socket.device_set(),
-        _ => false,
+    match loaded.quick_connect(index) {
+        // On failure the long way tries again and reports it. errno is
+        // then the failure's, not the caller's, which only shows if
+        // `on_failure = "allow"` lets the connect go on and succeed:
+        // errno after a successful call is unspecified (POSIX), and
+        // saving it here would cost every connect.
+        QuickConnect::Device(name) => apply::device(fd, name).is_ok(),
+        QuickConnect::Leave => !socket.device_set(),
+        QuickConnect::Long => false,
     }
 }
 
