@@ -29,33 +29,40 @@ use crate::errno;
 
 macro_rules! real {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        /// One slot per function, null until resolved.
+        /// One slot per function. Never null, so that a call is a load and
+        /// a jump: it holds the function's `first` below until resolved,
+        /// then the real function, or its `missing` if there is none.
         #[allow(non_upper_case_globals)]
         mod slot {
             use super::*;
-            $(pub(super) static $name: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());)*
+            $(
+                pub(super) static $name: AtomicPtr<c_void> =
+                    AtomicPtr::new(first::$name as *mut c_void);
+            )*
         }
 
         fn resolve_all() {
-            $(resolve(&slot::$name, stringify!($name));)*
+            $(resolve(
+                &slot::$name,
+                stringify!($name),
+                first::$name as *mut c_void,
+                missing::$name as *mut c_void,
+            );)*
         }
 
         $(
-            /// Calls the real function. If it cannot be found (no libc
-            /// further down the chain: cannot happen in a dynamically
-            /// linked program), fails with ENOSYS.
+            /// Calls the real function (ENOSYS if there is none: no libc
+            /// further down the chain, which cannot happen in a
+            /// dynamically linked program).
             ///
             /// # Safety
             /// The arguments must satisfy the libc function's contract.
             #[inline(always)]
             pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
                 let f = slot::$name.load(Ordering::Acquire);
-                if f.is_null() {
-                    // SAFETY: as the caller promises.
-                    return unsafe { first::$name($($arg),*) };
-                }
-                // SAFETY: the pointer is libc's definition of this very
-                // symbol, whose C prototype is the one written here.
+                // SAFETY: the slot holds a function of this C prototype:
+                // libc's definition of this very symbol, or this module's
+                // `first` or `missing` of the same name.
                 let f = unsafe {
                     std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
                 };
@@ -64,28 +71,30 @@ macro_rules! real {
             }
         )*
 
-        /// The first call of each function, which resolves them all: out
-        /// of line, so that the hooks keep no registers for it.
+        /// The first call of each function, which resolves them all.
         mod first {
             use super::*;
             $(
                 /// # Safety
                 /// As the function's.
                 #[cold]
-                #[inline(never)]
-                pub(super) unsafe fn $name($($arg: $ty),*) -> $ret {
+                pub(super) unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
                     resolve_all();
-                    let f = slot::$name.load(Ordering::Acquire);
-                    if f.is_null() {
-                        errno::set(libc::ENOSYS);
-                        return <$ret as Failed>::FAILED;
-                    }
-                    // SAFETY: as in the function of this name above.
-                    let f = unsafe {
-                        std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
-                    };
-                    // SAFETY: the caller upholds the function's contract.
-                    unsafe { f($($arg),*) }
+                    // SAFETY: as the caller promises; the slot is resolved
+                    // now, so this does not come back here.
+                    unsafe { super::$name($($arg),*) }
+                }
+            )*
+        }
+
+        /// What a function libc lacks does instead.
+        mod missing {
+            use super::*;
+            $(
+                #[cold]
+                pub(super) extern "C" fn $name($(_: $ty),*) -> $ret {
+                    errno::set(libc::ENOSYS);
+                    <$ret as Failed>::FAILED
                 }
             )*
         }
@@ -106,18 +115,20 @@ real! {
     sendmmsg(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int;
 }
 
-/// Fills `slot` with the next definition of `name`, unless already done.
-/// Racing threads store the same pointer.
-fn resolve(slot: &AtomicPtr<c_void>, name: &str) {
-    if !slot.load(Ordering::Acquire).is_null() {
+/// Fills `slot` with the next definition of `name`, or `missing` if there
+/// is none, unless it no longer holds `first`. Racing threads store the
+/// same pointer.
+fn resolve(slot: &AtomicPtr<c_void>, name: &str, first: *mut c_void, missing: *mut c_void) {
+    if slot.load(Ordering::Acquire) != first {
         return;
     }
     let mut buf = [0u8; 16];
     buf[..name.len()].copy_from_slice(name.as_bytes());
-    let Ok(name) = CStr::from_bytes_until_nul(&buf) else {
-        return;
-    };
-    slot.store(next(name), Ordering::Release);
+    let found = CStr::from_bytes_until_nul(&buf).map_or(ptr::null_mut(), next);
+    slot.store(
+        if found.is_null() { missing } else { found },
+        Ordering::Release,
+    );
 }
 
 /// The front's resolver, as [`crate::front::bindto_engine_attach`]
