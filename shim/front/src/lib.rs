@@ -7,19 +7,21 @@
 //! the network. The engine links std (its panic runtime and backtrace
 //! printer alone are ~47 imports and ~250 relocations), which cost every
 //! exec ~85 000 instructions. This front is `no_std`, has no dependencies,
-//! no relocations and one import (`dlsym`), so a process that never makes
-//! a network call pays for little more than mapping it.
+//! one import (`dlsym`) and one relocation per hook (its slot's first
+//! value), so a process that never makes a network call pays for little
+//! more than mapping it.
 //!
-//! How a call goes: each export loads its slot, and if the slot is set,
-//! jumps to it with the same arguments (load, test, jump). The slot holds
-//! where the call goes: libc's next definition (`dlsym(RTLD_NEXT)`, found
-//! by the front, which is in the global scope) in a process that passes
-//! through, or the engine's export of the same name when bindto is active.
-//! A null slot takes the one cold path, [`settle`], which decides once per
+//! How a call goes: each export loads its slot and jumps to it with the
+//! same arguments (a load and a jump). The slot holds where the call goes:
+//! libc's next definition (`dlsym(RTLD_NEXT)`, found by the front, which
+//! is in the global scope) in a process that passes through, the engine's
+//! export of the same name when bindto is active, and until then the
+//! hook's cold path, which goes to [`settle`]. That decides once per
 //! process, at the first call of any export but `close`, `close_range`,
 //! `closefrom`, `dup2`, `dup3` and `freeaddrinfo`: these only make the
 //! engine forget what it recorded, which is nothing before it is loaded,
-//! so until something decides they go to libc and leave their slot null.
+//! so until something decides they go to libc and leave their slot as it
+//! is.
 //! The decision:
 //!
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
@@ -251,8 +253,9 @@ enum Why {
 }
 
 /// The hooks, by their place in the tables that [`hooks!`] makes: every
-/// table is an array or a string, so that the front needs no relocation
-/// for them (each is one more thing for `ld.so` to do at every exec).
+/// table but the slots is an array of numbers or a string, so that the
+/// front needs no relocation for them (each is one more thing for `ld.so`
+/// to do at every exec; the slots' save a test and a branch per call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Hook(usize);
 
@@ -261,9 +264,12 @@ impl Hook {
         (0..COUNT).map(Hook)
     }
 
-    /// Where this hook's calls go: null until [`settle`] decides.
-    fn slot(self) -> &'static AtomicPtr<c_void> {
-        &SLOTS[self.0 % COUNT]
+    /// Sends this hook's calls to `f`; a null `f` (libc has no such
+    /// function) leaves them on the cold path, which then fails them.
+    fn route(self, f: *mut c_void) {
+        if !f.is_null() {
+            SLOTS[self.0 % COUNT].store(f, Ordering::Release);
+        }
     }
 
     /// The hook's name, NUL-terminated, from [`NAMES`].
@@ -360,9 +366,10 @@ macro_rules! hooks {
         /// How many hooks have a slot (aliases share their name's).
         const COUNT: usize = [$(stringify!($name)),*].len();
 
-        /// Every hook's slot, by [`Index`].
+        /// Every hook's slot, by [`Index`]: its cold path until
+        /// [`settle`] routes it, so that an export is a load and a jump.
         static SLOTS: [AtomicPtr<c_void>; COUNT] =
-            [const { AtomicPtr::new(ptr::null_mut()) }; COUNT];
+            [$(AtomicPtr::new(cold::$name as *mut c_void)),*];
 
         /// Every hook's name, NUL-terminated, in [`Index`] order.
         const NAMES: &[u8] = concat!($(stringify!($name), "\0"),*).as_bytes();
@@ -382,22 +389,22 @@ macro_rules! hooks {
                 #[cold]
                 #[inline(never)]
                 #[allow(clippy::too_many_arguments)] // C's prototypes
-                pub(super) unsafe fn $name($($arg: $ty),*) -> $ret {
+                pub(super) unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
                     type F = unsafe extern "C" fn($($ty),*) -> $ret;
                     let undecided = !decides!($kind) && STATE.load(Ordering::Acquire) == UNSET;
                     let why = match if undecided { Settled::Undecided } else { settle() } {
                         Settled::Undecided => None,
                         Settled::Routed => {
                             let f = SLOTS[Index::$name as usize].load(Ordering::Acquire);
-                            if !f.is_null() {
+                            if f != $name as *mut c_void {
                                 // SAFETY: a slot holds a definition of this
                                 // very function, of this C prototype.
                                 let f = unsafe { core::mem::transmute::<*mut c_void, F>(f) };
                                 // SAFETY: the caller's arguments, as given.
                                 return unsafe { f($($arg),*) };
                             }
-                            // Ready but null: libc has no such function.
-                            // Failed: a network call, refused.
+                            // Ready but still here: libc has no such
+                            // function. Failed: a network call, refused.
                             (STATE.load(Ordering::Acquire) == FAILED).then_some(Why::Blocked)
                         }
                         Settled::Reentered => Some(Why::Again),
@@ -447,12 +454,8 @@ macro_rules! hooks {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $export($($arg: $ty),*) -> $ret {
             let f = SLOTS[Index::$name as usize].load(Ordering::Acquire);
-            if f.is_null() {
-                // SAFETY: the caller's arguments, as given.
-                return unsafe { cold::$name($($arg),*) };
-            }
             // SAFETY: a slot holds a definition of this very function (the
-            // engine's or libc's), of this C prototype.
+            // engine's, libc's, or its cold path), of this C prototype.
             let f = unsafe {
                 core::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
             };
@@ -886,7 +889,7 @@ fn asked() -> bool {
 unsafe fn load() -> u64 {
     if !asked() {
         for hook in Hook::all() {
-            hook.slot().store(hook.next(), Ordering::Release);
+            hook.route(hook.next());
         }
         return READY;
     }
@@ -897,7 +900,7 @@ unsafe fn load() -> u64 {
             // SAFETY: as the caller promises.
             unsafe { report(failure) };
             for hook in Hook::all().filter(|hook| hook.bookkeeping()) {
-                hook.slot().store(hook.next(), Ordering::Release);
+                hook.route(hook.next());
             }
             FAILED
         }
@@ -1079,7 +1082,7 @@ unsafe fn engine() -> Result<(), Failure> {
         return Err(Failure::Missing(hook.name()));
     }
     for (hook, &f) in Hook::all().zip(&found) {
-        hook.slot().store(f, Ordering::Release);
+        hook.route(f);
     }
     Ok(())
 }
