@@ -247,7 +247,9 @@ pub(crate) fn with<R>(guard: &mut Guard, f: impl FnOnce(&State) -> R) -> Option<
     // `f` is called from one place only, so that it is inlined once.
     let fresh;
     let state = match cached.get() {
-        Some(state) if state.watched.is_empty() || !reload_due() => state,
+        // Also without files to watch (the older tools' variables), so
+        // that the clock of the quick paths moves on.
+        Some(state) if !reload_due() => state,
         stale => {
             if let Some(state) = stale {
                 reload(state);
@@ -302,14 +304,21 @@ pub(crate) fn mode() -> Mode {
     }
 }
 
-/// The rules in force when this thread has them cached and no check of the
-/// files is due; `None` otherwise, and then [`with`] does the rest
-/// (initialise, reload, refresh). Claims no turn to check the files, so
-/// that the caller can go on to [`with`].
+/// Whether the files were checked in this second, so that no check is due.
+/// Asked before [`settled`], with no thread-local or rules to keep across
+/// `time()`. Claims no turn to check them, so that the caller can go on to
+/// [`with`].
+#[inline(always)]
+pub(crate) fn checked_now() -> bool {
+    CHECKED.load(Ordering::Relaxed) == now()
+}
+
+/// The rules in force when this thread has them cached; `None` otherwise,
+/// and then [`with`] does the rest (initialise, refresh). Whether a check
+/// of the files is due is [`checked_now`]'s question.
 #[inline(always)]
 pub(crate) fn settled(guard: &Guard) -> Option<&State> {
-    let state = guard.local().cached.get()?;
-    (state.watched.is_empty() || CHECKED.load(Ordering::Relaxed) == now()).then_some(state)
+    guard.local().cached.get()
 }
 
 /// Builds the first state; `None` when there is nothing to do.

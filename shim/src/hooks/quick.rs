@@ -33,6 +33,9 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     let Some(socket) = fds::inet(fd) else {
         return true;
     };
+    if !state::checked_now() {
+        return false;
+    }
     let Some(guard) = Guard::enter() else {
         return false;
     };
@@ -103,6 +106,9 @@ pub(super) unsafe fn quick_datagram(
         Ok(Way::Datagram) => {}
         Ok(Way::Socket) => return Quick::Long,
         Err(_) => return Quick::Pass,
+    }
+    if !state::checked_now() {
+        return Quick::Long;
     }
     let Some(guard) = Guard::enter() else {
         return Quick::Long;
