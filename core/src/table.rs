@@ -17,8 +17,8 @@
 //! top bits of the address (up to 32 768 buckets, about one per two IPv4
 //! or four IPv6 intervals) gives each bucket a *slot* of one cache line
 //! (two for IPv6) that holds the bucket's intervals itself, up to 8 of
-//! IPv4 or 7 of IPv6: a lookup counts the starts at or below the address,
-//! without branches, and takes that value. A bucket with more intervals
+//! IPv4 or 7 of IPv6: a lookup finds the address among them in three
+//! compares, without branches, and takes that value. A bucket with more intervals
 //! points instead at its own run of entries, searched by halving, as the
 //! one run of a small table is. A lookup is then usually one load from
 //! memory, plus a chain's rules only for filtered ones: no allocation, no
@@ -144,7 +144,7 @@ struct Lpm<K: Key> {
 /// A bucket's intervals in one or two cache lines: `values[0]` from the
 /// bucket's first address on, `values[i]` from `starts[i - 1]` on. Unused
 /// starts are the family's last address, their values the last one used,
-/// so a search counts the starts at or below an address, without branches.
+/// so a search by halving needs no length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C, align(64))]
 struct Slot<S, const V: usize, const N: usize> {
@@ -239,8 +239,7 @@ macro_rules! key_impl {
         }
     };
 }
-// IPv4 starts fill the line to 8, the last always unused, so that the
-// count compiles to two vector compares.
+// IPv4 starts fill the line to 8, the last never read.
 key_impl!(u32, V4, u32, Slot<u32, 8, 8>, 0, |k| k, |s| s);
 key_impl!(
     u128,
@@ -430,26 +429,31 @@ impl<K: Key> Lpm<K> {
         } else {
             let (values, starts) = self.slots[key.bucket(self.shift)].parts();
             if values[0] & RUN == 0 {
-                let i: usize = starts.iter().map(|&s| usize::from(K::load(s) <= key)).sum();
-                // Only the family's last address counts an unused start,
-                // where every value from the last used on is the same.
-                return values[i.min(values.len() - 1)];
+                // Unused starts are the family's last address, where every
+                // value from the last used on is the same.
+                return values[last_at_or_below(values.len(), key, |i| K::load(starts[i - 1]))];
             }
             let run = &self.entries[(values[0] & !RUN) as usize..];
             &run[..K::load(run[0].start).to_len()]
         };
-        // The last entry starting at or below key, by halving: the run's
-        // first entry always qualifies, and its start is never read.
-        // Written out because `partition_point` is not always inlined.
-        let (mut low, mut size) = (0, run.len());
-        while size > 1 {
-            let half = size / 2;
-            // A select rather than a branch that random keys mispredict.
-            low = [low, low + half][usize::from(K::load(run[low + half].start) <= key)];
-            size -= half;
-        }
-        run[low].value
+        run[last_at_or_below(run.len(), key, |i| K::load(run[i].start))].value
     }
+}
+
+/// Of `len` intervals, the first of which holds `key`, the last one whose
+/// start (`start(i)`, never asked for 0) is at or below it, by halving.
+/// Written out because `partition_point` is not always inlined, and with
+/// a select rather than a branch that random keys mispredict; a slot's
+/// fixed length unrolls it to three compares.
+#[inline(always)]
+fn last_at_or_below<K: Ord>(len: usize, key: K, start: impl Fn(usize) -> K) -> usize {
+    let (mut low, mut size) = (0, len);
+    while size > 1 {
+        let half = size / 2;
+        low = [low, low + half][usize::from(start(low + half) <= key)];
+        size -= half;
+    }
+    low
 }
 
 /// Turns each interval's chain into its value: a leaf where one can say
