@@ -55,13 +55,14 @@ impl IfName {
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
     }
 
-    /// The name with its terminating NUL, as `setsockopt(SO_BINDTODEVICE)`
-    /// takes it.
+    /// The name padded with NULs to [`IfName::CAPACITY`]: a C string,
+    /// and what `setsockopt(SO_BINDTODEVICE)` takes as it takes the name
+    /// alone (the kernel reads up to the first NUL), with a length known
+    /// in advance.
     #[inline]
-    pub fn as_bytes_with_nul(&self) -> &[u8] {
-        // An exclusive range: its bounds check is inlined, where an
-        // inclusive one calls out.
-        &self.bytes[..usize::from(self.len) + 1]
+    pub fn as_padded(&self) -> &[u8; IfName::CAPACITY] {
+        // `new` leaves at least the last byte NUL.
+        &self.bytes
     }
 }
 

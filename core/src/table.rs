@@ -683,16 +683,19 @@ impl Table {
         self.decision(destination, rewrite, protocol)
     }
 
-    /// Where the verdict [`Table::decide`] gives `destination` stands in
-    /// [`Table::verdicts`], for a caller that keeps something of its own per
-    /// verdict; `None` in a profile with DNS rewrites. Leaner than `decide`
-    /// once inlined: no destination or origin to carry out.
+    /// Where the verdict for `destination` as it is, not rewritten, stands
+    /// in [`Table::verdicts`], for a caller that keeps something of its own
+    /// per verdict: the verdict [`Table::decide`] gives unless the table
+    /// [`Table::rewrites`]. Leaner than `decide` once inlined: no
+    /// destination or origin to carry out, and no rewrite to look for.
     #[inline(always)]
-    pub fn verdict_index(&self, destination: SocketAddr, protocol: Protocol) -> Option<usize> {
-        if !self.dns.is_empty() {
-            return None;
-        }
-        Some(self.act(unmapped(destination), protocol).0 as usize)
+    pub fn verdict_index(&self, destination: SocketAddr, protocol: Protocol) -> usize {
+        self.act(unmapped(destination), protocol).0 as usize
+    }
+
+    /// Whether the profile rewrites some destinations (DNS).
+    pub fn rewrites(&self) -> bool {
+        !self.dns.is_empty()
     }
 
     /// Every verdict the table can give, each once, in the order that

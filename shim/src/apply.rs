@@ -72,7 +72,7 @@ pub(crate) fn connected(
 /// SO_BINDTODEVICE, accepting a refusal when the socket is already there.
 #[inline(always)]
 pub(crate) fn device(fd: c_int, name: &IfName) -> Result<(), c_int> {
-    let name = name.as_bytes_with_nul();
+    let name = name.as_padded();
     if setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, name) == 0 {
         crate::fds::mark_device(fd);
         return Ok(());
@@ -81,7 +81,7 @@ pub(crate) fn device(fd: c_int, name: &IfName) -> Result<(), c_int> {
 }
 
 /// After SO_BINDTODEVICE failed: EPERM is no failure if the socket is
-/// already bound to `name` (NUL-terminated). Out of line, to keep the
+/// already bound to `name` (NUL-padded). Out of line, to keep the
 /// connect hook's frame small.
 #[cold]
 #[inline(never)]

@@ -22,7 +22,7 @@ use libc::{c_char, c_int, c_void};
 
 /// The interface's version: the front refuses an engine that answers
 /// another (`ENGINE_ABI` in `shim/front/src/lib.rs`).
-const ABI: c_int = 1;
+const ABI: c_int = 2;
 
 /// The exports the front can ask for, by the name it asks with: every
 /// hook but the `__res_*` aliases, which the front sends to their plain
@@ -75,21 +75,29 @@ exports!(
 /// Called by the front right after it `dlopen`s the engine, before any
 /// hook: `next(name)` is the front's `dlsym(RTLD_NEXT, name)`; `names` holds
 /// `count` NUL-terminated names, one after another, and `out[i]` receives
-/// the engine's export of the `i`th (null if it has none). Returns the
-/// interface version.
+/// the engine's export of the `i`th (null if it has none); `local` is the
+/// offset from the thread pointer of each thread's block for
+/// [`crate::guard`], or 0 if the front keeps none. Returns the interface
+/// version.
 ///
 /// # Safety
 /// `next` takes a NUL-terminated name and returns the next definition of
 /// that symbol after the front, or null; `names` holds `count`
-/// NUL-terminated strings back to back; `out` is valid for `count` writes.
+/// NUL-terminated strings back to back; `out` is valid for `count` writes;
+/// `local` is 0 or as [`crate::guard::attach`] requires.
 #[unsafe(no_mangle)]
 pub(crate) unsafe extern "C" fn bindto_engine_attach(
     next: unsafe extern "C" fn(*const c_char) -> *mut c_void,
     names: *const c_char,
     count: usize,
     out: *mut *mut c_void,
+    local: isize,
 ) -> c_int {
     crate::real::attach(next);
+    if local != 0 {
+        // SAFETY: as the caller promises.
+        unsafe { crate::guard::attach(local) };
+    }
     let mut name = names;
     for i in 0..count {
         // SAFETY: the caller's `i`th string, NUL-terminated.

@@ -63,18 +63,22 @@ pub(crate) struct Loaded {
     /// Interface index per binding of `table.bindings()`, 0 until
     /// resolved, for the IP_PKTINFO path (SO_BINDTODEVICE takes the name).
     ifindex: Box<[AtomicU32]>,
-    /// What the quick connect does, per verdict of `table.verdicts()`.
+    /// What the quick connect does, per verdict of `table.verdicts()`
+    /// (none where the table rewrites).
     connects: Box<[QuickConnect]>,
 }
 
 /// What the quick connect path does for one of the table's verdicts,
 /// worked out when the table is loaded so that a connect reads one entry.
+/// Aligned to a power of two, so that finding an entry is a shift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(align(32))]
 pub(crate) enum QuickConnect {
+    /// SO_BINDTODEVICE, and nothing else. First, so that the common case
+    /// is told by a compare with zero.
+    Device(IfName),
     /// Nothing, unless the shim bound the socket to a device earlier.
     Leave,
-    /// SO_BINDTODEVICE, and nothing else.
-    Device(IfName),
     /// Anything else (a block, a source address, logging): the long way.
     Long,
 }
@@ -98,7 +102,13 @@ impl QuickConnect {
 impl Loaded {
     fn new(table: Table) -> Loaded {
         let ifindex = table.bindings().iter().map(|_| AtomicU32::new(0)).collect();
-        let connects = table.verdicts().map(QuickConnect::of).collect();
+        // None for a profile that rewrites: the verdict for a destination
+        // as it is may not be the one for where it goes.
+        let connects = if table.rewrites() {
+            Box::default()
+        } else {
+            table.verdicts().map(QuickConnect::of).collect()
+        };
         Loaded {
             table,
             ifindex,
@@ -107,7 +117,7 @@ impl Loaded {
     }
 
     /// What the quick connect does for the verdict at `index` of
-    /// `table.verdicts()`.
+    /// `table.verdicts()`: the long way where there is no entry.
     #[inline(always)]
     pub(crate) fn quick_connect(&self, index: usize) -> &QuickConnect {
         self.connects.get(index).unwrap_or(&QuickConnect::Long)
@@ -140,7 +150,7 @@ impl Loaded {
     /// still names it (the table may have been reloaded meanwhile).
     pub(crate) fn refresh(&self, index: usize, name: &IfName) -> Option<u32> {
         // SAFETY: the name is NUL-terminated.
-        let found = unsafe { libc::if_nametoindex(name.as_bytes_with_nul().as_ptr().cast()) };
+        let found = unsafe { libc::if_nametoindex(name.as_padded().as_ptr().cast()) };
         let ours = self.table.bindings().get(index).and_then(|b| b.interface) == Some(*name);
         if let (true, Some(slot)) = (ours, self.ifindex.get(index)) {
             slot.store(found, Ordering::Relaxed);

@@ -209,7 +209,52 @@ const ENGINE: &[u8] = b"libbindto_engine.so";
 const ATTACH: &[u8] = b"bindto_engine_attach\0";
 /// The interface version `bindto_engine_attach` returns; the front refuses
 /// an engine of another.
-const ENGINE_ABI: c_int = 1;
+const ENGINE_ABI: c_int = 2;
+
+/// Bytes of the per-thread block the front keeps for the engine: the
+/// engine's `guard::Local` (`shim/src/guard.rs` checks that it fits).
+#[cfg(target_arch = "x86_64")]
+const LOCAL_SIZE: usize = 64;
+
+// The engine's per-thread state, in the front's static TLS: a preloaded
+// library's thread-locals sit at a fixed offset from the thread pointer
+// (the initial-exec model), which the engine then reads in two
+// instructions, where its own (a `dlopen`ed library's, general-dynamic)
+// cost a call of `__tls_get_addr` on every hook. Zeroed, as the engine's
+// const initialiser is. x86_64 only, for now: elsewhere the front hands
+// over no block and the engine uses its own thread-local.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".section .tbss,\"awT\",@nobits",
+    ".p2align 6",
+    ".type bindto_front_local, @object",
+    ".size bindto_front_local, {size}",
+    "bindto_front_local:",
+    ".zero {size}",
+    ".previous",
+    size = const LOCAL_SIZE,
+);
+
+/// The offset from the thread pointer of each thread's block for the
+/// engine, as `bindto_engine_attach` takes it (0: none).
+fn local_offset() -> isize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let offset: isize;
+        // SAFETY: reads the GOT entry that the loader filled with the
+        // block's offset (R_X86_64_TPOFF64); no memory is written.
+        unsafe {
+            core::arch::asm!(
+                "mov {}, qword ptr [rip + bindto_front_local@GOTTPOFF]",
+                out(reg) offset,
+                options(nostack, pure, readonly, preserves_flags),
+            );
+        }
+        offset
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
+}
 
 /// The variables that ask for bindto: `BIND_PROFILE` and
 /// `bindto_core::legacy::SELECTORS` (tests/tests/front.rs checks each).
@@ -1055,12 +1100,14 @@ unsafe fn engine() -> Result<(), Failure> {
     }
     // The engine's `bindto_engine_attach` (shim/src/front.rs): takes the
     // resolver, answers the export of each of `count` names (NUL-terminated,
-    // back to back) in `out`, returns its interface version.
+    // back to back) in `out`, takes the per-thread block's offset, returns
+    // its interface version.
     type Attach = unsafe extern "C" fn(
         unsafe extern "C" fn(*const c_char) -> *mut c_void,
         *const c_char,
         usize,
         *mut *mut c_void,
+        isize,
     ) -> c_int;
     // SAFETY: the engine's `bindto_engine_attach`, of this prototype.
     let attach = unsafe { core::mem::transmute::<*mut c_void, Attach>(attach) };
@@ -1073,6 +1120,7 @@ unsafe fn engine() -> Result<(), Failure> {
             NAMES.as_ptr().cast(),
             COUNT,
             found.as_mut_ptr(),
+            local_offset(),
         )
     };
     if version != ENGINE_ABI {

@@ -47,11 +47,8 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     let Some(destination) = (unsafe { read_addr(addr, len) }) else {
         return true;
     };
-    // A profile that rewrites goes the long way.
-    let Some(index) = loaded.table.verdict_index(destination, protocol) else {
-        return false;
-    };
-    match loaded.quick_connect(index) {
+    // A profile that rewrites has no entries: the long way.
+    match loaded.quick_connect(loaded.table.verdict_index(destination, protocol)) {
         // On failure the long way tries again and reports it. errno is
         // then the failure's, not the caller's, which only shows if
         // `on_failure = "allow"` lets the connect go on and succeed:
