@@ -113,8 +113,8 @@ impl Filter {
 /// starting at the index below this bit.
 const RUN: u32 = 1 << 31;
 /// The interval's chain starts at the index of `Table::chains` below this
-/// bit. Without it (and without [`RUN`]), the value is a leaf: the act's
-/// code above `Table::leaf_shift` bits, the origin's index below.
+/// bit. Without it (and without [`RUN`]), the value is a leaf
+/// ([`Leaves`]).
 const CHAIN: u32 = 1 << 30;
 
 /// One entry of a run: where an interval starts, and its value. The first
@@ -462,7 +462,7 @@ fn last_at_or_below<K: Ord>(len: usize, key: K, start: impl Fn(usize) -> K) -> u
 struct Chains<'r> {
     rules: &'r [Rule],
     default: Rule,
-    leaf_shift: u32,
+    leaves: Leaves,
     links: Vec<Rule>,
     seen: HashMap<Vec<u32>, u32>,
 }
@@ -474,7 +474,7 @@ impl Chains<'_> {
             [rule] => Some(self.rules[rule as usize]).filter(|r| !r.is_filtered()),
             _ => None,
         };
-        if let Some(leaf) = alone.and_then(|r| leaf(r.act, r.origin, self.leaf_shift)) {
+        if let Some(leaf) = alone.and_then(|r| self.leaves.leaf(r.act, r.origin)) {
             return leaf;
         }
         if let Some(&value) = self.seen.get(chain) {
@@ -509,16 +509,44 @@ fn unmapped(destination: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Bits of a leaf that hold the origin, for a table of `origins` origins
-/// (at most 30: a table with more origins has no leaves).
-fn leaf_shift(origins: usize) -> u32 {
-    (usize::BITS - origins.saturating_sub(1).leading_zeros()).min(30)
+/// How a leaf holds its act code and origin: the act in the low bits, as
+/// few as a table's act codes need, so that the hooks' question (the act
+/// alone) is one mask; the origin's index above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Leaves {
+    /// Bits of the act (at most 30: a table with more act codes has no
+    /// leaves).
+    bits: u32,
+    /// Those bits set.
+    mask: u32,
 }
 
-/// The leaf for this act code and origin, if both fit below [`CHAIN`].
-fn leaf(act: u32, origin: u32, shift: u32) -> Option<u32> {
-    let leaf = u64::from(act) << shift | u64::from(origin);
-    (origin >> shift == 0 && leaf < u64::from(CHAIN)).then_some(leaf as u32)
+impl Leaves {
+    /// The layout for a table of `bindings` bindings.
+    fn new(bindings: usize) -> Leaves {
+        let acts = bindings.saturating_add(2);
+        let bits = (usize::BITS - (acts - 1).leading_zeros()).min(30);
+        Leaves {
+            bits,
+            mask: !(u32::MAX << bits),
+        }
+    }
+
+    /// The leaf for this act code and origin, if both fit below [`CHAIN`].
+    fn leaf(self, act: u32, origin: u32) -> Option<u32> {
+        let leaf = u64::from(origin) << self.bits | u64::from(act);
+        (act & !self.mask == 0 && leaf < u64::from(CHAIN)).then_some(leaf as u32)
+    }
+
+    #[inline(always)]
+    fn act(self, leaf: u32) -> u32 {
+        leaf & self.mask
+    }
+
+    #[inline(always)]
+    fn origin(self, leaf: u32) -> u32 {
+        leaf >> self.bits
+    }
 }
 
 /// A profile compiled for fast decisions.
@@ -543,8 +571,8 @@ pub struct Table {
     /// walking a chain is no further load; each chain ends with a rule
     /// without filter.
     chains: Vec<Rule>,
-    /// Bits of a leaf below its act: [`leaf_shift`] of the origins.
-    leaf_shift: u32,
+    /// How leaves hold their act and origin.
+    leaves: Leaves,
     v4: Lpm<u32>,
     v6: Lpm<u128>,
 }
@@ -627,11 +655,11 @@ impl Table {
             .map(|r| (r.port, r.server, origin(&r.origin)))
             .collect();
 
-        let leaf_shift = leaf_shift(origins.len());
+        let leaves = Leaves::new(bindings.len());
         let mut chains = Chains {
             rules: &rules,
             default,
-            leaf_shift,
+            leaves,
             links: Vec::new(),
             seen: HashMap::new(),
         };
@@ -650,7 +678,7 @@ impl Table {
             filters,
             ports,
             chains: chains.links,
-            leaf_shift,
+            leaves,
             v4,
             v6,
         }
@@ -753,10 +781,7 @@ impl Table {
         };
         // Most intervals decide alone: no chain to walk.
         if value & CHAIN == 0 {
-            return (
-                value >> self.leaf_shift,
-                value & !(u32::MAX << self.leaf_shift),
-            );
+            return (self.leaves.act(value), self.leaves.origin(value));
         }
         let rule = self.walk((value & !CHAIN) as usize, destination.port(), protocol);
         (rule.act, rule.origin)

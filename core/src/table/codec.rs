@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CHAIN, Filter, Key, Lpm, RUN, Rule, Table, leaf_shift};
+use super::{CHAIN, Filter, Key, Leaves, Lpm, RUN, Rule, Table};
 use crate::addr::{IfName, PerFamily, PortRange};
 use crate::profile::{Binding, DnsOptions, OnFailure, Origin, Protocol, RuleKind};
 
@@ -130,7 +130,7 @@ impl Table {
             return None;
         }
 
-        let leaf_shift = leaf_shift(origins.len());
+        let leaves = Leaves::new(bindings.len());
         let act_ok = |act: u32| (act as usize) < bindings.len() + 2;
         let rule_ok = |rule: &Rule| {
             act_ok(rule.act)
@@ -143,8 +143,7 @@ impl Table {
             } else if value & CHAIN != 0 {
                 ((value & !CHAIN) as usize) < chains.len()
             } else {
-                act_ok(value >> leaf_shift)
-                    && ((value & !(u32::MAX << leaf_shift)) as usize) < origins.len()
+                act_ok(leaves.act(value)) && (leaves.origin(value) as usize) < origins.len()
             }
         };
         // Every walk along `chains` stops at a rule without filter at the
@@ -171,7 +170,7 @@ impl Table {
             filters,
             ports,
             chains,
-            leaf_shift,
+            leaves,
             v4: Lpm::index(&v4),
             v6: Lpm::index(&v6),
         })
@@ -571,7 +570,7 @@ protocol = "udp"
         let table = full_table();
         assert!(!table.chains.is_empty());
         let (chains, bindings) = (table.chains.len() as u32, table.bindings.len() as u32);
-        let shift = table.leaf_shift;
+        let (leaves, origins) = (table.leaves, table.origins.len() as u32);
 
         let mut table = full_table();
         table.chains[0].act = bindings + 2;
@@ -590,7 +589,10 @@ protocol = "udp"
         table.filters[0] = table.filters[1];
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
-        for value in [CHAIN | chains, (bindings + 2) << shift, RUN] {
+        // An act code past the bindings, where the leaf's bits can say one.
+        let past = (leaves.mask >= bindings + 2).then_some(bindings + 2);
+        let values = [CHAIN | chains, origins << leaves.bits, RUN];
+        for value in values.into_iter().chain(past) {
             let table = with_v4_value(1, value);
             assert!(
                 Table::decode(&table.encode().unwrap()).is_none(),
