@@ -8,8 +8,9 @@
 //! printer alone are ~47 imports and ~250 relocations), which cost every
 //! exec ~85 000 instructions. This front is `no_std`, has no dependencies,
 //! one import (`dlsym`) and one relocation per hook (its slot's first
-//! value), so a process that never makes a network call pays for little
-//! more than mapping it.
+//! value), plus, on x86_64, one for the engine's per-thread block
+//! ([`local_offset`]), so a process that never makes a network call pays
+//! for little more than mapping it.
 //!
 //! How a call goes: each export loads its slot and jumps to it with the
 //! same arguments (a load and a jump). The slot holds where the call goes:
