@@ -93,11 +93,12 @@ pub(crate) unsafe extern "C" fn bindto_engine_attach(
     out: *mut *mut c_void,
     local: isize,
 ) -> c_int {
-    crate::real::attach(next);
+    // First, before anything of the engine's could enter a guard.
     if local != 0 {
         // SAFETY: as the caller promises.
         unsafe { crate::guard::attach(local) };
     }
+    crate::real::attach(next);
     let mut name = names;
     for i in 0..count {
         // SAFETY: the caller's `i`th string, NUL-terminated.
