@@ -495,6 +495,10 @@ action = "block"
 to = "10.1.2.3"
 action = "direct"
 protocol = "udp"
+
+[[profile.p.route]]
+to = "198.18.9.0/24"
+interface = "tun1"
 "#;
 
     pub(crate) fn full_table() -> Table {
@@ -589,10 +593,10 @@ protocol = "udp"
         table.filters[0] = table.filters[1];
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
-        // An act code past the bindings, where the leaf's bits can say one.
-        let past = (leaves.mask >= bindings + 2).then_some(bindings + 2);
-        let values = [CHAIN | chains, origins << leaves.bits, RUN];
-        for value in values.into_iter().chain(past) {
+        // A leaf's act past the bindings: FULL has three, so that the
+        // leaf's bits can say one.
+        assert!(leaves.mask >= bindings + 2, "{bindings} bindings");
+        for value in [CHAIN | chains, bindings + 2, origins << leaves.bits, RUN] {
             let table = with_v4_value(1, value);
             assert!(
                 Table::decode(&table.encode().unwrap()).is_none(),
