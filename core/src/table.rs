@@ -517,7 +517,8 @@ struct Leaves {
     /// Bits of the act (at most 30: a table with more act codes has no
     /// leaves).
     bits: u32,
-    /// Those bits set.
+    /// Those bits set: kept rather than derived, so that the act is one
+    /// `and` with a loaded word.
     mask: u32,
 }
 
