@@ -48,13 +48,6 @@ pub(crate) enum Command {
     /// afterwards (root, or an unprivileged user namespace; about a second).
     #[command(after_help = exit::HELP)]
     Demo,
-    /// The demo's request where curl is missing: connect, send a line,
-    /// print the answer.
-    #[command(hide = true)]
-    DemoClient {
-        /// ADDRESS:PORT to connect to.
-        target: std::net::SocketAddr,
-    },
     /// Print a shell completion script (e.g. `bindto completions bash >
     /// /etc/bash_completion.d/bindto`).
     Completions {

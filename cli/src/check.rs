@@ -2,7 +2,7 @@
 //! profile on success, `file:line:col: message` on failure.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use bindto_core::{Config, Env, Profile, Source, layers};
@@ -24,9 +24,19 @@ pub(crate) fn run(args: CheckArgs) -> Outcome {
             .map(|(_, p)| p.display().to_string())
             .collect();
         return Err(Fail::problem(format!(
-            "no config file found (looked for {}); see profiles.example.toml",
-            searched.join(", ")
+            "no config file found (looked for {}); start from the example, {}",
+            searched.join(", "),
+            example().display()
         )));
+    }
+    // BIND_PROFILE names what the library will use: a missing one is the
+    // verdict, before anything is said to be ok.
+    if args.file.is_none()
+        && let Some(name) = env.profile()
+    {
+        config
+            .profile(name)
+            .map_err(|e| Fail::problem(format!("BIND_PROFILE is set, but {}", e.message)))?;
     }
     for layer in config.layers() {
         println!(
@@ -52,15 +62,23 @@ pub(crate) fn run(args: CheckArgs) -> Outcome {
     if profiles.is_empty() {
         println!("  (no profiles)");
     }
-    // BIND_PROFILE names what the library will use: say so if it is absent.
-    if args.file.is_none()
-        && let Some(name) = env.profile()
-    {
-        config
-            .profile(name)
-            .map_err(|e| Fail::problem(format!("BIND_PROFILE is set, but {}", e.message)))?;
-    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The example config: installed beside the executable's prefix
+/// (`make install`), or the source tree's where bindto runs from it.
+fn example() -> PathBuf {
+    const NAME: &str = "profiles.example.toml";
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().unwrap_or(Path::new("/"));
+    let installed = dir.join("../share/doc/bindto").join(NAME);
+    // target/release/bindto in a checkout.
+    let source = dir.join("../..").join(NAME);
+    [installed, source]
+        .into_iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(format!("/usr/local/share/doc/bindto/{NAME}")))
 }
 
 fn load_file(file: &Path) -> Result<Config, Fail> {

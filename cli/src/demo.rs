@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bindto_core::{Config, Layer, Protocol, Source, Table};
+use bindto_core::{Config, Layer, Origin, Protocol, Source, Table};
 use bindto_tests::privilege::CHILD_VAR;
 use bindto_tests::{Lab, TARGETS_V4};
 
@@ -155,7 +155,17 @@ fn demo(exe: &Path, server: &Path) -> Outcome {
         let uplink = answer.split_whitespace().next().unwrap_or("");
         let why = if bound {
             let decision = table.decide(SocketAddr::new(target, 80), Protocol::Tcp);
-            format!(", as {} says", decision.origin)
+            // The line of the profile shown above, not the lab's file.
+            let line = decision
+                .origin
+                .location
+                .as_ref()
+                .and_then(|(_, line, _)| PROFILE.lines().nth((*line as usize).checked_sub(1)?));
+            let rule = Origin {
+                location: None,
+                ..decision.origin.clone()
+            };
+            format!(", as {rule} says: {}", line.unwrap_or_default().trim())
         } else {
             ", the default route".to_owned()
         };
@@ -207,11 +217,7 @@ fn client(target: IpAddr, exe: &str) -> Vec<String> {
             .chain([format!("http://{target}/")])
             .collect()
     } else {
-        vec![
-            exe.to_owned(),
-            "demo-client".to_owned(),
-            format!("{target}:80"),
-        ]
+        vec![exe.to_owned(), CLIENT.to_owned(), format!("{target}:80")]
     }
 }
 
@@ -307,10 +313,16 @@ fn stop_if_interrupted() -> Result<(), Fail> {
     }
 }
 
-/// `bindto demo-client ADDR:PORT` (hidden): the demo's request where curl
-/// is missing. Connects, sends a line, prints the answer line.
-pub(crate) fn client_main(target: SocketAddr) -> Outcome {
+/// The first argument that makes `bindto` the demo's client (`main`).
+pub(crate) const CLIENT: &str = "demo-client";
+
+/// `bindto demo-client ADDR:PORT`: the demo's request where curl is
+/// missing. Connects, sends a line, prints the answer line.
+pub(crate) fn client_main(target: Option<String>) -> Outcome {
     use std::io::{BufRead, BufReader, Write};
+    let target: SocketAddr = target
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| Fail::usage(format!("usage: bindto {CLIENT} ADDRESS:PORT")))?;
     let fail = |e: std::io::Error| Fail::problem(format!("{target}: {e}"));
     let mut stream =
         std::net::TcpStream::connect_timeout(&target, Duration::from_secs(3)).map_err(fail)?;

@@ -45,6 +45,11 @@ pub(crate) fn render(config: &Config, selected: Option<&str>, style: Style) -> S
         return out;
     }
     out += &format!("\n{}\n", style.bold("Profiles:"));
+    let width = infos
+        .iter()
+        .map(|i| i.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for info in &infos {
         let mark = if Some(info.name.as_str()) == selected {
             style.good(" (selected by BIND_PROFILE)")
@@ -54,7 +59,7 @@ pub(crate) fn render(config: &Config, selected: Option<&str>, style: Style) -> S
         let _ = writeln!(
             out,
             "  {}  from {}{}{mark}",
-            style.bold(&info.name),
+            style.bold(&format!("{:width$}", info.name)),
             from(info),
             info.extends
                 .as_ref()
@@ -128,7 +133,7 @@ mod tests {
         let text = render(&config, Some("mine"), Style::plain());
         assert!(
             text.contains(
-                "vpn  from system /etc/bindto/profiles.toml, user /home/u/.config/bindto/profiles.toml"
+                "vpn   from system /etc/bindto/profiles.toml, user /home/u/.config/bindto/profiles.toml"
             ),
             "{text}"
         );
@@ -140,13 +145,14 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("exclude user"), "{text}");
+        // Names padded to the longest, so that "from" lines up.
         assert!(text.contains("mine  from user"), "{text}");
         assert!(
             text.contains("extends vpn (selected by BIND_PROFILE)"),
             "{text}"
         );
         assert!(
-            text.contains("lan  from system /etc/bindto/profiles.toml\n"),
+            text.contains("lan   from system /etc/bindto/profiles.toml\n"),
             "{text}"
         );
     }

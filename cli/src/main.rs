@@ -32,7 +32,20 @@ use crate::exit::Outcome;
 use crate::style::Style;
 
 fn main() -> ExitCode {
+    // The demo's own client where curl is missing: not a command users
+    // type, so not in the parser, its help or the completions.
+    let mut args = std::env::args();
+    if args.nth(1).as_deref() == Some(demo::CLIENT) {
+        return finish(demo::client_main(args.next()));
+    }
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        // Output cut short (`bindto list | head -1`) ends the command
+        // quietly, as it ends `cat`, instead of a panic on BrokenPipe.
+        // Not for `run`, which stays the parent of what it supervises.
+        // SAFETY: no other thread yet; SIG_DFL is a valid disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let outcome: Outcome = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
@@ -40,12 +53,16 @@ fn main() -> ExitCode {
         Command::List => list::run(),
         Command::Doctor(args) => doctor::run(args),
         Command::Demo => demo::run(),
-        Command::DemoClient { target } => demo::client_main(target),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bindto", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     };
+    finish(outcome)
+}
+
+/// The exit code of `outcome`, its error on stderr.
+fn finish(outcome: Outcome) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(fail) => {

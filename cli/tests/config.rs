@@ -89,13 +89,15 @@ fn check_reads_the_layers() {
         "BINDTO_CONFIG replaces the layers: {out}"
     );
 
-    // BIND_PROFILE names a profile the config lacks.
+    // BIND_PROFILE names a profile the config lacks: that is the one
+    // verdict, with no "ok" before it.
     let o = run(s.bindto(&["check"]).env("BIND_PROFILE", "absent"));
-    let (_, err) = expect(&o, 1);
+    let (out, err) = expect(&o, 1);
     assert!(
         err.contains("BIND_PROFILE") && err.contains("\"absent\""),
         "{err}"
     );
+    assert_eq!(out, "", "{err}");
 }
 
 #[test]
@@ -139,7 +141,11 @@ fn explain_names_the_rule_file_and_line() {
         out.contains("bind: interface tun0, source fd00:8::12"),
         "{out}"
     );
-    assert!(out.contains(&format!("profile \"vpn\" ({f}:4:1)")), "{out}");
+    // The profile's own binding: the line of the key that sets it.
+    assert!(
+        out.contains(&format!("profile \"vpn\" ({f}:6:13)")),
+        "{out}"
+    );
 
     // DNS: rewritten first, then decided.
     let out = explain(&["127.0.0.53", "--udp"]);
@@ -216,7 +222,7 @@ fn list_shows_where_profiles_come_from() {
     );
     assert!(
         out.contains(&format!(
-            "vpn  from user {}, extends base (selected by BIND_PROFILE)",
+            "vpn   from user {}, extends base (selected by BIND_PROFILE)",
             user.display()
         )),
         "{out}"

@@ -59,6 +59,41 @@ fn completions_for_three_shells() {
 }
 
 #[test]
+fn completions_leave_out_the_demos_own_client() {
+    let s = Scratch::new("completions-hidden");
+    for shell in ["bash", "zsh", "fish"] {
+        let (out, _) = expect(&run(&mut s.bindto(&["completions", shell])), 0);
+        assert!(!out.contains("demo-client"), "{shell}: {out}");
+    }
+}
+
+#[test]
+fn output_cut_short_ends_quietly() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    let s = Scratch::new("broken-pipe");
+    for args in [&["completions", "bash"][..], &["--help"], &["list"]] {
+        // A pipe whose reader is gone before bindto writes: every write
+        // fails with EPIPE, as after `| head -1` has read its line.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe() returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both are fresh descriptors that nothing else owns.
+        let (reader, writer) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(reader);
+        let out = s.bindto(args).stdout(writer).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+#[test]
 fn no_colour_off_a_terminal() {
     let s = Scratch::new("colour");
     let file = s.write("p.toml", "[profile.x]\ninterface = \"tun0\"\n");

@@ -120,6 +120,39 @@ struct Entry {
 
 /// Parses one file; on error the byte offset and a message that starts with
 /// the dotted path of the key, e.g. `profile.vpn.route[1].ports[0]: ...`.
+/// The name in `names` nearest to `name` by edit distance, if it is near
+/// enough to be a typo: at most one edit in four characters.
+fn nearest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let most = name.chars().count().div_ceil(4).max(1);
+    names
+        .map(|candidate| (distance(name, candidate), candidate))
+        .filter(|&(d, _)| d <= most)
+        .min()
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance ignoring case, counting an exchange of two
+/// neighbours (`vnp` for `vpn`) as one edit.
+fn distance(a: &str, b: &str) -> usize {
+    let chars = |s: &str| -> Vec<char> { s.chars().flat_map(char::to_lowercase).collect() };
+    let (a, b) = (chars(a), chars(b));
+    // Three rows: two back for the exchange, one back, and this one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut last: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (last[j] + 1).min(row[j - 1] + 1).min(last[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut last, row);
+    }
+    last[b.len()]
+}
+
 fn parse(text: &str) -> Result<File, (usize, String)> {
     let at = |e: &toml::de::Error| e.span().map_or(0, |s| s.start);
     let document =
@@ -375,17 +408,29 @@ impl Config {
     /// The profile `name`, with `extends` resolved and every value checked.
     pub fn profile(&self, name: &str) -> Result<&Profile, Error> {
         self.resolved.get(name).ok_or_else(|| {
-            let files: Vec<String> = self
-                .searched
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            let files = if files.is_empty() {
-                "no config file".to_owned()
-            } else {
-                files.join(", ")
+            let list = |paths: &mut dyn Iterator<Item = &Path>| {
+                paths
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
-            Error::new(format!("profile \"{name}\" not found in {files}"))
+            let mut message = if self.searched.is_empty() {
+                format!("profile \"{name}\" not found: no config file")
+            } else if self.layers.is_empty() {
+                format!(
+                    "profile \"{name}\" not found: no config file (looked for {})",
+                    list(&mut self.searched.iter().map(PathBuf::as_path))
+                )
+            } else {
+                format!(
+                    "profile \"{name}\" not found in {}",
+                    list(&mut self.layers.iter().map(|l| l.path.as_path()))
+                )
+            };
+            if let Some(near) = nearest(name, self.names()) {
+                message += &format!(" (did you mean \"{near}\"?)");
+            }
+            Error::new(message)
         })
     }
 
@@ -425,6 +470,15 @@ impl Config {
             kind,
             location: Some(self.location(layer, at)),
         };
+        // The default verdict is the binding's: credited to the key that
+        // sets it, in whichever layer or base profile wrote it last, so
+        // that a user's override is named rather than the system header.
+        let default_at = keys
+            .interface
+            .as_ref()
+            .map(|s| (s.layer, s.span.start))
+            .or_else(|| keys.source.as_ref().map(|s| (s.layer, s.span.start)))
+            .unwrap_or(header);
         let binding = Binding {
             interface: keys.interface.as_ref().map(|s| s.value),
             source: keys.source.as_ref().map(|s| s.value).unwrap_or_default(),
@@ -477,7 +531,7 @@ impl Config {
             routes,
             dns,
             dns_options,
-            origin: origin(RuleKind::Default, header.0, header.1),
+            origin: origin(RuleKind::Default, default_at.0, default_at.1),
         })
     }
 

@@ -90,12 +90,34 @@ fn list_info_shows_who_wrote_each_key() {
 }
 
 #[test]
-fn an_unknown_profile_names_the_files_searched() {
+fn an_unknown_profile_names_the_files_read() {
     let err = both().profile("nope").unwrap_err();
     assert_eq!(
         err.to_string(),
         "profile \"nope\" not found in /etc/bindto/profiles.toml, /home/u/.config/bindto/profiles.toml"
     );
+}
+
+#[test]
+fn a_mistyped_profile_suggests_the_near_name() {
+    for typo in ["vnp", "vp", "vpm", "VPN", "vpnn"] {
+        let err = both().profile(typo).unwrap_err().to_string();
+        assert!(err.ends_with(" (did you mean \"vpn\"?)"), "{typo}: {err}");
+    }
+    let err = both().profile("mine2").unwrap_err().to_string();
+    assert!(err.ends_with(" (did you mean \"mine\"?)"), "{err}");
+    // Nothing near: no guess.
+    let err = both().profile("office").unwrap_err().to_string();
+    assert!(!err.contains("did you mean"), "{err}");
+}
+
+#[test]
+fn an_unknown_profile_without_any_file_says_so() {
+    let err = Config::from_layers(Vec::new())
+        .unwrap()
+        .profile("vpn")
+        .unwrap_err();
+    assert_eq!(err.to_string(), "profile \"vpn\" not found: no config file");
 }
 
 #[test]
@@ -187,4 +209,25 @@ fn secure_mode_refuses_a_file_others_can_write() {
         owned_by_root
     );
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_default_verdict_credits_the_key_that_wins() {
+    let user = "[profile.vpn]\ninterface = \"wg0\"\n";
+    let config = Config::from_layers(vec![
+        layer(Source::System, "/etc/bindto/profiles.toml", SYSTEM),
+        layer(Source::User, "/u.toml", user),
+    ])
+    .unwrap();
+    let table = Table::compile(config.profile("vpn").unwrap());
+    let d = table.decide(SocketAddr::from(([198, 18, 0, 1], 80)), Protocol::Tcp);
+    assert_eq!(d.origin.kind, RuleKind::Default);
+    assert_eq!(d.origin.to_string(), "profile \"vpn\" (/u.toml:2:13)");
+    // Without an override, the system file's `interface` line.
+    let table = Table::compile(both().profile("vpn").unwrap());
+    let d = table.decide(SocketAddr::from(([198, 18, 0, 1], 80)), Protocol::Tcp);
+    assert_eq!(
+        d.origin.to_string(),
+        "profile \"vpn\" (/etc/bindto/profiles.toml:3:13)"
+    );
 }
