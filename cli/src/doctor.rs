@@ -62,6 +62,10 @@ struct Report {
     style: Style,
     problems: usize,
     warnings: usize,
+    /// Interfaces and addresses already reported missing or down, so that
+    /// a later check that depends on them names that cause once rather
+    /// than failing again with other advice.
+    broken: Vec<String>,
 }
 
 impl Report {
@@ -70,6 +74,7 @@ impl Report {
             style,
             problems: 0,
             warnings: 0,
+            broken: Vec::new(),
         }
     }
 
@@ -147,6 +152,7 @@ fn interfaces(profile: &Profile) -> Vec<Usage> {
 fn check_interface(report: &mut Report, usage: &Usage, addresses: &[(String, IpAddr)]) {
     let name = &usage.interface;
     let Some(link) = host::link(name) else {
+        report.broken.push(name.clone());
         report.fail(
             format!("interface {name} does not exist"),
             &[format!(
@@ -159,6 +165,7 @@ fn check_interface(report: &mut Report, usage: &Usage, addresses: &[(String, IpA
     if link.is_up() {
         report.ok(format!("interface {name} exists and is up"));
     } else {
+        report.broken.push(name.clone());
         report.fail(
             format!(
                 "interface {name} is down ({}, operstate {})",
@@ -286,6 +293,9 @@ fn check_sources(report: &mut Report, profile: &Profile, addresses: &[(String, I
             .filter(|(_, a)| *a == address)
             .map(|(n, _)| n.as_str())
             .collect();
+        if holders.is_empty() {
+            report.broken.push(address.to_string());
+        }
         match (&interface, holders.as_slice()) {
             (_, []) => report.fail(
                 format!("{what} {address} is not assigned to any interface: binding it fails"),
@@ -351,6 +361,16 @@ fn check_dns(report: &mut Report, profile: &Profile) {
             (None, Some(s)) => format!("from {s}"),
             (None, None) => "directly (not bound)".to_owned(),
         };
+        let cause = [interface.clone(), source.map(|s| s.to_string())]
+            .into_iter()
+            .flatten()
+            .find(|what| report.broken.contains(what));
+        if let Some(cause) = cause {
+            report.note(format!(
+                "DNS server {target} not tried {through}: {cause} is not usable (above)"
+            ));
+            continue;
+        }
         match host::dns_query(target, interface.as_deref(), source, DNS_TIMEOUT) {
             Ok(took) => report.ok(format!(
                 "DNS server {target} answers {through} ({} ms)",
