@@ -23,37 +23,63 @@ impl Table {
     /// The table as bytes; `None` for a table that names an older tool's
     /// variable (those come from the environment alone, never cached).
     pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        // Every field named, so that a field added to Table does not
+        // compile until it is written here (and read in `decode`, and
+        // cache::FORMAT bumped: the golden test below checks that).
+        let Table {
+            profile,
+            on_failure,
+            listen,
+            dns_options,
+            dns,
+            rule_count,
+            default,
+            bindings,
+            origins,
+            filters,
+            ports,
+            chains,
+            // Follows from the number of bindings; `decode` rebuilds it.
+            leaves: _,
+            v4,
+            v6,
+        } = self;
+        let DnsOptions {
+            search,
+            ndots,
+            timeout_ms,
+            attempts,
+        } = dns_options;
         let mut w = Writer::default();
-        w.bytes(self.profile.as_bytes());
-        w.u8(match self.on_failure {
+        w.bytes(profile.as_bytes());
+        w.u8(match on_failure {
             OnFailure::Block => 0,
             OnFailure::Allow => 1,
         });
-        w.per_family(self.listen);
-        let o = &self.dns_options;
-        w.option(o.search.as_ref(), |w, list| {
+        w.per_family(*listen);
+        w.option(search.as_ref(), |w, list| {
             w.list(list, |w, s| w.bytes(s.as_bytes()));
         });
-        w.option(o.ndots, Writer::u8);
-        w.option(o.timeout_ms, Writer::u32);
-        w.option(o.attempts, Writer::u8);
-        w.list(&self.dns, |w, &(port, server, origin)| {
+        w.option(*ndots, Writer::u8);
+        w.option(*timeout_ms, Writer::u32);
+        w.option(*attempts, Writer::u8);
+        w.list(dns, |w, &(port, server, origin)| {
             w.u16(port);
             w.socket_addr(server);
             w.u32(origin);
         });
-        w.u64(self.rule_count as u64);
-        w.rule(&self.default);
-        w.list(&self.bindings, |w, b| {
+        w.u64(*rule_count as u64);
+        w.rule(default);
+        w.list(bindings, |w, b| {
             w.option(b.interface, |w, name| w.bytes(name.as_str().as_bytes()));
             w.per_family(b.source);
         });
-        w.origins(&self.origins)?;
-        w.list(&self.ports, |w, p| {
+        w.origins(origins)?;
+        w.list(ports, |w, p| {
             w.u16(p.first);
             w.u16(p.last);
         });
-        w.list(&self.filters, |w, f| {
+        w.list(filters, |w, f| {
             w.u8(match f.protocol {
                 None => 0,
                 Some(Protocol::Tcp) => 1,
@@ -62,12 +88,12 @@ impl Table {
             w.u32(f.ports.0);
             w.u32(f.ports.1);
         });
-        w.list(&self.chains, Writer::rule);
-        w.list(&self.v4.intervals(), |w, &(k, value)| {
+        w.list(chains, Writer::rule);
+        w.list(&v4.intervals(), |w, &(k, value)| {
             w.u32(k);
             w.u32(value);
         });
-        w.list(&self.v6.intervals(), |w, &(k, value)| {
+        w.list(&v6.intervals(), |w, &(k, value)| {
             w.u128(k);
             w.u32(value);
         });
@@ -518,6 +544,40 @@ interface = "tun1"
         let back = Table::decode(&bytes).unwrap();
         assert_eq!(format!("{back:?}"), format!("{table:?}"));
         assert_eq!(back.encode().unwrap(), bytes);
+    }
+
+    /// The bytes `encode` wrote for [`FULL`] when `cache::FORMAT` took its
+    /// current value. A change of layout that keeps FORMAT would let a
+    /// process read another build's cache file as something else: this
+    /// fails until FORMAT is bumped and the new bytes are written with
+    /// `BINDTO_BLESS=1 cargo test -p bindto-core golden`. (A change of
+    /// FULL or of how a profile compiles changes the bytes too: then
+    /// rewriting them without a bump is right.)
+    #[test]
+    fn golden_bytes_change_only_with_the_format() {
+        let format = crate::cache::FORMAT;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/cache/format-{format}.bin"));
+        let bytes = full_table().encode().unwrap();
+        if std::env::var_os("BINDTO_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let golden = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; a new cache::FORMAT needs its golden bytes: \
+                 BINDTO_BLESS=1 cargo test -p bindto-core golden",
+                path.display()
+            )
+        });
+        assert!(
+            golden == bytes,
+            "Table::encode no longer writes {} for FORMAT {format}: bump cache::FORMAT \
+             if the layout changed, then BINDTO_BLESS=1 cargo test -p bindto-core golden",
+            path.display()
+        );
+        let back = Table::decode(&golden).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{:?}", full_table()));
     }
 
     #[test]
