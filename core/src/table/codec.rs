@@ -556,7 +556,7 @@ interface = "tun1"
     #[test]
     fn golden_bytes_change_only_with_the_format() {
         let format = crate::cache::FORMAT;
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(format!("tests/fixtures/cache/format-{format}.bin"));
         let bytes = full_table().encode().unwrap();
         if std::env::var_os("BINDTO_BLESS").is_some() {
