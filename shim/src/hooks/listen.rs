@@ -6,13 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use bindto_core::OnFailure;
 use libc::{c_int, sockaddr, socklen_t};
 
-use crate::fds::{self, Family, Inet};
+use crate::fds::{Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
-use crate::sockaddr::{Raw, is_wildcard, read as read_addr};
+use crate::sockaddr::{Raw, is_wildcard, read as read_addr, read_unspec};
 use crate::state::{self, State};
 
-use super::decide::{Bypass, REENTERED, Stop, loaded};
+use super::decide::{Bypass, Call, REENTERED, Stop, loaded, socket_for};
 
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
@@ -25,13 +25,37 @@ pub(super) unsafe fn decide_bind(
         return Err(Bypass::NoProfile.into());
     }
     // SAFETY: as the caller promises.
-    let requested = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
-    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
+    let (socket, requested) = match unsafe { read_addr(addr, len) } {
+        Some(requested) => (
+            socket_for(fd, Call::Connect).ok_or(Bypass::OtherType)?,
+            requested,
+        ),
+        // SAFETY: as the caller promises.
+        None => unsafe { unspec_wildcard(fd, addr, len) }.ok_or(Bypass::OtherFamily)?,
+    };
     let mut guard = Guard::enter().ok_or(REENTERED)?;
     state::with(&mut guard, |state| {
         listen_address(state, fd, socket, requested)
     })
     .unwrap_or(Err(Bypass::NoProfile.into()))
+}
+
+/// A bind to AF_UNSPEC with INADDR_ANY, which inet_bind takes as
+/// 0.0.0.0 on an IPv4 socket (and refuses with any other address, as
+/// inet6_bind refuses AF_UNSPEC on an IPv6 socket): that wildcard.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[cold]
+unsafe fn unspec_wildcard(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> Option<(Inet, SocketAddr)> {
+    // SAFETY: as the caller promises.
+    let unspec = unsafe { read_unspec(addr, len) }.filter(|a| a.ip().is_unspecified())?;
+    let socket = socket_for(fd, Call::Connect).filter(|s| s.family() == Family::V4)?;
+    Some((socket, SocketAddr::V4(unspec)))
 }
 
 /// The address a wildcard bind gets instead.

@@ -47,7 +47,7 @@ use crate::fds;
 use crate::real;
 use crate::sockaddr::readable;
 
-use decide::{Stop, Way, outgoing, send_way, target_or};
+use decide::{Call, Stop, outgoing, target_or};
 use listen::decide_bind;
 use quick::{Quick, quick_datagram, ready_to_connect};
 use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
@@ -183,7 +183,7 @@ unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c
             fd,
             addr,
             len,
-            |_| Ok(Way::Socket),
+            Call::Connect,
             |go| {
                 let (addr, len) = target_or(go, addr, len);
                 real::connect(fd, addr, len)
@@ -250,7 +250,7 @@ unsafe fn sendto_decided(
             fd,
             addr,
             len,
-            |socket| send_way(socket, flags),
+            Call::Send(flags),
             |go| {
                 let (addr, len) = target_or(go, addr, len);
                 let Some(pktinfo) = &go.pktinfo else {
@@ -317,7 +317,7 @@ unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags:
             fd,
             caller.msg_name.cast_const().cast(),
             caller.msg_namelen,
-            |socket| send_way(socket, flags),
+            Call::Send(flags),
             |go| {
                 let mut local = *caller;
                 let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
