@@ -108,6 +108,16 @@ pub(crate) fn clear_device(fd: c_int) -> Result<(), c_int> {
     }
 }
 
+/// Whether interface `name` holds address `ip` now (getifaddrs: a netlink
+/// dump, for a bind, never a connect or send).
+pub(crate) fn holds(name: &IfName, ip: IpAddr) -> bool {
+    let mut found = false;
+    crate::sockaddr::each_interface_address(|ifname, addr| {
+        found |= addr == ip && ifname.to_bytes() == name.as_str().as_bytes();
+    });
+    found
+}
+
 /// The device the socket is bound to, NUL-terminated, if any.
 fn bound_device(fd: c_int) -> Option<[u8; IfName::CAPACITY + 1]> {
     let mut buf = [0u8; IfName::CAPACITY + 1];

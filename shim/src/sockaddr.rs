@@ -1,6 +1,7 @@
 //! `sockaddr_in` / `sockaddr_in6` to and from [`SocketAddr`], without
 //! allocation, checking lengths the way the kernel does.
 
+use std::ffi::CStr;
 use std::mem::offset_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ptr;
@@ -108,6 +109,33 @@ pub(crate) unsafe fn read_unspec(addr: *const sockaddr, len: socklen_t) -> Optio
             u16::from_be(sin.sin_port),
         )
     })
+}
+
+/// Calls `f` with the name and the IPv4 or IPv6 address of each address
+/// the host's interfaces hold (getifaddrs); `false` when the list cannot
+/// be had.
+pub(crate) fn each_interface_address(mut f: impl FnMut(&CStr, IpAddr)) -> bool {
+    let mut list: *mut libc::ifaddrs = ptr::null_mut();
+    // SAFETY: `list` is valid for writes; freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return false;
+    }
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*entry };
+        // SAFETY: ifa_addr is null or points into glibc's per-entry
+        // storage, a union as large as a sockaddr_in6.
+        let addr = unsafe { read(ifa.ifa_addr, size_of::<sockaddr_in6>() as socklen_t) };
+        if let (Some(addr), false) = (addr, ifa.ifa_name.is_null()) {
+            // SAFETY: a non-null name is glibc's C string for the entry.
+            f(unsafe { CStr::from_ptr(ifa.ifa_name) }, addr.ip());
+        }
+        entry = ifa.ifa_next;
+    }
+    // SAFETY: the list from getifaddrs, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    true
 }
 
 /// The IPv6 half of [`read`], apart so that the IPv4 half needs no stack

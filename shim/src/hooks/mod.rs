@@ -364,12 +364,12 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
         let saved = errno::get();
         // SAFETY: the caller's address, valid as libc requires.
         match unsafe { decide_bind(fd, addr, len) } {
-            Ok(raw) => {
+            Ok(Some(raw)) => {
                 errno::set(saved);
                 // SAFETY: a valid address of `raw.len()` bytes.
                 unsafe { real::bind(fd, raw.as_ptr(), raw.len()) }
             }
-            Err(Stop::Bypass(_)) => {
+            Ok(None) | Err(Stop::Bypass(_)) => {
                 errno::set(saved);
                 // SAFETY: the caller's arguments, as given.
                 unsafe { real::bind(fd, addr, len) }
