@@ -9,6 +9,7 @@
 //! | `sendto`, `sendmsg`, `sendmmsg` with `MSG_FASTOPEN` | TCP | as `connect` |
 //! | `sendto`, `sendmsg`, `sendmmsg` with a destination | UDP | IP_PKTINFO / IPV6_PKTINFO per datagram, DNS rewrite |
 //! | `bind` to 0.0.0.0 or `::` | TCP, UDP | the profile's `listen` address instead, port kept |
+//! | `bind` to an address of the profile's own interface | TCP, UDP | SO_BINDTODEVICE to it too |
 //!
 //! | refusal | errno |
 //! | --- | --- |
