@@ -38,6 +38,21 @@ fn bound(lab: &Lab, program: &Path, args: &[&str], vars: &[(&str, &str)]) -> Run
     lab.run_bound(VPN_PROFILE, "vpn", &all, vars)
 }
 
+/// Each of `modes` of `sidedoors` to TARGET's echo port, as [`bound`]:
+/// what each printed, in order, so that a failure shows all of them.
+fn each(lab: &Lab, program: &Path, modes: &[&str], vars: &[(&str, &str)]) -> Vec<String> {
+    modes
+        .iter()
+        .map(|how| {
+            let out = bound(lab, program, &[how, TARGET, &echo()], vars);
+            out.assert_success().to_owned()
+        })
+        .collect()
+}
+
+/// The three ways to send a datagram with a destination.
+const SENDS: [&str; 3] = ["unspec-sendto", "unspec-sendmsg", "unspec-sendmmsg"];
+
 const TARGET: &str = "198.19.0.1";
 const TARGET_V6: &str = "2001:db8:ff::1";
 
@@ -48,25 +63,16 @@ fn echo() -> String {
 #[test]
 fn af_unspec_datagram_names_on_an_ipv4_socket_are_bound() {
     let Some((lab, program)) = lab() else { return };
-    for how in ["unspec-sendto", "unspec-sendmsg", "unspec-sendmmsg"] {
-        let out = bound(&lab, &program, &[how, TARGET, &echo()], &[]);
-        assert_eq!(out.assert_success(), VIA_VPN, "{how}: {out}");
-    }
+    let got = each(&lab, &program, &SENDS, &[]);
+    assert_eq!(got, [VIA_VPN; 3]);
     assert_eq!(lab.count("wan"), 0);
 }
 
 #[test]
 fn af_unspec_datagrams_are_refused_under_an_unknown_profile() {
     let Some((lab, program)) = lab() else { return };
-    for how in ["unspec-sendto", "unspec-sendmsg", "unspec-sendmmsg"] {
-        let out = bound(
-            &lab,
-            &program,
-            &[how, TARGET, &echo()],
-            &[("BIND_PROFILE", "nosuch")],
-        );
-        assert_eq!(out.assert_success(), "send error EPERM\n", "{how}: {out}");
-    }
+    let got = each(&lab, &program, &SENDS, &[("BIND_PROFILE", "nosuch")]);
+    assert_eq!(got, ["send error EPERM\n"; 3]);
     assert_eq!(lab.count("wan"), 0);
 }
 
@@ -77,15 +83,8 @@ fn a_front_without_its_engine_refuses_af_unspec_datagrams() {
     fs::create_dir_all(&alone).unwrap();
     let front = alone.join("libbindto.so");
     fs::copy(shim(), &front).unwrap();
-    for how in ["unspec-sendto", "unspec-sendmsg", "unspec-sendmmsg"] {
-        let out = bound(
-            &lab,
-            &program,
-            &[how, TARGET, &echo()],
-            &[("LD_PRELOAD", path_str(&front))],
-        );
-        assert_eq!(out.assert_success(), "send error EPERM\n", "{how}: {out}");
-    }
+    let got = each(&lab, &program, &SENDS, &[("LD_PRELOAD", path_str(&front))]);
+    assert_eq!(got, ["send error EPERM\n"; 3]);
     assert_eq!(lab.count("wan"), 0);
 }
 
@@ -133,10 +132,13 @@ fn an_af_unspec_wildcard_bind_takes_the_listen_address() {
 #[test]
 fn a_udp_duplicate_on_a_number_closed_behind_the_shim_is_bound() {
     let Some((lab, program)) = lab() else { return };
-    for how in ["stale-fdopen", "stale-syscall", "stale-dupfd"] {
-        let out = bound(&lab, &program, &[how, TARGET, &echo()], &[]);
-        assert_eq!(out.assert_success(), VIA_VPN, "{how}: {out}");
-    }
+    let got = each(
+        &lab,
+        &program,
+        &["stale-fdopen", "stale-syscall", "stale-dupfd"],
+        &[],
+    );
+    assert_eq!(got, [VIA_VPN; 3]);
     assert_eq!(lab.count("wan"), 0);
 }
 
