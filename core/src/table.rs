@@ -830,6 +830,15 @@ impl Table {
         &self.dns_options
     }
 
+    /// The profile's own verdict (what a destination no rule matches
+    /// gets) and where the profile says it.
+    pub fn own(&self) -> (Verdict<'_>, &Origin) {
+        (
+            self.verdict_of(self.default.act),
+            &self.origins[self.default.origin as usize],
+        )
+    }
+
     /// Every distinct binding the table can choose.
     pub fn bindings(&self) -> &[Binding] {
         &self.bindings

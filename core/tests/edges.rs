@@ -146,3 +146,17 @@ fn extreme_addresses_with_and_without_a_bucket_index() {
     );
     assert_eq!(kind(&big, "198.43.1.9:80", Protocol::Tcp).0, "direct");
 }
+
+/// The profile's own verdict is what a destination no rule matches gets,
+/// whatever the rules say of others.
+#[test]
+fn the_profiles_own_verdict_is_the_unmatched_destinations() {
+    let t = table(PROFILE);
+    let (verdict, origin) = t.own();
+    let unmatched = t.decide("198.19.0.1:80".parse().unwrap(), Protocol::Tcp);
+    assert_eq!(verdict, unmatched.verdict);
+    assert_eq!(origin, unmatched.origin);
+    assert!(matches!(verdict, Verdict::Bind(b) if b.interface.unwrap().as_str() == "vpn0"));
+    let plain = table("[profile.p]\nexclude = [\"10.0.0.0/8\"]\n");
+    assert_eq!(plain.own().0, Verdict::Direct);
+}

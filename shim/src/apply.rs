@@ -108,6 +108,16 @@ pub(crate) fn clear_device(fd: c_int) -> Result<(), c_int> {
     }
 }
 
+/// Whether interface `name` holds address `ip` now (getifaddrs: a netlink
+/// dump, for a bind, never a connect or send).
+pub(crate) fn holds(name: &IfName, ip: IpAddr) -> bool {
+    let mut found = false;
+    crate::sockaddr::each_interface_address(|ifname, addr| {
+        found |= addr == ip && ifname.to_bytes() == name.as_str().as_bytes();
+    });
+    found
+}
+
 /// The device the socket is bound to, NUL-terminated, if any.
 fn bound_device(fd: c_int) -> Option<[u8; IfName::CAPACITY + 1]> {
     let mut buf = [0u8; IfName::CAPACITY + 1];
@@ -195,10 +205,9 @@ pub(crate) const PKTINFO_SPACE: usize = IPV6_SPACE;
 
 impl Pktinfo {
     /// Appends this pktinfo as a control message after the caller's
-    /// `control` bytes into `out`; returns the length used, or `None` if
-    /// `out` is too small.
+    /// `control` bytes (as [`kernel_read`] leaves them) into `out`;
+    /// returns the length used, or `None` if `out` is too small.
     pub(crate) fn append(&self, control: &[u8], out: &mut [u8]) -> Option<usize> {
-        let control = &control[..parsed_len(control)];
         let start = align(control.len());
         let (cmsg, space) = self.cmsg();
         let end = start + space;
@@ -262,26 +271,26 @@ impl Cmsg {
     }
 }
 
-/// How much of the caller's control data the kernel reads: its messages
-/// up to the point where less than a header is left. The kernel ignores
-/// such a tail, so it is dropped rather than followed by the pktinfo, which
-/// would turn it into a malformed message (EINVAL). A malformed message
-/// before that is kept, for the kernel to refuse as it would anyway.
-fn parsed_len(control: &[u8]) -> usize {
+/// The part of the caller's control data the kernel reads, walked as its
+/// CMSG_FIRSTHDR / __cmsg_nxthdr do: messages while a whole header is
+/// left. The tail after them is dropped (the kernel ignores it; followed
+/// by the pktinfo, it would become a malformed message). `None` when a
+/// message fails the kernel's CMSG_OK (a length shorter than its header,
+/// or longer than what is left): the kernel refuses the send with EINVAL,
+/// and a pktinfo appended after it could become that message's payload
+/// and go unread, sending the datagram unbound.
+pub(crate) fn kernel_read(control: &[u8]) -> Option<&[u8]> {
     let mut at = 0;
-    while control.len() - at >= CMSG_HEADER {
+    while control.len().saturating_sub(at) >= CMSG_HEADER {
         let mut len = [0u8; size_of::<usize>()];
         len.copy_from_slice(&control[at..at + size_of::<usize>()]);
         let len = usize::from_ne_bytes(len);
         if len < CMSG_HEADER || len > control.len() - at {
-            return control.len();
+            return None;
         }
         at += align(len);
-        if at >= control.len() {
-            return control.len();
-        }
     }
-    at
+    Some(&control[..at.min(control.len())])
 }
 
 /// Room for the caller's control data plus a pktinfo, on the stack when it
@@ -347,25 +356,26 @@ mod tests {
     }
 
     #[test]
-    fn a_tail_shorter_than_a_header_is_dropped() {
-        let info = Pktinfo {
-            ifindex: 1,
-            source: None,
-            v6: false,
-        };
-        let mut out = [0xffu8; 128];
+    fn the_kernel_reads_whole_messages_and_refuses_malformed_ones() {
         // Eight bytes: no message the kernel would read.
-        assert_eq!(info.append(&[0; 8], &mut out), Some(16 + 16));
-        assert_eq!(out[..8], 28usize.to_ne_bytes());
+        assert_eq!(kernel_read(&[0; 8]), Some(&[][..]));
         // One whole message (IP_TOS, 20 bytes) and a tail of 7.
         let mut tos = [0u8; 24 + 7];
         tos[..8].copy_from_slice(&20usize.to_ne_bytes());
-        assert_eq!(info.append(&tos, &mut out), Some(24 + 16 + 16));
-        assert_eq!(out[24..32], 28usize.to_ne_bytes());
-        // A malformed length is kept whole, for the kernel to refuse.
-        let mut bad = [0u8; 24];
-        bad[..8].copy_from_slice(&99usize.to_ne_bytes());
-        assert_eq!(info.append(&bad, &mut out), Some(24 + 16 + 16));
+        assert_eq!(kernel_read(&tos).map(<[u8]>::len), Some(24));
+        // The same message unpadded at the end: read whole.
+        assert_eq!(kernel_read(&tos[..20]).map(<[u8]>::len), Some(20));
+        // A length longer than what is left, or shorter than a header.
+        for len in [25usize, 15] {
+            let mut bad = [0u8; 24];
+            bad[..8].copy_from_slice(&len.to_ne_bytes());
+            assert_eq!(kernel_read(&bad), None, "{len}");
+        }
+        // Malformed after a good message.
+        let mut two = [0u8; 48];
+        two[..8].copy_from_slice(&20usize.to_ne_bytes());
+        two[24..32].copy_from_slice(&99usize.to_ne_bytes());
+        assert_eq!(kernel_read(&two), None);
     }
 
     #[test]

@@ -10,8 +10,14 @@
 //!
 //! `close_range` and `closefrom` forget their ranges. A record can go
 //! stale only when a descriptor is closed without going through any of
-//! these (a raw syscall, libc's internal closes); the descriptor that takes
-//! its number then inherits its record until it is closed again.
+//! these (a raw syscall, libc's internal closes such as `fclose`'s); the
+//! descriptor that takes its number (`dup`, `fcntl(F_DUPFD)`, `accept`,
+//! a raw syscall: none of them hooked) then inherits its record. So a
+//! record is trusted only where it makes a hook decide the call; where it
+//! would let a call with a destination through undecided, the hook asks
+//! the kernel again ([`checked`]): one to three `getsockopt`s, on calls
+//! that are rare for the sockets they fit (a TCP send with a destination
+//! but no Fast Open, a raw socket's send, ...).
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -157,19 +163,41 @@ pub(crate) fn inet(fd: c_int) -> Option<Inet> {
     (record & INET != 0).then_some(Inet(record))
 }
 
+/// The kind of `fd` as the kernel says it is now, recorded: for a hook
+/// whose record would let its call through undecided, and may be stale.
+/// The shim's DEVICE mark stays if the socket is still of the recorded
+/// kind.
+#[cold]
+#[inline(never)]
+pub(crate) fn checked(fd: c_int) -> Option<Inet> {
+    let record = ask(fd);
+    if let Some(slot) = slot(fd) {
+        let old = slot.load(Ordering::Relaxed);
+        let new = match record {
+            Some(kind) if kind == old & !DEVICE => old,
+            Some(kind) => kind,
+            None => UNKNOWN,
+        };
+        slot.store(new, Ordering::Relaxed);
+    }
+    record.filter(|r| r & INET != 0).map(Inet)
+}
+
 /// Asks the kernel what `fd` is; `None` if it is not a socket (nothing is
 /// recorded then: the number may become a socket without our knowing).
+/// The type first: a raw socket, the commonest socket [`checked`] asks
+/// about that is not TCP or UDP, costs one `getsockopt`.
 #[cold]
 fn ask(fd: c_int) -> Option<u8> {
+    let ty = sockopt(fd, libc::SO_TYPE)?;
+    if ty != libc::SOCK_STREAM && ty != libc::SOCK_DGRAM {
+        return Some(OTHER);
+    }
     let domain = sockopt(fd, libc::SO_DOMAIN)?;
     if domain != libc::AF_INET && domain != libc::AF_INET6 {
         return Some(OTHER);
     }
-    Some(record_of(
-        domain,
-        sockopt(fd, libc::SO_TYPE)?,
-        sockopt(fd, libc::SO_PROTOCOL)?,
-    ))
+    Some(record_of(domain, ty, sockopt(fd, libc::SO_PROTOCOL)?))
 }
 
 /// An integer SOL_SOCKET option of `fd`, `None` if getsockopt fails.

@@ -1,6 +1,7 @@
 //! `sockaddr_in` / `sockaddr_in6` to and from [`SocketAddr`], without
 //! allocation, checking lengths the way the kernel does.
 
+use std::ffi::CStr;
 use std::mem::offset_of;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::ptr;
@@ -45,9 +46,9 @@ fn readable_name(addr: *const sockaddr) -> bool {
 
 /// Reads an IPv4 or IPv6 socket address. `None` for a null pointer, one
 /// the kernel cannot read either ([`readable`]), any other family (AF_UNIX,
-/// AF_UNSPEC to disconnect, ...) or a length too short for the family: the
-/// real call then says what the kernel thinks (EFAULT, EINVAL, ...), and,
-/// unable to read the address, sends nothing.
+/// AF_UNSPEC: see [`read_unspec`], ...) or a length too short for the
+/// family: the real call then says what the kernel thinks (EFAULT, EINVAL,
+/// ...), and, unable to read the address, sends nothing.
 ///
 /// # Safety
 /// `addr` is null, not [`readable`], or valid for reads of `len` bytes.
@@ -84,6 +85,57 @@ pub(crate) unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Option<Socke
         libc::AF_INET6 if len >= IN6_LEN_MIN => Some(SocketAddr::V6(unsafe { read_v6(addr, len) })),
         _ => None,
     }
+}
+
+/// Reads a name of family AF_UNSPEC as the kernel's IPv4 paths read it:
+/// as a `sockaddr_in`. `udp_sendmsg` sends to it as to AF_INET, and
+/// `inet_bind` takes it as AF_INET when its address is INADDR_ANY (a
+/// compatibility rule); `connect` takes AF_UNSPEC to dissolve an
+/// association instead, and an IPv6 socket's `udpv6_sendmsg` as no name.
+/// `None` for another family, or a name [`read`] would not read either.
+///
+/// # Safety
+/// As [`read`].
+#[cold]
+pub(crate) unsafe fn read_unspec(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddrV4> {
+    if (len as usize) < size_of::<sockaddr_in>() || !readable_name(addr) {
+        return None;
+    }
+    // SAFETY: as in `read`: the length covers a sockaddr_in.
+    let sin = unsafe { ptr::read_unaligned(addr.cast::<sockaddr_in>()) };
+    (c_int(sin.sin_family) == libc::AF_UNSPEC).then(|| {
+        SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+            u16::from_be(sin.sin_port),
+        )
+    })
+}
+
+/// Calls `f` with the name and the IPv4 or IPv6 address of each address
+/// the host's interfaces hold (getifaddrs); `false` when the list cannot
+/// be had.
+pub(crate) fn each_interface_address(mut f: impl FnMut(&CStr, IpAddr)) -> bool {
+    let mut list: *mut libc::ifaddrs = ptr::null_mut();
+    // SAFETY: `list` is valid for writes; freed below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return false;
+    }
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: a node of the list getifaddrs returned, not yet freed.
+        let ifa = unsafe { &*entry };
+        // SAFETY: ifa_addr is null or points into glibc's per-entry
+        // storage, a union as large as a sockaddr_in6.
+        let addr = unsafe { read(ifa.ifa_addr, size_of::<sockaddr_in6>() as socklen_t) };
+        if let (Some(addr), false) = (addr, ifa.ifa_name.is_null()) {
+            // SAFETY: a non-null name is glibc's C string for the entry.
+            f(unsafe { CStr::from_ptr(ifa.ifa_name) }, addr.ip());
+        }
+        entry = ifa.ifa_next;
+    }
+    // SAFETY: the list from getifaddrs, freed once.
+    unsafe { libc::freeifaddrs(list) };
+    true
 }
 
 /// The IPv6 half of [`read`], apart so that the IPv4 half needs no stack
@@ -255,6 +307,22 @@ mod tests {
         // SAFETY: 24 of its 28 bytes: the RFC 2133 length.
         let short = unsafe { read(v6.as_ptr(), 24) };
         assert_eq!(short, Some("[2001:db8::1]:53".parse().unwrap()));
+    }
+
+    #[test]
+    fn af_unspec_names_are_read_as_ipv4_only_when_asked() {
+        let mut raw = Raw::new("198.19.0.1:7".parse().unwrap(), Family::V4).unwrap();
+        raw.storage.v4.sin_family = libc::AF_UNSPEC as sa_family_t;
+        // SAFETY: `raw` holds `raw.len()` initialised bytes.
+        assert_eq!(unsafe { read(raw.as_ptr(), raw.len()) }, None);
+        // SAFETY: as above.
+        let unspec = unsafe { read_unspec(raw.as_ptr(), raw.len()) };
+        assert_eq!(unspec, Some("198.19.0.1:7".parse().unwrap()));
+        // SAFETY: shorter than what `raw` holds.
+        assert_eq!(unsafe { read_unspec(raw.as_ptr(), raw.len() - 1) }, None);
+        let v4 = Raw::new("198.19.0.1:7".parse().unwrap(), Family::V4).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { read_unspec(v4.as_ptr(), v4.len()) }, None);
     }
 
     #[test]

@@ -195,8 +195,12 @@ const EPERM: c_int = 1;
 const ENOENT: c_int = 2;
 const EAGAIN: c_int = 11;
 const ENOSYS: c_int = 38;
+const AF_UNSPEC: u16 = 0;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
+/// `sizeof(struct sockaddr_in)`: the least an IPv4 path of the kernel
+/// reads of a name, AF_UNSPEC included.
+const SOCKADDR_IN_LEN: usize = 16;
 const EAI_AGAIN: c_int = -3;
 const EAI_FAIL: c_int = -4;
 /// `h_errno` values (netdb.h).
@@ -527,11 +531,11 @@ hooks! {
     /// `connect()`.
     net connect(fd: c_int, addr: *const Sockaddr, len: Socklen) -> c_int
         // SAFETY: the caller's address, valid for `len` bytes.
-        => |why| unsafe { refuse::to(why, addr, len) };
+        => |why| unsafe { refuse::to(why, addr, len, refuse::Unspec::Dissolves) };
     /// `bind()`.
     net bind(fd: c_int, addr: *const Sockaddr, len: Socklen) -> c_int
         // SAFETY: the caller's address, valid for `len` bytes.
-        => |why| unsafe { refuse::to(why, addr, len) };
+        => |why| unsafe { refuse::to(why, addr, len, refuse::Unspec::Wildcard) };
     /// `sendto()`.
     net sendto(
         fd: c_int,
@@ -542,7 +546,7 @@ hooks! {
         len: Socklen
     ) -> isize
         // SAFETY: the caller's address, valid for `len` bytes.
-        => |why| unsafe { refuse::to(why, addr, len) };
+        => |why| unsafe { refuse::to(why, addr, len, refuse::Unspec::Sends) };
     /// `sendmsg()`.
     net sendmsg(fd: c_int, msg: *const Msghdr, flags: c_int) -> isize
         // SAFETY: the caller's message.
@@ -717,20 +721,52 @@ mod refuse {
         }
     }
 
-    /// A call with a destination: refused when it is IPv4 or IPv6, as the
-    /// engine decides only those; a Unix socket's call goes on. Without
+    /// What a call does with an AF_UNSPEC name, as the kernel takes it.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Unspec {
+        /// `connect`: dissolves an association, sends nothing.
+        Dissolves,
+        /// `bind`: inet_bind takes it as AF_INET when its address is
+        /// INADDR_ANY.
+        Wildcard,
+        /// The sends: udp_sendmsg sends to it as AF_INET.
+        Sends,
+    }
+
+    /// A call with a destination: refused when the kernel takes it as
+    /// IPv4 or IPv6 (AF_UNSPEC as `unspec` says; the front does not ask
+    /// which socket it is, and refuses what an IPv4 socket would take),
+    /// as the engine decides those; a Unix socket's call goes on. Without
     /// a destination (a connected socket: none can have been connected
     /// through the front) it goes on too.
     ///
     /// # Safety
     /// `addr` is null or valid for reads of `len` bytes.
-    pub(super) unsafe fn to<R: Failed>(why: Why, addr: *const Sockaddr, len: Socklen) -> Option<R> {
+    pub(super) unsafe fn to<R: Failed>(
+        why: Why,
+        addr: *const Sockaddr,
+        len: Socklen,
+        unspec: Unspec,
+    ) -> Option<R> {
         if addr.is_null() || (len as usize) < size_of::<u16>() {
             return None;
         }
         // SAFETY: the first two bytes of the caller's address, its family.
         let family = unsafe { addr.cast::<u16>().read_unaligned() };
-        if family != AF_INET && family != AF_INET6 {
+        let inet = match family {
+            AF_INET | AF_INET6 => true,
+            AF_UNSPEC if (len as usize) >= SOCKADDR_IN_LEN => match unspec {
+                Unspec::Dissolves => false,
+                Unspec::Sends => true,
+                // SAFETY: `len` covers a sockaddr_in, whose sin_addr is
+                // at offset 4.
+                Unspec::Wildcard => unsafe {
+                    addr.cast::<u8>().add(4).cast::<u32>().read_unaligned() == 0
+                },
+            },
+            _ => false,
+        };
+        if !inet {
             return None;
         }
         set_errno(errno_of(why));
@@ -746,7 +782,7 @@ mod refuse {
             return None;
         }
         // SAFETY: as the caller promises.
-        unsafe { to(why, (*msg).name, (*msg).namelen) }
+        unsafe { to(why, (*msg).name, (*msg).namelen, Unspec::Sends) }
     }
 
     /// `sendmmsg`: refused whole when any message goes to IPv4 or IPv6.
@@ -765,7 +801,7 @@ mod refuse {
             // SAFETY: message `i` of the caller's `vlen`.
             let msg = unsafe { &(*msgs.add(i)).hdr };
             // SAFETY: as the caller promises.
-            if let Some(failed) = unsafe { to(why, msg.name, msg.namelen) } {
+            if let Some(failed) = unsafe { to(why, msg.name, msg.namelen, Unspec::Sends) } {
                 return Some(failed);
             }
         }

@@ -11,10 +11,10 @@ use libc::{c_int, sockaddr, socklen_t};
 use crate::apply::{self, Failure, Pktinfo};
 use crate::boundary::Failed;
 use crate::errno;
-use crate::fds::{self, Inet};
+use crate::fds::{self, Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
-use crate::sockaddr::{Raw, read as read_addr};
+use crate::sockaddr::{Raw, read as read_addr, read_unspec};
 use crate::state::{self, Loaded, Rules, State};
 
 /// Why a call goes straight to the real function, untouched.
@@ -334,6 +334,93 @@ impl std::fmt::Display for VerdictText<'_> {
     }
 }
 
+/// An outgoing call, as far as it tells what the shim may trust of its
+/// record of the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Call {
+    /// `connect`, or `bind`: any record of a TCP or UDP socket has it
+    /// decided.
+    Connect,
+    /// `sendto`, `sendmsg`, `sendmmsg`, with their flags.
+    Send(c_int),
+}
+
+impl Call {
+    /// How the call picks its way out of `socket`.
+    pub(super) fn way(self, socket: Inet) -> Result<Way, Bypass> {
+        match self {
+            Call::Connect => Ok(Way::Socket),
+            Call::Send(flags) => send_way(socket, flags),
+        }
+    }
+}
+
+/// The socket `fd` is, for a call with a destination: its record when
+/// that has the shim decide the call as the kernel will take it, else what
+/// the kernel says ([`fds::checked`]), since the record may be stale (see
+/// [`crate::fds`]). Checked: no record of a TCP or UDP socket (which lets
+/// any call through), a TCP record for a send that does not connect (which
+/// lets it through: a UDP socket would send it unbound), a UDP record for a
+/// send with MSG_FASTOPEN (decided as a datagram: a TCP socket would
+/// connect unbound).
+#[inline(always)]
+pub(super) fn socket_for(fd: c_int, call: Call) -> Option<Inet> {
+    match (fds::inet(fd), call) {
+        (Some(socket), Call::Send(flags))
+            if (socket.protocol() == Protocol::Tcp) != (flags & libc::MSG_FASTOPEN != 0) =>
+        {
+            fds::checked(fd)
+        }
+        (Some(socket), _) => Some(socket),
+        (None, _) => fds::checked(fd),
+    }
+}
+
+/// The socket and destination of an outgoing call, as the kernel will
+/// take them, or why the shim has none to decide.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn destination(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+    call: Call,
+) -> Result<(Inet, SocketAddr), Bypass> {
+    // SAFETY: as the caller promises.
+    if let Some(destination) = unsafe { read_addr(addr, len) } {
+        return Ok((socket_for(fd, call).ok_or(Bypass::OtherType)?, destination));
+    }
+    match call {
+        // SAFETY: as the caller promises.
+        Call::Send(_) => unsafe { unspec_datagram(fd, addr, len) }.ok_or(Bypass::OtherFamily),
+        // connect dissolves an association; bind is not decided here.
+        Call::Connect => Err(Bypass::OtherFamily),
+    }
+}
+
+/// A send's name of family AF_UNSPEC ([`read_unspec`]): the destination
+/// of a datagram from an IPv4 UDP socket, which udp_sendmsg sends to as
+/// AF_INET; no destination on any other socket (udpv6_sendmsg takes it as
+/// no name, TCP does not connect to it). The socket is the kernel's word,
+/// not its record, which may be stale.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[cold]
+pub(super) unsafe fn unspec_datagram(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> Option<(Inet, SocketAddr)> {
+    // SAFETY: as the caller promises.
+    let unspec = unsafe { read_unspec(addr, len) }?;
+    let socket = fds::checked(fd)?;
+    (socket.family() == Family::V4 && socket.protocol() == Protocol::Udp)
+        .then_some((socket, SocketAddr::V4(unspec)))
+}
+
 /// Decides an outgoing call about `addr` on `fd`, cheapest checks first,
 /// and hands the outcome to `go`, or fails or bypasses as decided. errno
 /// is the caller's for the real call. The guard is released before `go`
@@ -347,14 +434,14 @@ pub(super) unsafe fn outgoing<R: Failed>(
     fd: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-    way: impl FnOnce(Inet) -> Result<Way, Bypass>,
+    call: Call,
     go: impl FnOnce(&Go) -> R,
     bypass: impl FnOnce() -> R,
 ) -> R {
     let saved = errno::get();
     let mut plan = Go::default();
     // SAFETY: as the caller promises.
-    match unsafe { decide_outgoing(fd, addr, len, way, &mut plan) } {
+    match unsafe { decide_outgoing(fd, addr, len, call, &mut plan) } {
         Ok(()) => {
             errno::set(saved);
             go(&plan)
@@ -384,24 +471,18 @@ pub(super) unsafe fn decide_outgoing(
     fd: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-    way: impl FnOnce(Inet) -> Result<Way, Bypass>,
+    call: Call,
     go: &mut Go,
 ) -> Result<(), Stop> {
     if state::passing_through() {
         return Err(Bypass::NoProfile.into());
     }
     // SAFETY: as the caller promises.
-    let read = unsafe { read_addr(addr, len) };
-    // Borrowed where it was read: moved out of the Option, it would be
-    // copied in pieces.
-    let Some(destination) = &read else {
-        return Err(Bypass::OtherFamily.into());
-    };
-    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
-    let way = way(socket)?;
+    let (socket, destination) = unsafe { destination(fd, addr, len, call) }?;
+    let way = call.way(socket)?;
     let mut guard = Guard::enter().ok_or(REENTERED)?;
     state::with(&mut guard, |state| {
-        outbound(state, fd, socket, destination, way, go)
+        outbound(state, fd, socket, &destination, way, go)
     })
     .unwrap_or(Err(Bypass::NoProfile.into()))
 }

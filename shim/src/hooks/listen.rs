@@ -1,47 +1,105 @@
-//! Wildcard binds: the profile's `listen` address instead of 0.0.0.0 or
-//! `::`, port kept.
+//! Binds: the profile's `listen` address instead of 0.0.0.0 or `::`, port
+//! kept; and a socket bound to an address of the profile's own interface
+//! (by the program, or by that rewrite) bound to the interface too, so
+//! that what it answers leaves where the connection came in.
 
 use std::net::{IpAddr, SocketAddr};
 
-use bindto_core::OnFailure;
+use bindto_core::{OnFailure, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
-use crate::fds::{self, Family, Inet};
+use crate::apply::{self, Failure};
+use crate::fds::{Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
-use crate::sockaddr::{Raw, is_wildcard, read as read_addr};
-use crate::state::{self, State};
+use crate::sockaddr::{Raw, is_wildcard, read as read_addr, read_unspec};
+use crate::state::{self, Loaded};
 
-use super::decide::{Bypass, REENTERED, Stop, loaded};
+use super::decide::{Bypass, Call, REENTERED, Stop, Way, failed, loaded, socket_for};
 
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
+/// The address to bind instead of the caller's, if any.
 pub(super) unsafe fn decide_bind(
     fd: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-) -> Result<Raw, Stop> {
+) -> Result<Option<Raw>, Stop> {
     if state::passing_through() {
         return Err(Bypass::NoProfile.into());
     }
     // SAFETY: as the caller promises.
-    let requested = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
-    let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
+    let (socket, requested) = match unsafe { read_addr(addr, len) } {
+        Some(requested) => (
+            socket_for(fd, Call::Connect).ok_or(Bypass::OtherType)?,
+            requested,
+        ),
+        // SAFETY: as the caller promises.
+        None => unsafe { unspec_wildcard(fd, addr, len) }.ok_or(Bypass::OtherFamily)?,
+    };
     let mut guard = Guard::enter().ok_or(REENTERED)?;
     state::with(&mut guard, |state| {
-        listen_address(state, fd, socket, requested)
+        let loaded = loaded(state)?;
+        let (raw, local) = match listen_address(loaded, fd, socket, requested) {
+            Ok((raw, local)) => (Some(raw), local),
+            Err(Stop::Bypass(_)) => (None, requested.ip()),
+            Err(refused) => return Err(refused),
+        };
+        own_interface(loaded, fd, local)?;
+        Ok(raw)
     })
     .unwrap_or(Err(Bypass::NoProfile.into()))
 }
 
-/// The address a wildcard bind gets instead.
+/// A socket bound to an address of the profile's own interface gets that
+/// interface (SO_BINDTODEVICE), before it can listen: otherwise the kernel
+/// routes what it sends (a SYN-ACK, an answer) by the main table, out of
+/// the default route, though the client came in on the interface (an
+/// active-FTP data listener, a server on the tunnel's address). A wildcard
+/// that keeps its wildcard listens on every interface, and is left alone.
+fn own_interface(loaded: &Loaded, fd: c_int, local: IpAddr) -> Result<(), Stop> {
+    let (Verdict::Bind(binding), origin) = loaded.table.own() else {
+        return Ok(());
+    };
+    let Some(name) = &binding.interface else {
+        return Ok(());
+    };
+    let local = local.to_canonical();
+    if local.is_unspecified() || !apply::holds(name, local) {
+        return Ok(());
+    }
+    if log::enabled() {
+        tracing::debug!("bind fd {fd} to {local}, an address of {name}: bound to {name}");
+    }
+    apply::device(fd, name)
+        .or_else(|e| failed(loaded, Failure::Interface(*name, e), origin, Way::Socket))
+}
+
+/// A bind to AF_UNSPEC with INADDR_ANY, which inet_bind takes as
+/// 0.0.0.0 on an IPv4 socket (and refuses with any other address, as
+/// inet6_bind refuses AF_UNSPEC on an IPv6 socket): that wildcard.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[cold]
+unsafe fn unspec_wildcard(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> Option<(Inet, SocketAddr)> {
+    // SAFETY: as the caller promises.
+    let unspec = unsafe { read_unspec(addr, len) }.filter(|a| a.ip().is_unspecified())?;
+    let socket = socket_for(fd, Call::Connect).filter(|s| s.family() == Family::V4)?;
+    Some((socket, SocketAddr::V4(unspec)))
+}
+
+/// The address a wildcard bind gets instead, and its IP.
 pub(super) fn listen_address(
-    state: &State,
+    loaded: &Loaded,
     fd: c_int,
     socket: Inet,
     requested: SocketAddr,
-) -> Result<Raw, Stop> {
-    let loaded = loaded(state)?;
+) -> Result<(Raw, IpAddr), Stop> {
     let listen = loaded.table.listen();
     if !is_wildcard(&requested) || listen.is_empty() {
         return Err(Bypass::ExplicitBind.into());
@@ -72,8 +130,8 @@ pub(super) fn listen_address(
             loaded.table.profile()
         );
     }
-    if let Some(raw) = raw {
-        return Ok(raw);
+    if let (Some(raw), Some(ip)) = (raw, chosen) {
+        return Ok((raw, ip));
     }
     let allow = loaded.table.on_failure() == OnFailure::Allow;
     log::notice(

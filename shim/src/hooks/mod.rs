@@ -9,6 +9,7 @@
 //! | `sendto`, `sendmsg`, `sendmmsg` with `MSG_FASTOPEN` | TCP | as `connect` |
 //! | `sendto`, `sendmsg`, `sendmmsg` with a destination | UDP | IP_PKTINFO / IPV6_PKTINFO per datagram, DNS rewrite |
 //! | `bind` to 0.0.0.0 or `::` | TCP, UDP | the profile's `listen` address instead, port kept |
+//! | `bind` to an address of the profile's own interface | TCP, UDP | SO_BINDTODEVICE to it too |
 //!
 //! | refusal | errno |
 //! | --- | --- |
@@ -47,7 +48,7 @@ use crate::fds;
 use crate::real;
 use crate::sockaddr::readable;
 
-use decide::{Stop, Way, outgoing, send_way, target_or};
+use decide::{Call, Stop, outgoing, target_or};
 use listen::decide_bind;
 use quick::{Quick, quick_datagram, ready_to_connect};
 use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
@@ -183,7 +184,7 @@ unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c
             fd,
             addr,
             len,
-            |_| Ok(Way::Socket),
+            Call::Connect,
             |go| {
                 let (addr, len) = target_or(go, addr, len);
                 real::connect(fd, addr, len)
@@ -250,7 +251,7 @@ unsafe fn sendto_decided(
             fd,
             addr,
             len,
-            |socket| send_way(socket, flags),
+            Call::Send(flags),
             |go| {
                 let (addr, len) = target_or(go, addr, len);
                 let Some(pktinfo) = &go.pktinfo else {
@@ -317,7 +318,7 @@ unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags:
             fd,
             caller.msg_name.cast_const().cast(),
             caller.msg_namelen,
-            |socket| send_way(socket, flags),
+            Call::Send(flags),
             |go| {
                 let mut local = *caller;
                 let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
@@ -364,12 +365,12 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
         let saved = errno::get();
         // SAFETY: the caller's address, valid as libc requires.
         match unsafe { decide_bind(fd, addr, len) } {
-            Ok(raw) => {
+            Ok(Some(raw)) => {
                 errno::set(saved);
                 // SAFETY: a valid address of `raw.len()` bytes.
                 unsafe { real::bind(fd, raw.as_ptr(), raw.len()) }
             }
-            Err(Stop::Bypass(_)) => {
+            Ok(None) | Err(Stop::Bypass(_)) => {
                 errno::set(saved);
                 // SAFETY: the caller's arguments, as given.
                 unsafe { real::bind(fd, addr, len) }

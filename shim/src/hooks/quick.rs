@@ -10,7 +10,7 @@ use crate::apply::{self, Pktinfo};
 use crate::fds;
 use crate::guard::Guard;
 use crate::log;
-use crate::sockaddr::read as read_addr;
+use crate::sockaddr::{read as read_addr, read_unspec};
 use crate::state::{self, Mode, QuickConnect, Rules};
 
 use super::decide::{Way, pktinfo, send_way};
@@ -31,7 +31,8 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     // address is read after the calls that find the rules, so that it
     // stays in registers.
     let Some(socket) = fds::inet(fd) else {
-        return true;
+        // SAFETY: as the caller promises.
+        return unsafe { read_addr(addr, len) }.is_none();
     };
     if !state::checked_now() {
         return false;
@@ -62,9 +63,8 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
 
 /// What the quick datagram path makes of a send.
 pub(super) enum Quick {
-    /// The real call as it is: nothing to do (no profile, not an IPv4 or
-    /// IPv6 destination, not a TCP or UDP socket, a TCP send that does not
-    /// connect, a destination the profile leaves alone).
+    /// The real call as it is: nothing to do (no profile, no destination
+    /// the kernel sends to, a destination the profile leaves alone).
     Pass,
     /// A datagram to send with this pktinfo appended to its control data.
     Send(Pktinfo),
@@ -97,12 +97,13 @@ pub(super) unsafe fn quick_datagram(
     // SAFETY: as the caller promises.
     let read = unsafe { read_addr(addr, len) };
     let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
-        return Quick::Pass;
+        // SAFETY: as the caller promises.
+        return unsafe { unnamed(read.is_some(), addr, len) };
     };
+    // A UDP record trusted (see decide::socket_for), for a datagram.
     match send_way(socket, flags) {
-        Ok(Way::Datagram) => {}
-        Ok(Way::Socket) => return Quick::Long,
-        Err(_) => return Quick::Pass,
+        Ok(Way::Datagram) if flags & libc::MSG_FASTOPEN == 0 => {}
+        _ => return Quick::Long,
     }
     if !state::checked_now() {
         return Quick::Long;
@@ -131,5 +132,22 @@ pub(super) unsafe fn quick_datagram(
         }
         Verdict::Direct => Quick::Pass,
         _ => Quick::Long,
+    }
+}
+
+/// A send [`quick_datagram`] cannot decide by the record it has: the long
+/// way when the name is one the kernel may send to (an IPv4 or IPv6 one,
+/// on a socket recorded as neither TCP nor UDP, a record that may be stale;
+/// AF_UNSPEC, which an IPv4 UDP socket sends to), else nothing to do.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[cold]
+unsafe fn unnamed(read: bool, addr: *const sockaddr, len: socklen_t) -> Quick {
+    // SAFETY: as the caller promises.
+    if read || unsafe { read_unspec(addr, len) }.is_some() {
+        Quick::Long
+    } else {
+        Quick::Pass
     }
 }

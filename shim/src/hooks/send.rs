@@ -6,15 +6,15 @@ use std::ptr;
 use bindto_core::Protocol;
 use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use crate::apply::{ControlBuf, Pktinfo};
+use crate::apply::{ControlBuf, Pktinfo, kernel_read};
 use crate::errno;
-use crate::fds::{self, Inet};
+use crate::fds::Inet;
 use crate::guard::Guard;
 use crate::real;
-use crate::sockaddr::{Raw, read as read_addr, readable};
+use crate::sockaddr::{Raw, read as read_addr, read_unspec, readable};
 use crate::state::{self, State};
 
-use super::decide::{Datagram, Go, Stop, Way, outbound};
+use super::decide::{Call, Datagram, Go, Stop, Way, outbound, socket_for, unspec_datagram};
 use super::sendmsg;
 
 /// Sends `msg` with `pktinfo` appended to its control data; on ENODEV or
@@ -106,9 +106,10 @@ pub(super) unsafe fn send_after_control(
 /// dozen bytes.
 pub(super) const MAX_CONTROL: usize = 64 * 1024;
 
-/// The caller's control data, or the errno with which the kernel would
-/// refuse it without sending: ENOBUFS for a length it will not allocate,
-/// EFAULT for a length with no readable buffer.
+/// The caller's control data as the kernel reads it ([`kernel_read`]), or
+/// the errno with which the kernel would refuse it without sending:
+/// ENOBUFS for a length it will not allocate, EFAULT for a length with no
+/// readable buffer, EINVAL for a malformed message.
 ///
 /// # Safety
 /// `msg.msg_control` is valid for reads of `msg.msg_controllen` bytes
@@ -125,7 +126,8 @@ pub(super) unsafe fn control_bytes<'m>(msg: &msghdr) -> Result<&'m [u8], c_int> 
         return Err(libc::EFAULT);
     }
     // SAFETY: as the caller promises.
-    Ok(unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), len) })
+    let control = unsafe { std::slice::from_raw_parts(msg.msg_control.cast::<u8>(), len) };
+    kernel_read(control).ok_or(libc::EINVAL)
 }
 
 /// The message `sendto(fd, iov, addr, len)` sends, for `sendmsg`.
@@ -212,8 +214,12 @@ impl Run {
         for (i, msg) in msgs.iter().enumerate() {
             run.msgs[i] = *msg;
             let hdr = &mut run.msgs[i].msg_hdr;
+            let (name, namelen) = (hdr.msg_name.cast(), hdr.msg_namelen);
             // SAFETY: each message's name is valid as libc requires.
-            if let Some(destination) = unsafe { read_addr(hdr.msg_name.cast(), hdr.msg_namelen) } {
+            let read = unsafe { read_addr(name, namelen) }
+                // SAFETY: as above.
+                .or_else(|| unsafe { unspec_datagram(fd, name, namelen) }.map(|(_, d)| d));
+            if let Some(destination) = read {
                 let mut go = Go::default();
                 match outbound(state, fd, socket, &destination, Way::Datagram, &mut go) {
                     Ok(()) => {}
@@ -253,6 +259,17 @@ impl Run {
     }
 }
 
+/// Whether `msg` names a destination the kernel may send to: IPv4, IPv6,
+/// or AF_UNSPEC (which an IPv4 UDP socket sends to as IPv4).
+///
+/// # Safety
+/// The message's name is null or valid for `msg_namelen` bytes.
+unsafe fn named(msg: &msghdr) -> bool {
+    let (name, len) = (msg.msg_name.cast(), msg.msg_namelen);
+    // SAFETY: as the caller promises.
+    unsafe { read_addr(name, len).is_some() || read_unspec(name, len).is_some() }
+}
+
 /// # Safety
 /// As libc's `sendmmsg`.
 pub(super) unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
@@ -270,12 +287,12 @@ pub(super) unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flag
     }
     // SAFETY: the caller passes `vlen` valid messages.
     let msgs = unsafe { std::slice::from_raw_parts_mut(msgs, count) };
-    if msgs.iter().all(|m| m.msg_hdr.msg_name.is_null()) {
+    // SAFETY: each message's name is valid as libc requires.
+    if !msgs.iter().any(|m| unsafe { named(&m.msg_hdr) }) {
         return pass();
     }
-    if flags & libc::MSG_FASTOPEN != 0
-        && fds::inet(fd).is_some_and(|s| s.protocol() == Protocol::Tcp)
-    {
+    let socket = socket_for(fd, Call::Send(flags));
+    if flags & libc::MSG_FASTOPEN != 0 && socket.is_some_and(|s| s.protocol() == Protocol::Tcp) {
         return fast_open_first(fd, &mut msgs[0], flags);
     }
     let mut sent = 0;
@@ -289,7 +306,7 @@ pub(super) unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flag
             }
             return sent as c_int;
         };
-        let prepared = fds::inet(fd)
+        let prepared = socket
             .filter(|s| s.protocol() == Protocol::Udp)
             .and_then(|socket| {
                 state::with(&mut guard, |state| Run::prepare(state, fd, socket, chunk))

@@ -179,27 +179,14 @@ fn addrconfig(want: Want) -> Result<Want, c_int> {
 
 /// Whether the host has a non-loopback IPv4 and IPv6 address.
 fn configured() -> (bool, bool) {
-    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: `list` is valid for writes; freed below.
-    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+    let (mut v4, mut v6) = (false, false);
+    let listed = crate::sockaddr::each_interface_address(|_, ip| match ip {
+        IpAddr::V4(a) => v4 |= a != Ipv4Addr::LOCALHOST,
+        IpAddr::V6(a) => v6 |= a != Ipv6Addr::LOCALHOST,
+    });
+    if !listed {
         return (true, true);
     }
-    let (mut v4, mut v6) = (false, false);
-    let mut entry = list;
-    while !entry.is_null() {
-        // SAFETY: a node of the list getifaddrs returned, not yet freed.
-        let ifa = unsafe { &*entry };
-        // SAFETY: ifa_addr is null or points into glibc's per-entry
-        // storage, a union as large as a sockaddr_in6.
-        match unsafe { crate::sockaddr::read(ifa.ifa_addr, size_of::<libc::sockaddr_in6>() as _) } {
-            Some(SocketAddr::V4(a)) => v4 |= *a.ip() != Ipv4Addr::LOCALHOST,
-            Some(SocketAddr::V6(a)) => v6 |= *a.ip() != Ipv6Addr::LOCALHOST,
-            None => {}
-        }
-        entry = ifa.ifa_next;
-    }
-    // SAFETY: the list from getifaddrs, freed once.
-    unsafe { libc::freeifaddrs(list) };
     (v4, v6)
 }
 
