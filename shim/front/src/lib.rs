@@ -46,6 +46,10 @@
 //!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`) go to
 //!   libc.
 //!
+//! Besides the hooks, the front exports `dlopen` and `dlmopen` of its own
+//! ([`plugins`], x86_64): they need no engine, and keep plugins from
+//! binding to libc past the front.
+//!
 //! Concurrency ([`settle`]): the state is one atomic word, unset, ready,
 //! failed, or the pid and tid of the thread loading. Threads that race the
 //! first call wait (`sched_yield`) for the loader rather than pass through
@@ -65,6 +69,8 @@ use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+mod plugins;
 
 /// `socklen_t`.
 type Socklen = u32;
@@ -173,7 +179,7 @@ macro_rules! libc {
 
 libc! {
     getenv(name: *const c_char) -> *const c_char, or ptr::null();
-    dlopen(file: *const c_char, mode: c_int) -> *mut c_void, or ptr::null_mut();
+    dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int, or -1;
     dlerror() -> *const c_char, or ptr::null();
     dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
@@ -1089,7 +1095,7 @@ unsafe fn engine() -> Result<(), Failure> {
     // SAFETY: as the caller promises.
     let path = unsafe { engine_path() }.ok_or(Failure::NoPath)?;
     // SAFETY: a NUL-terminated path.
-    let handle = unsafe { dlopen(path, RTLD_NOW | RTLD_LOCAL) };
+    let handle = unsafe { plugins::libc_dlopen(path, RTLD_NOW | RTLD_LOCAL) };
     if handle.is_null() {
         // SAFETY: no preconditions.
         return Err(Failure::Dl(unsafe { dlerror() }));
