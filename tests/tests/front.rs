@@ -310,6 +310,7 @@ fn a_front_without_its_engine_fails_closed() {
          close 0 0\n\
          connect-unix -1 ENOENT\n\
          getaddrinfo EAI_FAIL EPERM\n\
+         getaddrinfo_a -11 EPERM -4\n\
          getnameinfo EAI_FAIL\n\
          gethostbyname null 3\n\
          gethostbyname_r ENOENT null 3\n\

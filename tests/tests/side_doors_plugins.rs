@@ -12,15 +12,20 @@
 //! DT_RUNPATH of `$ORIGIN/sub`, where `libplugin.so` is.
 
 use std::fs;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
+use bindto_tests::dns::{self, DnsServer};
 use bindto_tests::programs::{TARGET, compile_as, path_str};
-use bindto_tests::{ECHO_PORT, Lab, RunOutput};
+use bindto_tests::{ECHO_PORT, Lab, RunOutput, VPN as VPN_LINK, WAN};
 
 /// The profile of the issue: bound to vpn0, names asked of the vpn-side
 /// server.
 const PROFILE: &str =
     "[profile.vpn]\ninterface = \"vpn0\"\n\n[profile.vpn.dns]\n53 = \"198.18.2.1\"\n";
+
+/// Bound to vpn0, with no DNS server: resolution stays libc's.
+const NO_DNS: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
 
 /// The answer of the vpn side's echo server to the client's vpn0 address.
 const VPN: &str = "vpn 198.18.2.2";
@@ -158,4 +163,135 @@ fn a_new_namespace_the_front_cannot_enter_is_refused() {
         "bindto: dlmopen(LM_ID_NEWLM) refused: libbindto.so cannot be opened into the \
          new namespace (dlerror says why), and a library there would escape the profile\n",
     );
+}
+
+/// A lab with DNS servers on the vpn side (the profile's) and the wan side
+/// (the client's resolv.conf), and `gai_async` built; dropped servers
+/// first, then the lab.
+struct Lookups {
+    vpn: DnsServer,
+    wan: DnsServer,
+    program: PathBuf,
+    lab: Lab,
+}
+
+fn lookups() -> Option<Lookups> {
+    // No uplink server on port 53: the DNS servers take it.
+    let lab = Lab::builder().ports([ECHO_PORT]).build()?;
+    let resolv = format!(
+        "nameserver {}\noptions timeout:1 attempts:2\n",
+        WAN.server_v4()
+    );
+    lab.set_client_file("resolv.conf", &resolv);
+    lab.set_client_file("hosts", "127.0.0.1 localhost\n");
+    Some(Lookups {
+        vpn: DnsServer::start(&lab, "vpn"),
+        wan: DnsServer::start(&lab, "wan"),
+        program: compile_as(lab.dir(), "gai_async", "gai_async", &[]),
+        lab,
+    })
+}
+
+impl Lookups {
+    /// `gai_async ARGS` under `profile`.
+    fn run(&self, profile: &str, args: &[&str]) -> RunOutput {
+        let mut all = vec![path_str(&self.program)];
+        all.extend_from_slice(args);
+        self.lab.run_bound(profile, "vpn", &all, &[])
+    }
+
+    /// Asserts that the vpn-side server got queries, all from the client's
+    /// vpn0 address, and the wan-side one none.
+    #[track_caller]
+    fn assert_through_vpn0(&self) {
+        assert_eq!(self.wan.queries(), [], "queries leaked to the wan side");
+        let queries = self.vpn.queries();
+        assert!(!queries.is_empty(), "no query reached the profile's server");
+        for query in queries {
+            assert_eq!(
+                query.peer.ip(),
+                IpAddr::from(VPN_LINK.client_v4()),
+                "{query:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn getaddrinfo_a_gai_wait_resolves_through_vpn0() {
+    let Some(l) = lookups() else { return };
+    let out = l.run(PROFILE, &["wait", dns::HOST, "nope.bindto.test"]);
+    // EAI_NONAME (-2) for the name the zone does not have.
+    assert_eq!(
+        out.assert_success(),
+        "wait 0\nhost.bindto.test 0 198.19.0.1\nnope.bindto.test -2\n",
+        "{out}"
+    );
+    l.assert_through_vpn0();
+}
+
+#[test]
+fn getaddrinfo_a_gai_nowait_and_gai_suspend_resolve_through_vpn0() {
+    let Some(l) = lookups() else { return };
+    let out = l.run(PROFILE, &["nowait", dns::HOST]);
+    // Once finished, the request is done for gai_cancel and gai_suspend
+    // too: EAI_ALLDONE (-103).
+    assert_eq!(
+        out.assert_success(),
+        "suspend 0\nhost.bindto.test 0 198.19.0.1\ncancel -103\nsuspend -103\n",
+        "{out}"
+    );
+    l.assert_through_vpn0();
+}
+
+#[test]
+fn getaddrinfo_a_notifies_by_signal_and_by_thread() {
+    let Some(l) = lookups() else { return };
+    let out = l.run(PROFILE, &["signal", dns::HOST]);
+    // SI_ASYNCNL (-60), the value, sent by the process itself.
+    assert_eq!(
+        out.assert_success(),
+        "signal -60 42 self\nhost.bindto.test 0 198.19.0.1\n",
+        "{out}"
+    );
+    let out = l.run(PROFILE, &["thread", dns::HOST]);
+    assert_eq!(
+        out.assert_success(),
+        "thread 42\nhost.bindto.test 0 198.19.0.1\n",
+        "{out}"
+    );
+    l.assert_through_vpn0();
+}
+
+#[test]
+fn getaddrinfo_a_without_a_dns_server_stays_libcs() {
+    // As getaddrinfo under such a profile: libc resolves, by its route.
+    let Some(l) = lookups() else { return };
+    let out = l.run(NO_DNS, &["wait", dns::HOST]);
+    assert_eq!(
+        out.assert_success(),
+        "wait 0\nhost.bindto.test 0 198.19.0.2\n",
+        "{out}"
+    );
+    assert!(!l.wan.queries().is_empty());
+    assert_eq!(l.vpn.queries(), []);
+}
+
+#[test]
+fn a_running_getaddrinfo_a_request_is_waited_for_and_not_cancelled() {
+    // The profile's server does not answer (no host at 198.18.2.9): the
+    // request runs for the resolver's timeout, and gai_suspend, gai_error
+    // and gai_cancel say so meanwhile, as glibc's for its own.
+    let Some(l) = lookups() else { return };
+    let silent = "[profile.vpn]\ninterface = \"vpn0\"\n\n[profile.vpn.dns]\n\
+                  53 = \"198.18.2.9\"\ntimeout_ms = 1000\nattempts = 1\n";
+    let out = l.run(silent, &["slow", dns::HOST]);
+    // EAI_AGAIN (-3) for the timeout, EAI_INPROGRESS (-100),
+    // EAI_NOTCANCELED (-102); then the lookup's own EAI_AGAIN.
+    assert_eq!(
+        out.assert_success(),
+        "suspend -3\nerror -100\ncancel -102\nsuspend 0\nhost.bindto.test -3\n",
+        "{out}"
+    );
+    assert_eq!(l.wan.queries(), [], "queries leaked to the wan side");
 }
