@@ -69,18 +69,25 @@ impl Plugins {
     }
 }
 
-#[test]
-fn a_plugin_opened_with_rtld_deepbind_connects_and_sends_through_vpn0() {
+/// `plugins MODE plugin.so` to the echo port of the lab's first target,
+/// under the profile: both datagrams, sent connected and not, answered
+/// from the vpn side, nothing on the wan side.
+fn assert_the_plugin_sends_through_vpn0(mode: &str) {
     let Some(lab) = Lab::new() else { return };
     let p = plugins(&lab);
     let port = ECHO_PORT.to_string();
-    let out = p.run(&lab, &["deepbind", path_str(&p.plugin), TARGET, &port], &[]);
+    let out = p.run(&lab, &[mode, path_str(&p.plugin), TARGET, &port], &[]);
     assert_eq!(
         out.assert_success(),
         format!("connected {VPN}\nsendto {VPN}\n"),
         "{out}"
     );
     assert_eq!(lab.count("wan"), 0);
+}
+
+#[test]
+fn a_plugin_opened_with_rtld_deepbind_connects_and_sends_through_vpn0() {
+    assert_the_plugin_sends_through_vpn0("deepbind");
 }
 
 #[test]
@@ -122,16 +129,7 @@ fn a_process_that_asks_nothing_keeps_rtld_deepbind() {
 fn a_plugin_opened_into_a_new_namespace_sends_through_vpn0() {
     // dlmopen(LM_ID_NEWLM) gives the plugin its own libc, without the
     // preload: the front opens itself into the namespace first.
-    let Some(lab) = Lab::new() else { return };
-    let p = plugins(&lab);
-    let port = ECHO_PORT.to_string();
-    let out = p.run(&lab, &["dlmopen", path_str(&p.plugin), TARGET, &port], &[]);
-    assert_eq!(
-        out.assert_success(),
-        format!("connected {VPN}\nsendto {VPN}\n"),
-        "{out}"
-    );
-    assert_eq!(lab.count("wan"), 0);
+    assert_the_plugin_sends_through_vpn0("dlmopen");
 }
 
 #[test]

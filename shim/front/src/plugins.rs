@@ -177,55 +177,45 @@ unsafe fn namespace(dlmopen: Dlmopen) -> Option<c_long> {
     None
 }
 
-/// `dlopen()`, past [`route_dlopen`].
-///
-/// # Safety
-/// As libc's `dlopen`.
-#[cfg(target_arch = "x86_64")]
-#[unsafe(naked)]
-#[unsafe(no_mangle)]
-pub(crate) unsafe extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void {
-    core::arch::naked_asm!(
-        // The arguments on the stack for the route function, which gets
-        // their address; 8 more bytes keep the call 16-byte aligned.
-        "sub rsp, 8",
-        "push rsi",
-        "push rdi",
-        "mov rdi, rsp",
-        "call {route}",
-        "pop rdi",
-        "pop rsi",
-        "add rsp, 8",
-        // A jump: libc's dlopen finds its caller by its return address.
-        "jmp rax",
-        route = sym route_dlopen,
-    )
+/// Defines a naked export (x86_64) that pushes its argument registers
+/// (`save`, so that the last pushed is the first argument, and the call
+/// below stays 16-byte aligned), calls `route` with their address, pops
+/// them (`restore`) and jumps where `route` answered: a jump, not a call,
+/// as libc's function finds its caller by its return address.
+macro_rules! trampoline {
+    ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) via $route:ident,
+        save [$($save:literal),*], restore [$($restore:literal),*]) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("As libc's `", stringify!($name), "`.")]
+        #[cfg(target_arch = "x86_64")]
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub(crate) unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
+            core::arch::naked_asm!(
+                $($save,)*
+                "mov rdi, rsp",
+                "call {route}",
+                $($restore,)*
+                "jmp rax",
+                route = sym $route,
+            )
+        }
+    };
 }
 
-/// `dlmopen()`, past [`route_dlmopen`].
-///
-/// # Safety
-/// As libc's `dlmopen`.
-#[cfg(target_arch = "x86_64")]
-#[unsafe(naked)]
-#[unsafe(no_mangle)]
-pub(crate) unsafe extern "C" fn dlmopen(
-    lmid: c_long,
-    file: *const c_char,
-    mode: c_int,
-) -> *mut c_void {
-    core::arch::naked_asm!(
-        // Three arguments on the stack keep the call 16-byte aligned.
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "mov rdi, rsp",
-        "call {route}",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        // A jump: libc's dlmopen finds its caller by its return address.
-        "jmp rax",
-        route = sym route_dlmopen,
-    )
+trampoline! {
+    /// `dlopen()`, past [`route_dlopen`]; 8 bytes more than its two
+    /// arguments keep the call aligned.
+    dlopen(file: *const c_char, mode: c_int) via route_dlopen,
+    save ["sub rsp, 8", "push rsi", "push rdi"],
+    restore ["pop rdi", "pop rsi", "add rsp, 8"]
+}
+
+trampoline! {
+    /// `dlmopen()`, past [`route_dlmopen`].
+    dlmopen(lmid: c_long, file: *const c_char, mode: c_int) via route_dlmopen,
+    save ["push rdx", "push rsi", "push rdi"],
+    restore ["pop rdi", "pop rsi", "pop rdx"]
 }
