@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use bindto_tests::dns::{self, DnsServer};
 use bindto_tests::programs::{TARGET, compile_as, path_str};
-use bindto_tests::{ECHO_PORT, Lab, RunOutput, VPN as VPN_LINK, WAN};
+use bindto_tests::{ECHO_PORT, HTTP_PORT, Lab, RunOutput, VPN as VPN_LINK, WAN};
 
 /// The profile of the issue: bound to vpn0, names asked of the vpn-side
 /// server.
@@ -175,7 +175,7 @@ struct Lookups {
 
 fn lookups() -> Option<Lookups> {
     // No uplink server on port 53: the DNS servers take it.
-    let lab = Lab::builder().ports([ECHO_PORT]).build()?;
+    let lab = Lab::builder().ports([ECHO_PORT, HTTP_PORT]).build()?;
     let resolv = format!(
         "nameserver {}\noptions timeout:1 attempts:2\n",
         WAN.server_v4()
@@ -292,4 +292,22 @@ fn a_running_getaddrinfo_a_request_is_waited_for_and_not_cancelled() {
         "{out}"
     );
     assert_eq!(l.wan.queries(), [], "queries leaked to the wan side");
+}
+
+#[test]
+fn php_sockets_and_curl_go_through_vpn0() {
+    // The issue's own case: PHP's sockets and curl extensions, opened with
+    // RTLD_DEEPBIND, curl resolving through the profile's server.
+    let Some(l) = lookups() else { return };
+    let script = bindto_tests::run::workspace_root().join("tests/programs/side_doors.php");
+    let out = l
+        .lab
+        .run_bound(PROFILE, "vpn", &["php", path_str(&script)], &[]);
+    assert_eq!(
+        out.assert_success(),
+        format!("connected {VPN}\nsendto {VPN}\ncurl {VPN}\n"),
+        "{out}"
+    );
+    assert_eq!(l.lab.count("wan"), 0);
+    l.assert_through_vpn0();
 }
