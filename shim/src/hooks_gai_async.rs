@@ -5,9 +5,10 @@
 //! threads of its own that call libc's internal `getaddrinfo`, which no
 //! hook sees: the queries would leave by the default route. So when the
 //! profile names a DNS server (the decision of [`crate::hooks_dns`]), the
-//! shim answers the requests itself: one thread per request runs the
-//! shim's `getaddrinfo` and fills the request's `ar_result`, then its
-//! `__return` (which glibc's `gai_error` reads). `GAI_WAIT` waits for all
+//! shim answers the requests itself: up to 20 threads (glibc's pool has as
+//! many) take them in order, each through the shim's `getaddrinfo`, and
+//! fill the request's `ar_result`, then its `__return` (which glibc's
+//! `gai_error` reads). `GAI_WAIT` waits for all
 //! of them; `GAI_NOWAIT` returns at once and, when the last request of the
 //! call is done, notifies as its `sigevent` says (`SIGEV_SIGNAL`: the
 //! signal, with `SI_ASYNCNL`, the caller's pid and the value, queued to the
@@ -20,8 +21,10 @@
 //! for a request the shim is still answering they are answered here:
 //! `gai_suspend` waits, as glibc's, until one of the listed requests in
 //! progress at the call completes (0), the timeout passes (EAI_AGAIN) or a
-//! signal interrupts it (EAI_INTR); `gai_cancel` says EAI_NOTCANCELED, as
-//! glibc for a request already running. Everything else goes to libc's,
+//! signal interrupts it (EAI_INTR); `gai_cancel` says EAI_NOTCANCELED for
+//! a running request and EAI_CANCELED for a waiting one, as glibc (which
+//! then leaves it in progress for ever: here it is done, EAI_CANCELED).
+//! Everything else goes to libc's,
 //! which answers the shim's finished requests as its own finished ones
 //! (EAI_ALLDONE). `gai_error` reads `__return` with acquire ordering, for
 //! the shim's requests and glibc's alike.
@@ -29,6 +32,7 @@
 //! Without a DNS server in the profile the call goes to libc untouched:
 //! its lookups take libc's route, as `getaddrinfo`'s do then.
 
+use std::collections::VecDeque;
 use std::mem::{self, MaybeUninit};
 use std::ptr;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
@@ -72,6 +76,7 @@ pub struct Sigevent {
 const GAI_WAIT: c_int = 0;
 const GAI_NOWAIT: c_int = 1;
 const EAI_INPROGRESS: c_int = -100;
+const EAI_CANCELED: c_int = -101;
 const EAI_NOTCANCELED: c_int = -102;
 const EAI_INTR: c_int = -104;
 
@@ -84,15 +89,41 @@ static GAI_SUSPEND: Next = Next::new(c"gai_suspend");
 static GAI_ERROR: Next = Next::new(c"gai_error");
 static GAI_CANCEL: Next = Next::new(c"gai_cancel");
 
-/// The requests the shim is answering, by address.
-static RUNNING: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// At most this many threads answer requests at once, as glibc's pool;
+/// the others wait in [`Queue::waiting`].
+const MAX_THREADS: usize = 20;
+
+/// The requests the shim is answering.
+struct Queue {
+    /// Waiting for a thread, in order.
+    waiting: VecDeque<(Request, Arc<Batch>)>,
+    /// A thread's, by address.
+    running: Vec<usize>,
+    /// Threads started and not yet done: each takes requests from
+    /// `waiting` until there is none.
+    threads: usize,
+}
+
+impl Queue {
+    /// Whether `req` is the shim's and not yet done.
+    fn has(&self, req: *const Gaicb) -> bool {
+        self.running.contains(&(req as usize))
+            || self.waiting.iter().any(|(r, _)| r.0.cast_const() == req)
+    }
+}
+
+static QUEUE: Mutex<Queue> = Mutex::new(Queue {
+    waiting: VecDeque::new(),
+    running: Vec::new(),
+    threads: 0,
+});
 
 /// Counts the requests the shim has finished: the futex that `GAI_WAIT`
 /// and `gai_suspend` sleep on.
 static FINISHED: AtomicU32 = AtomicU32::new(0);
 
-fn running() -> MutexGuard<'static, Vec<usize>> {
-    RUNNING.lock().unwrap_or_else(PoisonError::into_inner)
+fn queue() -> MutexGuard<'static, Queue> {
+    QUEUE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A request's `__return`.
@@ -126,7 +157,7 @@ unsafe fn requests<T>(list: *const *mut T, ent: c_int) -> Vec<*mut T> {
         .collect()
 }
 
-/// A request handed to its thread.
+/// A request of the caller's, in the queue.
 struct Request(*mut Gaicb);
 
 // SAFETY: the caller of getaddrinfo_a keeps the request valid and leaves
@@ -342,21 +373,8 @@ fn sleep(seen: u32, timeout: Option<Duration>) -> c_int {
     error
 }
 
-/// Marks `req` done with `code` and wakes whoever waits.
-///
-/// # Safety
-/// `req` is a request the shim is running; it is not touched afterwards.
-unsafe fn finish(req: *mut Gaicb, code: c_int, batch: &Batch) {
-    {
-        // Both under the lock: whoever sees the request finished and then
-        // asks gai_cancel or gai_suspend finds it gone from RUNNING.
-        let mut running = running();
-        // SAFETY: as the caller promises.
-        unsafe { status(req).store(code, Ordering::Release) };
-        if let Some(i) = running.iter().position(|&r| r == req as usize) {
-            running.swap_remove(i);
-        }
-    }
+/// Wakes whoever waits for a request of the shim's to finish.
+fn wake() {
     FINISHED.fetch_add(1, Ordering::Release);
     // SAFETY: wakes the sleepers of a live static futex word.
     unsafe {
@@ -367,25 +385,57 @@ unsafe fn finish(req: *mut Gaicb, code: c_int, batch: &Batch) {
             c_int::MAX,
         )
     };
-    batch.done_one();
 }
 
-/// A request's thread: the shim's `getaddrinfo`, then its answer.
-fn work(Request(req): Request, batch: &Batch) {
-    let mut result = ptr::null_mut();
-    // SAFETY: the request's own arguments, valid until it is done.
-    let code = unsafe {
-        hooks_dns::getaddrinfo(
-            (*req).ar_name,
-            (*req).ar_service,
-            (*req).ar_request,
-            &mut result,
-        )
-    };
-    // SAFETY: as above; the status, written last, publishes the result.
-    unsafe {
-        (*req).ar_result = result;
-        finish(req, code, batch);
+/// Marks a request that has left the queue done with `code`, under the
+/// queue's lock (the guard's `&mut Queue` shows it is held), so that
+/// whoever sees it done and then asks `gai_cancel` or `gai_suspend` finds
+/// it gone.
+///
+/// # Safety
+/// `req` is a valid request, not touched afterwards.
+unsafe fn mark(_q: &mut Queue, req: *mut Gaicb, code: c_int) {
+    // SAFETY: as the caller promises.
+    unsafe { status(req).store(code, Ordering::Release) };
+}
+
+/// A request thread: takes the waiting requests one after another, each
+/// through the shim's `getaddrinfo`, until there is none.
+fn serve() {
+    loop {
+        let (Request(req), batch) = {
+            let mut q = queue();
+            let Some(next) = q.waiting.pop_front() else {
+                q.threads -= 1;
+                return;
+            };
+            q.running.push(next.0.0 as usize);
+            next
+        };
+        let mut result = ptr::null_mut();
+        // SAFETY: the request's own arguments, valid until it is done.
+        let code = unsafe {
+            hooks_dns::getaddrinfo(
+                (*req).ar_name,
+                (*req).ar_service,
+                (*req).ar_request,
+                &mut result,
+            )
+        };
+        {
+            let mut q = queue();
+            if let Some(i) = q.running.iter().position(|&r| r == req as usize) {
+                q.running.swap_remove(i);
+            }
+            // SAFETY: the request is valid until this marks it done; the
+            // status, written last, publishes the result.
+            unsafe {
+                (*req).ar_result = result;
+                mark(&mut q, req, code);
+            }
+        }
+        wake();
+        batch.done_one();
     }
 }
 
@@ -409,32 +459,43 @@ unsafe fn answer(mode: c_int, list: *const *mut Gaicb, ent: c_int, sig: *const S
         left: AtomicUsize::new(requests.len() + 1),
         notify,
     });
-    {
-        let mut running = running();
+    let failed = {
+        let mut q = queue();
         for &req in &requests {
             // SAFETY: the caller's request.
             unsafe { status(req).store(EAI_INPROGRESS, Ordering::Relaxed) };
-            running.push(req as usize);
+            q.waiting.push_back((Request(req), Arc::clone(&batch)));
         }
-    }
-    let started = signals_blocked(|| {
-        let mut all = true;
-        for &req in &requests {
-            let mine = Arc::clone(&batch);
-            let request = Request(req);
-            let spawned = thread::Builder::new()
-                .name("bindto-gai".into())
-                .spawn(move || work(request, &mine));
-            if spawned.is_err() {
-                // As glibc when it cannot start a thread: the call says
-                // EAI_SYSTEM with EAGAIN, and so does the request.
-                // SAFETY: a request of this call, not started.
-                unsafe { finish(req, libc::EAI_SYSTEM, &batch) };
-                all = false;
+        signals_blocked(|| {
+            while q.threads < MAX_THREADS && q.threads < q.running.len() + q.waiting.len() {
+                let spawned = thread::Builder::new()
+                    .name("bindto-gai".into())
+                    .spawn(serve);
+                if spawned.is_err() {
+                    break;
+                }
+                q.threads += 1;
             }
+        });
+        // No thread, and none could be started: as glibc then, the
+        // requests fail (EAI_SYSTEM), and so does the call, with EAGAIN.
+        // Only this call's can be waiting: threads leave an empty queue.
+        let failed: Vec<_> = if q.threads == 0 {
+            q.waiting.drain(..).collect()
+        } else {
+            Vec::new()
+        };
+        for (request, _) in &failed {
+            // SAFETY: a request of this call, never started.
+            unsafe { mark(&mut q, request.0, libc::EAI_SYSTEM) };
         }
-        all
-    });
+        failed
+    };
+    let started = failed.is_empty();
+    for (_, batch) in failed {
+        wake();
+        batch.done_one();
+    }
     batch.done_one();
     if mode == GAI_WAIT {
         loop {
@@ -501,10 +562,8 @@ unsafe fn suspend(list: *const *const Gaicb, ent: c_int, timeout: *const timespe
         .filter(|&req| unsafe { in_progress(req) })
         .collect();
     let glibcs = {
-        let running = running();
-        pending
-            .iter()
-            .any(|&req| !running.contains(&(req as usize)))
+        let q = queue();
+        pending.iter().any(|&req| !q.has(req))
     };
     // None: no timeout, or one too long for the clock, as good as none.
     let deadline = (!timeout.is_null())
@@ -563,8 +622,8 @@ pub unsafe extern "C" fn gai_suspend(
             // SAFETY: the caller's list of `ent` entries.
             let listed = unsafe { requests(list.cast::<*mut Gaicb>(), ent) };
             let mine = {
-                let running = running();
-                listed.iter().any(|&req| running.contains(&(req as usize)))
+                let q = queue();
+                listed.iter().any(|&req| q.has(req))
             };
             if mine {
                 // SAFETY: as the caller promises.
@@ -597,8 +656,10 @@ pub unsafe extern "C" fn gai_error(req: *mut Gaicb) -> c_int {
     unsafe { status(req) }.load(Ordering::Acquire)
 }
 
-/// `gai_cancel()`: EAI_NOTCANCELED for a request the shim is running,
-/// otherwise libc's.
+/// `gai_cancel()`: for a request of the shim's, EAI_NOTCANCELED while it
+/// runs, EAI_CANCELED while it waits for a thread (it is done then, with
+/// EAI_CANCELED, where glibc leaves a cancelled request in progress for
+/// ever); otherwise libc's.
 ///
 /// # Safety
 /// As libc's `gai_cancel`.
@@ -616,11 +677,22 @@ pub unsafe extern "C" fn gai_cancel(req: *mut Gaicb) -> c_int {
     boundary::call_or(
         || libc::EAI_SYSTEM,
         || {
-            if running().contains(&(req as usize)) {
-                EAI_NOTCANCELED
-            } else {
-                real()
+            let mut q = queue();
+            if q.running.contains(&(req as usize)) {
+                return EAI_NOTCANCELED;
             }
+            let Some(i) = q.waiting.iter().position(|(r, _)| r.0 == req) else {
+                drop(q);
+                return real();
+            };
+            if let Some((_, batch)) = q.waiting.remove(i) {
+                // SAFETY: a waiting request, valid until done.
+                unsafe { mark(&mut q, req, EAI_CANCELED) };
+                drop(q);
+                wake();
+                batch.done_one();
+            }
+            EAI_CANCELED
         },
     )
 }

@@ -18,12 +18,15 @@
  *                            when it is the process's), the line
  *   gai_async thread NAME    GAI_NOWAIT with SIGEV_THREAD (value 42):
  *                            `thread VALUE`, the line
- *   gai_async slow NAME      GAI_NOWAIT for a lookup that takes a while:
- *                            while it runs, `suspend RC` for a 100 ms
- *                            timeout (EAI_AGAIN, -3), `error RC`
- *                            (EAI_INPROGRESS, -100), `cancel RC`
- *                            (EAI_NOTCANCELED, -102); then gai_suspend
- *                            until done, `suspend RC`, and the line
+ *   gai_async slow NAME      one GAI_NOWAIT call of 21 requests for a
+ *                            lookup that takes a while, one more than
+ *                            glibc runs at once: while the first runs,
+ *                            `suspend RC` for a 100 ms timeout (EAI_AGAIN,
+ *                            -3), `error RC` (EAI_INPROGRESS, -100),
+ *                            `cancel RC` (EAI_NOTCANCELED, -102); for the
+ *                            last, waiting, `cancel RC` (EAI_CANCELED,
+ *                            -101); then gai_suspend until the first is
+ *                            done, `suspend RC`, and its line
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -90,6 +93,24 @@ int main(int argc, char **argv)
     }
     struct gaicb *req = request(argv[2]);
     struct gaicb *list[1] = {req};
+    if (!strcmp(mode, "slow")) {
+        struct gaicb *all[21] = {req};
+        for (int i = 1; i < 21; i++)
+            all[i] = request(argv[2]);
+        if (getaddrinfo_a(GAI_NOWAIT, all, 21, NULL) != 0)
+            return 1;
+        const struct timespec short_wait = {.tv_nsec = 100 * 1000 * 1000};
+        printf("suspend %d\n", gai_suspend((const struct gaicb *const *)list, 1, &short_wait));
+        printf("error %d\n", gai_error(req));
+        printf("cancel %d\n", gai_cancel(req));
+        printf("cancel %d\n", gai_cancel(all[20]));
+        int rc = 0;
+        while (rc == 0 && gai_error(req) == EAI_INPROGRESS)
+            rc = gai_suspend((const struct gaicb *const *)list, 1, &ten);
+        printf("suspend %d\n", rc);
+        show(req);
+        return rc != 0;
+    }
     if (!strcmp(mode, "nowait")) {
         if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0)
             return 1;
@@ -100,20 +121,6 @@ int main(int argc, char **argv)
         show(req);
         printf("cancel %d\n", gai_cancel(req));
         printf("suspend %d\n", gai_suspend((const struct gaicb *const *)list, 1, &ten));
-        return rc != 0;
-    }
-    if (!strcmp(mode, "slow")) {
-        if (getaddrinfo_a(GAI_NOWAIT, list, 1, NULL) != 0)
-            return 1;
-        const struct timespec short_wait = {.tv_nsec = 100 * 1000 * 1000};
-        printf("suspend %d\n", gai_suspend((const struct gaicb *const *)list, 1, &short_wait));
-        printf("error %d\n", gai_error(req));
-        printf("cancel %d\n", gai_cancel(req));
-        int rc = 0;
-        while (rc == 0 && gai_error(req) == EAI_INPROGRESS)
-            rc = gai_suspend((const struct gaicb *const *)list, 1, &ten);
-        printf("suspend %d\n", rc);
-        show(req);
         return rc != 0;
     }
     if (!strcmp(mode, "signal")) {
