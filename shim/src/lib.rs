@@ -42,6 +42,7 @@ mod front;
 mod guard;
 pub mod hooks;
 pub mod hooks_dns;
+pub mod hooks_gai_async;
 pub mod hooks_res;
 mod log;
 mod real;

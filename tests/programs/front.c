@@ -139,6 +139,12 @@ static int refused(void) {
     errno = 0;
     rc = getaddrinfo("localhost", "9", NULL, &res);
     printf("getaddrinfo %s %s\n", rc == EAI_FAIL ? "EAI_FAIL" : gai_strerror(rc), name(errno));
+    /* Each request fails, and the call, as when glibc cannot start them. */
+    struct gaicb request = {.ar_name = "localhost"};
+    struct gaicb *requests[1] = {&request};
+    errno = 0;
+    rc = getaddrinfo_a(GAI_WAIT, requests, 1, NULL);
+    printf("getaddrinfo_a %d %s %d\n", rc, name(errno), gai_error(&request));
     char host[64];
     errno = 0;
     rc = getnameinfo((struct sockaddr *)&a, sizeof a, host, sizeof host, NULL, 0, 0);

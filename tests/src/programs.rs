@@ -18,12 +18,28 @@ pub const TARGET: &str = "198.19.0.1";
 /// If gcc is missing or the program does not compile.
 #[track_caller]
 pub fn compile(dir: &Path, name: &str) -> PathBuf {
+    compile_as(dir, name, name, &[])
+}
+
+/// Compiles `tests/programs/<name>.c` into `dir/<out>` (which may name a
+/// subdirectory, created if need be) with gcc and `flags` too, e.g.
+/// `-shared -fPIC` for a library, and returns the output's path.
+///
+/// # Panics
+/// If gcc is missing or the program does not compile.
+#[track_caller]
+pub fn compile_as(dir: &Path, name: &str, out: &str, flags: &[&str]) -> PathBuf {
     let source = run::workspace_root()
         .join("tests/programs")
         .join(format!("{name}.c"));
-    let out = dir.join(name);
+    let out = dir.join(out);
+    if let Some(parent) = out.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|error| panic!("{}: {error}", parent.display()));
+    }
     let result = Command::new("gcc")
-        .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&source)
         .output()

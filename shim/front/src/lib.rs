@@ -19,10 +19,11 @@
 //! export of the same name when bindto is active, and until then the
 //! hook's cold path, which goes to [`settle`]. That decides once per
 //! process, at the first call of any export but `close`, `close_range`,
-//! `closefrom`, `dup2`, `dup3` and `freeaddrinfo`: these only make the
-//! engine forget what it recorded, which is nothing before it is loaded,
-//! so until something decides they go to libc and leave their slot as it
-//! is.
+//! `closefrom`, `dup2`, `dup3` and `freeaddrinfo`, which only make the
+//! engine forget what it recorded, and `gai_suspend`, `gai_error` and
+//! `gai_cancel`, which only ask after the requests it started: nothing
+//! before it is loaded, so until something decides they go to libc and
+//! leave their slot as it is.
 //! The decision:
 //!
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
@@ -46,6 +47,10 @@
 //!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`) go to
 //!   libc.
 //!
+//! Besides the hooks, the front exports `dlopen` and `dlmopen` of its own
+//! ([`plugins`], x86_64): they need no engine, and keep plugins from
+//! binding to libc past the front.
+//!
 //! Concurrency ([`settle`]): the state is one atomic word, unset, ready,
 //! failed, or the pid and tid of the thread loading. Threads that race the
 //! first call wait (`sched_yield`) for the loader rather than pass through
@@ -65,6 +70,8 @@ use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+mod plugins;
 
 /// `socklen_t`.
 type Socklen = u32;
@@ -98,6 +105,19 @@ pub struct Msghdr {
 pub struct Mmsghdr {
     hdr: Msghdr,
     len: c_uint,
+}
+
+/// glibc's `struct gaicb`: the front only fails a refused request.
+#[derive(Debug)]
+#[repr(C)]
+#[allow(dead_code)] // fields for the layout
+pub struct Gaicb {
+    name: *const c_char,
+    service: *const c_char,
+    request: *const Addrinfo,
+    result: *mut Addrinfo,
+    status: c_int,
+    reserved: [c_int; 5],
 }
 
 /// `Dl_info`.
@@ -173,7 +193,7 @@ macro_rules! libc {
 
 libc! {
     getenv(name: *const c_char) -> *const c_char, or ptr::null();
-    dlopen(file: *const c_char, mode: c_int) -> *mut c_void, or ptr::null_mut();
+    dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int, or -1;
     dlerror() -> *const c_char, or ptr::null();
     dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
@@ -203,6 +223,7 @@ const AF_INET6: u16 = 10;
 const SOCKADDR_IN_LEN: usize = 16;
 const EAI_AGAIN: c_int = -3;
 const EAI_FAIL: c_int = -4;
+const EAI_SYSTEM: c_int = -11;
 /// `h_errno` values (netdb.h).
 const TRY_AGAIN: c_int = 2;
 const NO_RECOVERY: c_int = 3;
@@ -565,6 +586,16 @@ hooks! {
         => |why| Some(refuse::eai(why));
     /// `freeaddrinfo()`: the engine frees its own lists, libc's to libc.
     forget freeaddrinfo(res: *mut Addrinfo) -> ();
+    /// `getaddrinfo_a()`.
+    net getaddrinfo_a(mode: c_int, list: *mut *mut Gaicb, ent: c_int, sig: *mut c_void) -> c_int
+        // SAFETY: the caller's `ent` requests.
+        => |why| Some(unsafe { refuse::gai_a(why, list, ent) });
+    /// `gai_suspend()`: the engine's wait for requests it runs itself.
+    forget gai_suspend(list: *const *const Gaicb, ent: c_int, timeout: *const c_void) -> c_int;
+    /// `gai_error()`.
+    forget gai_error(req: *mut Gaicb) -> c_int;
+    /// `gai_cancel()`.
+    forget gai_cancel(req: *mut Gaicb) -> c_int;
     /// `getnameinfo()`.
     net getnameinfo(
         sa: *const Sockaddr,
@@ -813,6 +844,30 @@ mod refuse {
         set_errno(errno_of(why));
         match why {
             Why::Blocked => EAI_FAIL,
+            Why::Again => EAI_AGAIN,
+        }
+    }
+
+    /// `getaddrinfo_a`: each request fails (EAI_FAIL, EAI_AGAIN mid-load)
+    /// and so does the call, as glibc's when it cannot start them:
+    /// EAI_SYSTEM with errno EPERM (EAI_AGAIN mid-load).
+    ///
+    /// # Safety
+    /// `list` is null or valid for `ent` entries, each null or a request.
+    pub(super) unsafe fn gai_a(why: Why, list: *mut *mut Gaicb, ent: c_int) -> c_int {
+        if !list.is_null() {
+            for i in 0..ent.max(0) as usize {
+                // SAFETY: entry `i` of the caller's `ent`.
+                let req = unsafe { *list.add(i) };
+                if !req.is_null() {
+                    // SAFETY: the caller's request.
+                    unsafe { (*req).status = eai(why) };
+                }
+            }
+        }
+        set_errno(errno_of(why));
+        match why {
+            Why::Blocked => EAI_SYSTEM,
             Why::Again => EAI_AGAIN,
         }
     }
@@ -1125,7 +1180,7 @@ unsafe fn engine() -> Result<(), Failure> {
     // SAFETY: as the caller promises.
     let path = unsafe { engine_path() }.ok_or(Failure::NoPath)?;
     // SAFETY: a NUL-terminated path.
-    let handle = unsafe { dlopen(path, RTLD_NOW | RTLD_LOCAL) };
+    let handle = unsafe { plugins::libc_dlopen(path, RTLD_NOW | RTLD_LOCAL) };
     if handle.is_null() {
         // SAFETY: no preconditions.
         return Err(Failure::Dl(unsafe { dlerror() }));
