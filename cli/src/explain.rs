@@ -150,4 +150,32 @@ mod tests {
         assert!(one("localhost:8080", None).iter().all(|a| a.port() == 8080));
         assert!(destinations("no-such-host.invalid", None, 443).is_err());
     }
+
+    #[test]
+    fn loopback_is_explained_as_never_bound() {
+        let layer = bindto_core::Layer {
+            source: bindto_core::Source::Given,
+            path: "p.toml".into(),
+            text: "[profile.vpn]\ninterface = \"vpn0\"\n".into(),
+        };
+        let config = bindto_core::Config::from_layers(vec![layer]).unwrap();
+        let table = Table::compile(config.profile("vpn").unwrap());
+        for dest in ["127.0.0.1:443", "[::1]:443", "[::ffff:127.0.0.1]:443"] {
+            let out = describe(
+                &table,
+                dest.parse().unwrap(),
+                Protocol::Tcp,
+                dest,
+                Style::plain(),
+            );
+            assert!(
+                out.ends_with(
+                    "  direct: left alone, the routing table decides\n  \
+                     by the loopback rule of profile \"vpn\" (loopback destinations, \
+                     127.0.0.0/8 and ::1/128, are never bound unless a rule names them)\n"
+                ),
+                "{out}"
+            );
+        }
+    }
 }

@@ -33,7 +33,7 @@ const MAGIC: [u8; 8] = *b"bindtoT\n";
 
 /// Bumped whenever the layout written by `Table::encode` or the meaning of
 /// a table changes; the crate version is in the key as well.
-pub(crate) const FORMAT: u64 = 3;
+pub(crate) const FORMAT: u64 = 4;
 
 /// Magic, format, key, payload length, payload checksum.
 const HEADER: usize = 40;

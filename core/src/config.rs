@@ -5,8 +5,7 @@
 //! `Keys::over`: a key that is set replaces the base's value whole, lists and
 //! tables included; a key that is not set is inherited.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -359,11 +358,13 @@ impl Config {
         };
         // Every profile is resolved now, so an error in any of them is an
         // error of the config, whichever profile is used.
-        config.resolved = config
-            .profiles
-            .keys()
-            .map(|name| Ok((name.clone(), config.build(name)?)))
-            .collect::<Result<_, Error>>()?;
+        let mut merged = HashMap::new();
+        let mut resolved = BTreeMap::new();
+        for (name, entry) in &config.profiles {
+            let keys = config.merged(name, &mut merged)?;
+            resolved.insert(name.clone(), config.resolve(name, entry.header, keys)?);
+        }
+        config.resolved = resolved;
         Ok(config)
     }
 
@@ -434,33 +435,49 @@ impl Config {
         })
     }
 
-    fn build(&self, name: &str) -> Result<Profile, Error> {
-        let entry = &self.profiles[name];
-        // Borrowed unless `extends` makes a merge: a profile of 10 000 rules
-        // is not copied to be read.
-        let mut keys = Cow::Borrowed(&entry.keys);
+    /// The keys of profile `name` with `extends` resolved: its own, or
+    /// merged over its base's and kept in `memo`. Each profile of a chain is
+    /// merged once, over its base's merged keys, so that resolving every
+    /// profile of a chain of n links takes n merges, not n per profile
+    /// (4 000 links took 21 s that way).
+    fn merged<'c: 'm, 'm>(
+        &'c self,
+        name: &'c str,
+        memo: &'m mut HashMap<&'c str, Keys>,
+    ) -> Result<&'m Keys, Error> {
+        // Up the chain to the first profile whose keys are known: one
+        // without `extends`, or one merged before.
         let mut chain = vec![name];
-        let mut next = entry.keys.extends.as_ref();
-        while let Some(extends) = next {
-            let base_name = extends.value.as_str();
-            let base = self.profiles.get(base_name).ok_or_else(|| {
-                self.error(
+        let mut on_chain = HashSet::from([name]);
+        let mut at = name;
+        while !memo.contains_key(at) {
+            let Some(extends) = self.profiles[at].keys.extends.as_ref() else {
+                break;
+            };
+            let base = extends.value.as_str();
+            if !self.profiles.contains_key(base) {
+                return Err(self.error(
                     extends,
-                    format!("profile.{name}.extends: profile \"{base_name}\" is not defined"),
-                )
-            })?;
-            if chain.contains(&base_name) {
-                chain.push(base_name);
+                    format!("profile.{name}.extends: profile \"{base}\" is not defined"),
+                ));
+            }
+            chain.push(base);
+            if !on_chain.insert(base) {
                 return Err(self.error(
                     extends,
                     format!("profile.{name}.extends: cycle {}", chain.join(" -> ")),
                 ));
             }
-            chain.push(base_name);
-            keys = Cow::Owned(keys.into_owned().over(base.keys.clone()));
-            next = base.keys.extends.as_ref();
+            at = base;
         }
-        self.resolve(name, entry.header, &keys)
+        // Then down, each link over the one below it. A profile without
+        // `extends` is not copied: a profile of 10 000 rules is read in place.
+        for pair in chain.windows(2).rev() {
+            let base = memo.get(pair[1]).unwrap_or(&self.profiles[pair[1]].keys);
+            let keys = self.profiles[pair[0]].keys.clone().over(base.clone());
+            memo.insert(pair[0], keys);
+        }
+        Ok(memo.get(name).unwrap_or(&self.profiles[name].keys))
     }
 
     fn resolve(&self, name: &str, header: (usize, usize), keys: &Keys) -> Result<Profile, Error> {

@@ -1,7 +1,7 @@
 //! A profile resolved from its layers: what the table is compiled from.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -148,7 +148,19 @@ pub enum RuleKind {
     Dns(u16),
     /// An older tool's environment variable.
     Variable(&'static str),
+    /// bindto's own rule for loopback destinations ([`LOOPBACK`]): left
+    /// alone unless a rule names them.
+    Loopback,
 }
+
+/// Loopback destinations, which no device but `lo` reaches: a profile
+/// leaves them alone (direct) unless one of its own rules names them, that
+/// is, has a network of at least this prefix length inside them. Ranked
+/// below every exclude and route of the same prefix length.
+pub const LOOPBACK: [IpNet; 2] = [
+    IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+    IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+];
 
 /// Where a rule came from: its file and position, profile and kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +187,11 @@ impl fmt::Display for Origin {
                 self.profile
             )?,
             RuleKind::Variable(name) => write!(f, "{name}")?,
+            RuleKind::Loopback => write!(
+                f,
+                "the loopback rule of profile \"{}\" (loopback destinations, {} and {}, are never bound unless a rule names them)",
+                self.profile, LOOPBACK[0], LOOPBACK[1]
+            )?,
         }
         if let Some((path, line, column)) = &self.location {
             write!(f, " ({}:{line}:{column})", path.display())?;

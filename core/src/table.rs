@@ -31,7 +31,9 @@ use std::net::{IpAddr, SocketAddr};
 use ipnet::IpNet;
 
 use crate::addr::{PerFamily, PortRange};
-use crate::profile::{Action, Binding, DnsOptions, OnFailure, Origin, Profile, Protocol};
+use crate::profile::{
+    Action, Binding, DnsOptions, LOOPBACK, OnFailure, Origin, Profile, Protocol, RuleKind,
+};
 
 mod codec;
 
@@ -559,7 +561,7 @@ pub struct Table {
     dns_options: DnsOptions,
     /// (port, server, origin), sorted by port.
     dns: Vec<(u16, SocketAddr, u32)>,
-    /// Number of rules (routes and excludes).
+    /// Number of rules: routes, excludes and the loopback rule.
     rule_count: usize,
     /// The profile's own binding, when no rule matches.
     default: Rule,
@@ -650,6 +652,19 @@ impl Table {
             });
             prefixes.push((*net, index));
         }
+        // Last, so that any rule of the profile of the same prefix length
+        // comes first in the decision order.
+        let index = rules.len() as u32;
+        rules.push(Rule {
+            act: Act::Direct.code(),
+            origin: origin(&Origin {
+                profile: profile.origin.profile.clone(),
+                kind: RuleKind::Loopback,
+                location: None,
+            }),
+            filter: 0,
+        });
+        prefixes.extend(LOOPBACK.map(|net| (net, index)));
         let dns = profile
             .dns
             .iter()
@@ -686,8 +701,9 @@ impl Table {
     }
 
     /// The decision for a TCP or UDP destination (see the crate's README
-    /// for the order): DNS rewrite first, then the longest matching prefix,
-    /// then the profile's own binding.
+    /// for the order): DNS rewrite first, then the longest matching prefix
+    /// (loopback's own rule among them, last at its length), then the
+    /// profile's own binding.
     #[inline]
     pub fn decide(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
         // The common case, small enough to inline into a caller: an IPv4
@@ -752,13 +768,11 @@ impl Table {
     }
 
     /// The act code and origin that decide `destination`, already rewritten.
+    /// Every table has a rule (loopback's), so every destination is looked
+    /// up.
     #[inline(always)]
     fn act(&self, destination: SocketAddr, protocol: Protocol) -> (u32, u32) {
-        if self.rule_count == 0 {
-            (self.default.act, self.default.origin)
-        } else {
-            self.matching(destination, protocol)
-        }
+        self.matching(destination, protocol)
     }
 
     /// What an act code does.
@@ -844,7 +858,7 @@ impl Table {
         &self.bindings
     }
 
-    /// Number of rules (routes and excludes).
+    /// Number of rules: routes, excludes and the loopback rule.
     pub fn rule_count(&self) -> usize {
         self.rule_count
     }

@@ -160,3 +160,62 @@ fn the_profiles_own_verdict_is_the_unmatched_destinations() {
     let plain = table("[profile.p]\nexclude = [\"10.0.0.0/8\"]\n");
     assert_eq!(plain.own().0, Verdict::Direct);
 }
+
+/// Loopback cannot leave through another device: bound to vpn0, a connect
+/// to 127.0.0.1 hangs. Left alone unless a rule of at least loopback's own
+/// prefix length names it; a wider one (0.0.0.0/0) does not. IPv4-mapped
+/// loopback is loopback.
+#[test]
+fn loopback_is_direct_unless_a_rule_names_it() {
+    let t = table(
+        r#"
+[profile.p]
+interface = "vpn0"
+
+[[profile.p.route]]
+to = ["0.0.0.0/0", "::/0"]
+interface = "alt0"
+
+[[profile.p.route]]
+to = ["127.0.0.53", "::1"]
+ports = [53]
+action = "block"
+"#,
+    );
+    let direct = ("direct".to_owned(), RuleKind::Loopback);
+    for dest in [
+        "127.0.0.1:80",
+        "127.255.255.254:80",
+        "[::1]:80",
+        "[::ffff:127.0.0.1]:80",
+        "127.0.0.53:80",
+    ] {
+        assert_eq!(kind(&t, dest, Protocol::Tcp), direct, "{dest}");
+        assert_eq!(kind(&t, dest, Protocol::Udp), direct, "{dest}");
+    }
+    for dest in ["127.0.0.53:53", "[::1]:53", "[::ffff:127.0.0.53]:53"] {
+        assert_eq!(
+            kind(&t, dest, Protocol::Udp),
+            ("block".into(), RuleKind::Route(1)),
+            "{dest}"
+        );
+    }
+    for dest in ["126.255.255.255:80", "128.0.0.0:80", "[::2]:80"] {
+        assert_eq!(
+            kind(&t, dest, Protocol::Tcp),
+            ("bind alt0".into(), RuleKind::Route(0)),
+            "{dest}"
+        );
+    }
+    // An exclude of loopback's own length is the user's rule, and says so.
+    let t = table("[profile.p]\ninterface = \"vpn0\"\nexclude = \"127.0.0.0/8\"\n");
+    assert_eq!(
+        kind(&t, "127.0.0.1:80", Protocol::Tcp),
+        ("direct".into(), RuleKind::Exclude(0))
+    );
+    assert_eq!(kind(&t, "[::1]:80", Protocol::Tcp), direct);
+    assert_eq!(
+        kind(&t, "198.18.0.1:80", Protocol::Tcp),
+        ("bind vpn0".into(), RuleKind::Default)
+    );
+}

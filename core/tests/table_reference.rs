@@ -5,10 +5,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use bindto_core::addr::{PerFamily, unmap};
+use bindto_core::profile::{Action, DnsRewrite, LOOPBACK, Route};
 use bindto_core::{
     Binding, IfName, OnFailure, Origin, PortRange, Profile, Protocol, RuleKind, Table, Verdict,
 };
-use bindto_core::{DnsOptions, Env, cache, profile::Action, profile::DnsRewrite, profile::Route};
+use bindto_core::{DnsOptions, Env, cache};
 use ipnet::IpNet;
 use proptest::prelude::*;
 
@@ -23,9 +24,10 @@ enum Owned {
     Block,
 }
 
-/// The three steps of the README, read literally: rewrite, then the best of
-/// all matching rules by (prefix length, has a filter, is a route, earliest),
-/// then the profile's default.
+/// The steps of the README, read literally: rewrite, then the best of all
+/// matching rules by (prefix length, has a filter, is a route, earliest),
+/// unless loopback's network is longer than the best's, then the profile's
+/// default.
 fn reference<'p>(p: &'p Profile, dest: SocketAddr, proto: Protocol) -> (Owned, SocketAddr, Origin) {
     let mut dest = SocketAddr::new(unmap(dest.ip()), dest.port());
     if let Some(r) = p.dns.iter().find(|r| r.port == dest.port()) {
@@ -66,6 +68,13 @@ fn reference<'p>(p: &'p Profile, dest: SocketAddr, proto: Protocol) -> (Owned, S
             );
         }
     }
+    // The loopback rule: below every rule of the same prefix length.
+    let loopback = origin(RuleKind::Loopback);
+    if let Some(net) = LOOPBACK.iter().find(|n| n.contains(&dest.ip())) {
+        if best.as_ref().is_none_or(|b| b.0.0 < net.prefix_len()) {
+            return (Owned::Direct, dest, loopback);
+        }
+    }
     match best {
         Some((_, verdict, origin)) => (verdict, dest, origin.clone()),
         None if p.binding.is_empty() => (Owned::Direct, dest, p.origin.clone()),
@@ -99,8 +108,20 @@ fn v6() -> impl Strategy<Value = Ipv6Addr> {
     (0u16..4, 0u16..4, 0u16..8).prop_map(|(a, b, c)| Ipv6Addr::new(0x2001, 0xdb8, a, 0, 0, 0, b, c))
 }
 
+/// Loopback and its neighbours, which its rule must not reach.
+fn near_loopback() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        (0u8..3, 0u8..3).prop_map(|(a, b)| Ipv4Addr::new(126 + a, 0, b, 1).into()),
+        (0u16..3).prop_map(|a| Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, a).into()),
+    ]
+}
+
 fn ip() -> impl Strategy<Value = IpAddr> {
-    prop_oneof![v4().prop_map(IpAddr::V4), v6().prop_map(IpAddr::V6)]
+    prop_oneof![
+        4 => v4().prop_map(IpAddr::V4),
+        4 => v6().prop_map(IpAddr::V6),
+        1 => near_loopback(),
+    ]
 }
 
 fn net() -> impl Strategy<Value = IpNet> {

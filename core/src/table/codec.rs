@@ -299,6 +299,7 @@ impl Writer {
                 RuleKind::Exclude(i) => (1, i as u64),
                 RuleKind::Route(i) => (2, i as u64),
                 RuleKind::Dns(port) => (3, port.into()),
+                RuleKind::Loopback => (4, 0),
                 RuleKind::Variable(_) => return None,
             };
             body.u8(tag);
@@ -451,6 +452,7 @@ impl<'a> Reader<'a> {
                 1 => RuleKind::Exclude(usize::try_from(n).ok()?),
                 2 => RuleKind::Route(usize::try_from(n).ok()?),
                 3 => RuleKind::Dns(u16::try_from(n).ok()?),
+                4 if n == 0 => RuleKind::Loopback,
                 _ => return None,
             };
             let location = r.option(|r| {
