@@ -22,8 +22,9 @@ use std::path::PathBuf;
 const MAGIC: &[u8; 4] = b"\x7fELF";
 const PT_INTERP: u32 = 3;
 const PT_NOTE: u32 = 4;
-/// The Go linker's build-id note: owner "Go", type 4 (.note.go.buildid).
-const GO_NOTE_OWNER: &[u8] = b"Go\0";
+/// The Go linker's build-id note: owner "Go" (NUL-padded to 4 bytes),
+/// type 4 (.note.go.buildid).
+const GO_NOTE_OWNER: &[u8] = b"Go";
 const GO_NOTE_TYPE: u32 = 4;
 /// Longest note segment read (Go's is about a hundred bytes).
 const MAX_NOTES: u64 = 64 * 1024;
@@ -167,8 +168,9 @@ fn has_go_note(notes: Reader<'_>) -> bool {
             return false;
         };
         let name = at + 12;
+        let owner = notes.bytes.get(name..name.saturating_add(namesz as usize));
         if kind == GO_NOTE_TYPE
-            && notes.bytes.get(name..name + namesz as usize) == Some(GO_NOTE_OWNER)
+            && owner.is_some_and(|o| o.split(|&b| b == 0).next() == Some(GO_NOTE_OWNER))
         {
             return true;
         }
@@ -353,6 +355,28 @@ mod tests {
         let mut cut = image(true, true, &[1, PT_INTERP]);
         cut.truncate(80);
         assert!(parse(&cut).is_err());
+    }
+
+    #[test]
+    fn go_is_told_by_its_build_id_note() {
+        let note = |owner: &[u8], kind: u32| {
+            let mut n = Vec::new();
+            n.extend_from_slice(&(owner.len() as u32).to_le_bytes());
+            n.extend_from_slice(&8u32.to_le_bytes());
+            n.extend_from_slice(&kind.to_le_bytes());
+            n.extend_from_slice(owner);
+            n.resize(n.len().div_ceil(4) * 4, 0);
+            n.extend_from_slice(b"buildid!");
+            n
+        };
+        let reader = |bytes: &[u8]| has_go_note(Reader::new(bytes, 2, 1).unwrap().with(bytes));
+        let gnu = note(b"GNU\0", 3);
+        assert!(reader(&[gnu.clone(), note(b"Go\0\0", 4)].concat()));
+        assert!(!reader(&gnu));
+        assert!(!reader(&note(b"Go\0\0", 1)));
+        assert!(!reader(&note(b"Gopher\0", 4)));
+        // A size that runs off the end.
+        assert!(!reader(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 0, 0, 0]));
     }
 
     #[test]

@@ -18,12 +18,23 @@ pub const TARGET: &str = "198.19.0.1";
 /// If gcc is missing or the program does not compile.
 #[track_caller]
 pub fn compile(dir: &Path, name: &str) -> PathBuf {
+    compile_as(dir, name, name, &[])
+}
+
+/// [`compile`] into `dir/<out>`, with extra gcc `flags` (e.g. `-static`).
+///
+/// # Panics
+/// As [`compile`].
+#[track_caller]
+pub fn compile_as(dir: &Path, name: &str, out: &str, flags: &[&str]) -> PathBuf {
     let source = run::workspace_root()
         .join("tests/programs")
         .join(format!("{name}.c"));
-    let out = dir.join(name);
+    let out = dir.join(out);
     let result = Command::new("gcc")
-        .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+        .args(["-O1", "-g", "-Wall", "-Wextra", "-Werror", "-pthread"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&source)
         .output()
