@@ -69,12 +69,16 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
     // The library cannot see a static program's calls, nor a Go program's
     // (Go makes its own system calls even when dynamically linked).
     let needs = match &checked {
-        Err(unbound @ Unbound::Static { .. }) => Some(unbound.explain(&resolved)),
+        Err(Unbound::Static { path }) => Some(format!(
+            "{} is statically linked (no ELF interpreter), so libbindto.so cannot be \
+             loaded into it",
+            path.display()
+        )),
         Ok(Some(elf)) if elf.go => Some(format!(
             "{} is a Go program, whose system calls bypass libbindto.so",
             resolved.display()
         )),
-        _ if args.supervise => Some("--supervise".to_owned()),
+        _ if args.supervise => Some("--supervise was given".to_owned()),
         _ => None,
     };
     let unbound = match (&checked, needs) {
@@ -86,7 +90,8 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
                 Ok(code) => return Ok(code),
                 Err(supervise::Error::Exec(error)) => return Err(exec_failed(program, &error)),
                 Err(supervise::Error::Unavailable(why)) => Some(format!(
-                    "{needs} needs supervision, which this kernel does not allow: {why}"
+                    "{needs}; it needs supervision, which is not available here: {why}. \
+                     `bindto doctor` says more; --allow-unbound runs it anyway, unbound."
                 )),
             }
         }

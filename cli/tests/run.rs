@@ -137,6 +137,36 @@ fn a_static_binary_runs_supervised() {
     assert!(!err.contains("warning"), "{err}");
 }
 
+/// Where supervision is not available (here: inside another supervised
+/// `bindto run`, which cannot have a second seccomp listener), a static
+/// binary is refused as before, saying why.
+#[test]
+fn a_static_binary_is_refused_where_supervision_is_not_available() {
+    let Some((s, exe)) = setup("nested") else {
+        return;
+    };
+    let Some(program) = s.static_program(5) else {
+        return;
+    };
+    let (exe_path, path) = (exe.to_str().unwrap(), program.to_str().unwrap());
+    let inner = ["run", "-p", "vpn", "--", path];
+    let mut args = vec!["run", "-p", "vpn", "--supervise", "--", exe_path];
+    args.extend_from_slice(&inner);
+    let o = run(&mut bindto(&s, &exe, &args));
+    let (_, err) = expect(&o, 3);
+    assert!(
+        err.contains("statically linked") && err.contains("not available here"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-unbound"), "{err}");
+
+    // Knowingly: runs, with a warning.
+    args.insert(args.len() - 2, "--allow-unbound");
+    let o = run(&mut bindto(&s, &exe, &args));
+    let (_, err) = expect(&o, 5);
+    assert!(err.contains("warning") && err.contains("unbound"), "{err}");
+}
+
 #[test]
 fn a_script_is_judged_by_its_interpreter() {
     let Some((s, exe)) = setup("script") else {

@@ -135,6 +135,31 @@ pub(crate) fn run(
     Ok(exit_like(status))
 }
 
+/// Whether supervision works here: `true` run under it, and bindto's
+/// signal mask and subreaper setting put back.
+pub(crate) fn probe(table: &Table) -> Result<(), String> {
+    let program = ["/bin/true", "/usr/bin/true"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .ok_or("no true(1) to start")?;
+    // SAFETY: sigset_t is plain data; the calls only read and write it.
+    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: reads the thread's mask into `mask`.
+    unsafe { libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) };
+    let result = run(program, &[OsString::from("true")], &Vec::new(), table);
+    // SAFETY: puts back what was read above; plain prctl.
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+    }
+    match result {
+        Ok(_) => Ok(()),
+        Err(Error::Unavailable(why)) => Err(why),
+        Err(Error::Exec(e)) => Err(format!("cannot start {}: {e}", program.display())),
+    }
+}
+
 /// What the child reports through the pipe: a tag and a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
