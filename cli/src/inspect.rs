@@ -49,10 +49,7 @@ impl Unbound {
         match self {
             Unbound::Static { path } => format!(
                 "{} is statically linked (no ELF interpreter), so libbindto.so cannot be \
-                 loaded into it and its traffic would leave unbound. Go programs are often \
-                 built this way. Use the program's own option to choose an interface or \
-                 source address, or run it in a network namespace; --allow-unbound runs it \
-                 anyway, unbound.",
+                 loaded into it",
                 via(path)
             ),
             Unbound::OtherTarget {

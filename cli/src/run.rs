@@ -69,11 +69,7 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
     // The library cannot see a static program's calls, nor a Go program's
     // (Go makes its own system calls even when dynamically linked).
     let needs = match &checked {
-        Err(Unbound::Static { path }) => Some(format!(
-            "{} is statically linked (no ELF interpreter), so libbindto.so cannot be \
-             loaded into it",
-            path.display()
-        )),
+        Err(unbound @ Unbound::Static { .. }) => Some(unbound.explain(&resolved)),
         Ok(Some(elf)) if elf.go => Some(format!(
             "{} is a Go program, whose system calls bypass libbindto.so",
             resolved.display()
