@@ -17,15 +17,53 @@
 //! still pending (so that a reused pid cannot be acted on), then the
 //! socket is changed.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bindto_core::{OnFailure, Protocol, Table, Verdict};
+use bindto_core::{IfName, OnFailure, Protocol, Table, Verdict};
 use libc::c_int;
 
 use super::memory::{self, MAX_CONTROL};
 use super::notify::{Answer, Call};
 use super::socket::{self, Socket};
+
+/// The profile's table, and the interface indexes the datagrams' pktinfo
+/// names, looked up once (a lookup is three system calls).
+#[derive(Debug)]
+pub(super) struct Rules<'t> {
+    pub(super) table: &'t Table,
+    ifindex: RefCell<Vec<(IfName, u32)>>,
+}
+
+impl<'t> Rules<'t> {
+    pub(super) fn new(table: &'t Table) -> Rules<'t> {
+        Rules {
+            table,
+            ifindex: RefCell::default(),
+        }
+    }
+
+    fn ifindex(&self, name: &IfName) -> Option<u32> {
+        if let Some(&(_, index)) = self.ifindex.borrow().iter().find(|(n, _)| n == name) {
+            return Some(index);
+        }
+        let c = std::ffi::CString::new(name.as_str()).ok()?;
+        // SAFETY: `c` is NUL-terminated.
+        let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        (index != 0).then(|| {
+            self.ifindex.borrow_mut().push((*name, index));
+            index
+        })
+    }
+
+    /// After ENODEV or ENXIO: the interface may have been made again
+    /// under a new index. The new one, if it changed.
+    fn refresh(&self, name: &IfName, old: u32) -> Option<u32> {
+        self.ifindex.borrow_mut().retain(|(n, _)| n != name);
+        self.ifindex(name).filter(|&i| i != old)
+    }
+}
 
 /// The largest socket address the kernel reads (sockaddr_storage).
 const MAX_NAME: u64 = 128;
@@ -35,23 +73,23 @@ const MSGHDR: usize = 56;
 /// `struct mmsghdr`: a msghdr and the count sent, padded.
 const MMSGHDR: usize = 64;
 
-/// Decides `call` with `table`.
-pub(super) fn answer(table: &Table, call: &Call<'_>) -> Answer {
+/// Decides `call` with the rules.
+pub(super) fn answer(rules: &Rules<'_>, call: &Call<'_>) -> Answer {
     let a = call.args;
     let result = match call.nr {
-        libc::SYS_connect => connect(table, call),
+        libc::SYS_connect => connect(rules, call),
         libc::SYS_sendto => {
             let message = Message {
                 name: (a[4], a[5]),
                 data: Data::Buffer(a[1], a[2]),
                 control: (0, 0),
             };
-            send(table, call, &message, a[3] as c_int)
+            send(rules, call, &message, a[3] as c_int)
         }
         libc::SYS_sendmsg => {
-            read_message(call.pid, a[1]).and_then(|m| send(table, call, &m, a[2] as c_int))
+            read_message(call.pid, a[1]).and_then(|m| send(rules, call, &m, a[2] as c_int))
         }
-        libc::SYS_sendmmsg => send_many(table, call),
+        libc::SYS_sendmmsg => send_many(rules, call),
         libc::SYS_io_uring_setup => {
             static SAID: AtomicBool = AtomicBool::new(false);
             if !SAID.swap(true, Ordering::Relaxed) {
@@ -82,8 +120,18 @@ enum Way {
 struct Plan {
     /// The destination to use instead of the program's (DNS rewrite).
     target: Option<Vec<u8>>,
-    /// The datagram's pktinfo: interface index, source, IPv6.
-    pktinfo: Option<(u32, Option<IpAddr>, bool)>,
+    /// The datagram's pktinfo.
+    pktinfo: Option<Pktinfo>,
+}
+
+/// A datagram's interface (and its name, to look it up again), source
+/// and whether the destination is IPv6.
+#[derive(Debug, Clone, Copy)]
+struct Pktinfo {
+    ifindex: u32,
+    interface: Option<IfName>,
+    source: Option<IpAddr>,
+    v6: bool,
 }
 
 impl Plan {
@@ -92,7 +140,7 @@ impl Plan {
     }
 }
 
-fn connect(table: &Table, call: &Call<'_>) -> Result<Answer, Answer> {
+fn connect(rules: &Rules<'_>, call: &Call<'_>) -> Result<Answer, Answer> {
     let [fd, addr, len, ..] = call.args;
     let Some(destination) = read_name(call.pid, addr, len)? else {
         return Ok(Answer::Continue);
@@ -100,7 +148,7 @@ fn connect(table: &Table, call: &Call<'_>) -> Result<Answer, Answer> {
     let Some(socket) = take(call, fd)? else {
         return Ok(Answer::Continue);
     };
-    let plan = outbound(table, &socket, destination, Way::Socket)?;
+    let plan = outbound(rules, &socket, destination, Way::Socket)?;
     match plan.target {
         None => Ok(Answer::Continue),
         Some(target) => done(socket.connect(&target)),
@@ -146,7 +194,12 @@ fn message_of(raw: &[u8]) -> Message {
 }
 
 /// A datagram (or a TCP Fast Open) with a destination.
-fn send(table: &Table, call: &Call<'_>, message: &Message, flags: c_int) -> Result<Answer, Answer> {
+fn send(
+    rules: &Rules<'_>,
+    call: &Call<'_>,
+    message: &Message,
+    flags: c_int,
+) -> Result<Answer, Answer> {
     let fd = call.args[0];
     let Some(destination) = read_name(call.pid, message.name.0, message.name.1)? else {
         return Ok(Answer::Continue);
@@ -160,29 +213,44 @@ fn send(table: &Table, call: &Call<'_>, message: &Message, flags: c_int) -> Resu
         Protocol::Tcp => return Ok(Answer::Continue),
         Protocol::Udp => Way::Datagram,
     };
-    let plan = outbound(table, &socket, destination, way)?;
+    let plan = outbound(rules, &socket, destination, way)?;
     if plan.is_empty() {
         return Ok(Answer::Continue);
     }
+    let name = name_for(&plan, destination, &socket).map_err(Answer::Error)?;
     done(perform(
-        call.pid,
+        rules,
+        call,
         &socket,
-        destination,
+        &name,
         message,
         flags,
-        &plan,
+        plan.pktinfo,
     ))
 }
 
-/// Sends `message` as `plan` says, on the program's behalf.
+/// The name a datagram is sent to: the rewritten destination, or the
+/// program's in the socket's family.
+fn name_for(plan: &Plan, destination: SocketAddr, socket: &Socket) -> Result<Vec<u8>, c_int> {
+    match &plan.target {
+        Some(target) => Ok(target.clone()),
+        None => socket::encode(destination, socket.v6).ok_or(libc::EAFNOSUPPORT),
+    }
+}
+
+/// Sends `message` to `name` (empty: none) on the program's behalf, with
+/// `pktinfo` if any. The program's memory is read first, then the call is
+/// checked to be still pending, then the datagram goes.
 fn perform(
-    pid: u32,
+    rules: &Rules<'_>,
+    call: &Call<'_>,
     socket: &Socket,
-    destination: SocketAddr,
+    name: &[u8],
     message: &Message,
     flags: c_int,
-    plan: &Plan,
+    pktinfo: Option<Pktinfo>,
 ) -> Result<i64, c_int> {
+    let pid = call.pid;
     let payload = match message.data {
         Data::Buffer(buf, len) => memory::read_vec(pid, buf, len, memory::MAX_PAYLOAD)?,
         Data::Vector(iov, count) => memory::gather(pid, iov, count)?,
@@ -191,20 +259,26 @@ fn perform(
         (0, _) | (_, 0) => Vec::new(),
         (at, len) => memory::read_vec(pid, at, len, MAX_CONTROL).map_err(|_| libc::ENOBUFS)?,
     };
-    let name = match &plan.target {
-        Some(target) => target.clone(),
-        None => socket::encode(destination, socket.v6).ok_or(libc::EAFNOSUPPORT)?,
+    if !call.valid() {
+        return Err(libc::ESRCH);
+    }
+    let Some(info) = pktinfo else {
+        return socket.send(name, &payload, &control, flags);
     };
-    let control = match plan.pktinfo {
-        Some((ifindex, source, v6)) => socket::with_pktinfo(&control, ifindex, source, v6),
-        None => control,
-    };
-    socket.send(&name, &payload, &control, flags)
+    let with = |ifindex| socket::with_pktinfo(&control, ifindex, info.source, info.v6);
+    match socket.send(name, &payload, &with(info.ifindex), flags) {
+        Err(libc::ENODEV | libc::ENXIO) if info.interface.is_some() => {
+            let interface = info.interface.as_ref().ok_or(libc::ENODEV)?;
+            let ifindex = rules.refresh(interface, info.ifindex).ok_or(libc::ENODEV)?;
+            socket.send(name, &payload, &with(ifindex), flags)
+        }
+        sent => sent,
+    }
 }
 
 /// sendmmsg: each message with a destination decided on its own; done on
 /// the program's behalf unless no message names one.
-fn send_many(table: &Table, call: &Call<'_>) -> Result<Answer, Answer> {
+fn send_many(rules: &Rules<'_>, call: &Call<'_>) -> Result<Answer, Answer> {
     let [fd, vec, vlen, flags, ..] = call.args;
     // The kernel sends at most UIO_MAXIOV messages a call.
     let count = vlen.min(memory::MAX_IOV as u64) as usize;
@@ -225,7 +299,7 @@ fn send_many(table: &Table, call: &Call<'_>) -> Result<Answer, Answer> {
     let flags = flags as c_int;
     let mut sent = 0usize;
     for (i, message) in messages.iter().enumerate() {
-        let result = send_one(table, call.pid, &socket, message, flags);
+        let result = send_one(rules, call, &socket, message, flags);
         let n = match result {
             Ok(n) => n,
             Err(e) if sent == 0 => return Err(Answer::Error(e)),
@@ -242,36 +316,28 @@ fn send_many(table: &Table, call: &Call<'_>) -> Result<Answer, Answer> {
 
 /// One message of a sendmmsg, sent by bindto.
 fn send_one(
-    table: &Table,
-    pid: u32,
+    rules: &Rules<'_>,
+    call: &Call<'_>,
     socket: &Socket,
     message: &Message,
     flags: c_int,
 ) -> Result<i64, c_int> {
-    let read = read_name(pid, message.name.0, message.name.1).map_err(errno_of)?;
-    let (destination, plan) = match read {
+    let read = read_name(call.pid, message.name.0, message.name.1).map_err(errno_of)?;
+    match read {
         Some(destination) if socket.protocol == Protocol::Udp => {
-            let plan = outbound(table, socket, destination, Way::Datagram).map_err(errno_of)?;
-            (destination, plan)
+            let plan = outbound(rules, socket, destination, Way::Datagram).map_err(errno_of)?;
+            let name = name_for(&plan, destination, socket)?;
+            perform(rules, call, socket, &name, message, flags, plan.pktinfo)
         }
         // No destination (or TCP): sent as the program asked.
         _ => {
             let name = match message.name {
                 (0, _) => Vec::new(),
-                (at, len) => memory::read_vec(pid, at, len, MAX_NAME as usize)?,
+                (at, len) => memory::read_vec(call.pid, at, len, MAX_NAME as usize)?,
             };
-            let payload = match message.data {
-                Data::Vector(iov, count) => memory::gather(pid, iov, count)?,
-                Data::Buffer(buf, len) => memory::read_vec(pid, buf, len, memory::MAX_PAYLOAD)?,
-            };
-            let control = match message.control {
-                (0, _) | (_, 0) => Vec::new(),
-                (at, len) => memory::read_vec(pid, at, len, MAX_CONTROL)?,
-            };
-            return socket.send(&name, &payload, &control, flags);
+            perform(rules, call, socket, &name, message, flags, None)
         }
-    };
-    perform(pid, socket, destination, message, flags, &plan)
+    }
 }
 
 fn errno_of(answer: Answer) -> c_int {
@@ -311,12 +377,12 @@ fn take(call: &Call<'_>, fd: u64) -> Result<Option<Socket>, Answer> {
 
 /// Decides the call to `destination` and prepares the socket.
 fn outbound(
-    table: &Table,
+    rules: &Rules<'_>,
     socket: &Socket,
     destination: SocketAddr,
     way: Way,
 ) -> Result<Plan, Answer> {
-    let decision = table.decide(destination, socket.protocol);
+    let decision = rules.table.decide(destination, socket.protocol);
     let mut plan = Plan::default();
     if let Some(origin) = decision.rewrite {
         plan.target = Some(
@@ -353,15 +419,22 @@ fn outbound(
             match binding.interface {
                 None if source.is_none() => Err(socket::Failure::Family(ip)),
                 None => Ok(0),
-                Some(name) => {
-                    ifindex(name.as_str()).ok_or(socket::Failure::Interface(name, libc::ENODEV))
-                }
+                Some(name) => rules
+                    .ifindex(&name)
+                    .ok_or(socket::Failure::Interface(name, libc::ENODEV)),
             }
-            .map(|index| plan.pktinfo = Some((index, source, ip.is_ipv6())))
+            .map(|ifindex| {
+                plan.pktinfo = Some(Pktinfo {
+                    ifindex,
+                    interface: binding.interface,
+                    source,
+                    v6: ip.is_ipv6(),
+                });
+            })
         }
     };
     if let Err(failure) = bound {
-        let allow = table.on_failure() == OnFailure::Allow;
+        let allow = rules.table.on_failure() == OnFailure::Allow;
         let outcome = match (allow, way) {
             (true, _) => "continuing unbound (on_failure = \"allow\")",
             (false, Way::Socket) => "connection blocked",
@@ -373,13 +446,6 @@ fn outbound(
         }
     }
     Ok(plan)
-}
-
-fn ifindex(name: &str) -> Option<u32> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: `name` is NUL-terminated.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
 }
 
 /// The answer for a call bindto made itself.

@@ -51,8 +51,8 @@ impl Call<'_> {
         }
     }
 
-    /// A pidfd for the calling thread, checked to be the one that made
-    /// the call.
+    /// A pidfd for the calling thread. Until [`Call::valid`] says so
+    /// afterwards, it may be another process that took the thread's id.
     pub(super) fn pidfd(&self) -> Result<OwnedFd, c_int> {
         let pid = self.pid as libc::pid_t;
         // SAFETY: plain system calls with integer arguments.
@@ -67,12 +67,10 @@ impl Call<'_> {
         if fd < 0 {
             return Err(last_errno());
         }
-        // SAFETY: the descriptor was just made and is owned here.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as c_int) };
-        if !self.valid() {
-            return Err(libc::ESRCH);
-        }
-        Ok(fd)
+        // SAFETY: the descriptor was just made and is owned here. Whether
+        // it is the caller's (and not a process that took its pid since)
+        // is checked with `valid` once whatever was needed was taken.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as c_int) })
     }
 }
 
