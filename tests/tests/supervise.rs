@@ -276,3 +276,51 @@ fn fifty_forked_children_each_connect_bound() {
     assert_eq!(lab.count("vpn"), 50);
     assert_only_vpn(&lab);
 }
+
+/// One unconnected socket, IPv6 and IPv4-mapped destinations with
+/// different rules, under --supervise: each datagram leaves as its own
+/// destination's rule says (bindto sends it with IPV6_PKTINFO /
+/// IP_PKTINFO), which binding the socket could not do.
+#[test]
+fn each_datagram_follows_its_own_rule_under_supervise() {
+    use bindto_tests::clients::{python, udp_script};
+    use bindto_tests::{TARGETS_V4, TARGETS_V6};
+    use std::net::{IpAddr, SocketAddr};
+    let Some(lab) = Lab::new() else { return };
+    let config = "[profile.vpn]\ninterface = \"vpn0\"\n\n\
+                  [[profile.vpn.route]]\nto = [\"198.19.0.2\", \"2001:db8:ff::2\"]\n\
+                  interface = \"alt0\"\n";
+    let config = write(&lab, "routes.toml", config);
+    let mapped = |i: usize| SocketAddr::new(IpAddr::V6(TARGETS_V4[i].to_ipv6_mapped()), ECHO_PORT);
+    let v6 = |i: usize| SocketAddr::new(TARGETS_V6[i].into(), ECHO_PORT);
+    let targets = [v6(0), v6(1), mapped(0), mapped(1)];
+    let bindto = bindto();
+    let script = udp_script(&targets, false, true);
+    let mut args = vec![path_str(&bindto), "run", "-p", "vpn", "--supervise", "--"];
+    args.extend(python(&script));
+    let out = lab.run_client(&args, &[(CONFIG_VAR, path_str(&config))]);
+    assert_eq!(
+        out.assert_success(),
+        "vpn fd00:2::2\nalt fd00:3::2\nvpn 198.18.2.2\nalt 198.18.3.2\n",
+        "{out}"
+    );
+    assert_eq!(lab.count("wan"), 0);
+}
+
+/// If bindto dies, the kernel fails the calls it can no longer answer:
+/// the program's connect fails, nothing leaves unbound.
+#[test]
+fn a_dead_supervisor_fails_closed() {
+    let Some(lab) = Lab::new() else { return };
+    let script = "kill -KILL $PPID; sleep 0.3; \
+                  curl -sS --max-time 3 http://198.19.0.1/ || echo curl failed";
+    let out = supervised(&lab, &["--supervise"], &["sh", "-c", script]);
+    assert!(!out.timed_out, "{out}");
+    assert!(out.stdout.contains("curl failed"), "{out}");
+    // The orphaned shell goes on after bindto's death: wait for it.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        (lab.count("wan"), lab.count("vpn"), lab.count("alt")),
+        (0, 0, 0)
+    );
+}
