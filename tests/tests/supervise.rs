@@ -261,6 +261,12 @@ fn exit_status_and_signal_death_are_kept() {
     let out = supervised(&lab, &["--supervise"], &["sh", "-c", "kill -TERM $$"]);
     assert_eq!(out.status.signal(), Some(15), "{out}");
     assert!(!out.timed_out, "{out}");
+    // SIGPIPE is the program's default, as in a shell: `yes` dies of it
+    // quietly rather than failing with EPIPE.
+    let pipe = "yes | head -n 1; echo ${PIPESTATUS[0]}";
+    let out = supervised(&lab, &["--supervise"], &["bash", "-c", pipe]);
+    assert_eq!(out.assert_success(), "y\n141\n", "{out}");
+    assert_eq!(out.stderr, "", "{out}");
 }
 
 /// A supervised program forks 50 children that each connect at once:

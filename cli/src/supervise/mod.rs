@@ -234,8 +234,14 @@ unsafe fn child_main(
         // SAFETY: writes from a local; a pipe write of 5 bytes is atomic.
         unsafe { libc::write(to_parent, buf.as_ptr().cast(), buf.len()) };
     };
-    // SAFETY: restores the mask bindto had before it blocked its signals.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut()) };
+    // SAFETY: restores the mask bindto had before it blocked its signals,
+    // and SIGPIPE's default action, which Rust's runtime set to ignored
+    // in bindto (an ignored signal stays ignored across exec: `cmd | head`
+    // would get EPIPE instead of dying quietly).
+    unsafe {
+        libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let listener = match filter::install(program) {
         Ok(fd) => fd,
         Err(e) => {
