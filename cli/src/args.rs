@@ -94,8 +94,9 @@ pub(crate) struct ProfileArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) profile: ProfileArgs,
-    /// Run a static, setuid, setgid or file-capability binary anyway,
-    /// knowing that its traffic is not bound.
+    /// Run a binary neither the library nor supervision can bind (setuid,
+    /// setgid, file capabilities, static where supervision is not
+    /// available) anyway, knowing that its traffic is not bound.
     #[arg(long)]
     pub(crate) allow_unbound: bool,
     /// Decide every network system call in bindto (seccomp user
