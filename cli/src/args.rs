@@ -24,8 +24,11 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run a command with libbindto.so preloaded and a profile selected.
     ///
-    /// Refuses, before starting anything, a command the library cannot
-    /// cover: a static binary (its traffic would leave unbound), a setuid,
+    /// A static or Go program, or any with --supervise, runs supervised at
+    /// the system-call level (seccomp user notification) instead of with
+    /// the library. Refuses, before starting anything, a command neither
+    /// can cover: a static binary where this kernel does not allow
+    /// supervision, a setuid,
     /// setgid or file-capability binary (the loader drops LD_PRELOAD), an
     /// unknown profile or a config that does not parse.
     #[command(after_help = exit::HELP)]
@@ -84,10 +87,17 @@ pub(crate) struct ProfileArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) profile: ProfileArgs,
-    /// Run a static, setuid, setgid or file-capability binary anyway,
-    /// knowing that its traffic is not bound.
+    /// Run a binary neither the library nor supervision can bind (setuid,
+    /// setgid, file capabilities, static where supervision is not
+    /// available) anyway, knowing that its traffic is not bound.
     #[arg(long)]
     pub(crate) allow_unbound: bool,
+    /// Decide every network system call in bindto (seccomp user
+    /// notification) rather than in the preloaded library: also raw
+    /// system calls, io_uring (refused), and children that clear their
+    /// environment. Automatic for static and Go programs.
+    #[arg(long)]
+    pub(crate) supervise: bool,
     /// The command and its arguments (after `--` if they start with `-`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true,
           value_name = "CMD", value_hint = ValueHint::CommandWithArguments)]

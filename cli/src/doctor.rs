@@ -1,8 +1,9 @@
 //! `bindto doctor -p PROFILE`: whether this machine can do what the profile
 //! asks, checked for real: each interface exists and is up and has a route
 //! for the traffic bound to it, each source address is assigned, the DNS
-//! server answers through the interface, and this user may bind sockets to
-//! a device. Every failure says what to do about it.
+//! server answers through the interface, this user may bind sockets to
+//! a device, and this kernel allows supervision (for static and Go
+//! programs). Every failure says what to do about it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -43,6 +44,7 @@ pub(crate) fn run(args: DoctorArgs) -> Outcome {
     check_sources(&mut report, profile, &addresses);
     check_dns(&mut report, profile);
     check_permission(&mut report, profile);
+    check_supervision(&mut report, profile);
 
     let summary = match (report.problems, report.warnings) {
         (0, 0) => report.style.good("no problems found"),
@@ -435,5 +437,46 @@ fn check_permission(report: &mut Report, profile: &Profile) {
             ],
         ),
         Err(e) => report.warn(format!("cannot test SO_BINDTODEVICE on {probe}: {e}"), &[]),
+    }
+}
+
+/// Whether `bindto run` can supervise a program (static and Go programs,
+/// `--supervise`): a real one, `true`, is started under supervision.
+fn check_supervision(report: &mut Report, profile: &Profile) {
+    match crate::supervise::probe(&Table::compile(profile)) {
+        Ok(()) => report.ok(
+            "this kernel allows supervision (seccomp user notification, pidfd_getfd) \
+             for static and Go programs"
+                .to_owned(),
+        ),
+        Err(why) => report.fail(
+            format!("this kernel does not allow supervision: {why}"),
+            &[
+                "static and Go programs are refused. Supervision needs Linux 5.9 or later, \
+                 outside any other seccomp supervisor (a process under one, such as another \
+                 `bindto run`, cannot have a second)"
+                    .to_owned(),
+            ],
+        ),
+    }
+    // Supervision reads the program's memory (process_vm_readv), which Yama
+    // allows a parent at levels 0 and 1, root at 2, nobody at 3.
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse::<u8>().ok());
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match scope {
+        Some(3) => report.fail(
+            "kernel.yama.ptrace_scope = 3: supervised programs' network calls all fail \
+             (bindto cannot read their arguments)"
+                .to_owned(),
+            &["set it to 1 or lower (it can only be lowered by a reboot)".to_owned()],
+        ),
+        Some(2) if !root => report.fail(
+            "kernel.yama.ptrace_scope = 2: only root can supervise programs".to_owned(),
+            &["set it to 1: sudo sysctl kernel.yama.ptrace_scope=1".to_owned()],
+        ),
+        _ => {}
     }
 }

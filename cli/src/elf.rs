@@ -6,7 +6,9 @@
 //! `ld.so` ever reads `LD_PRELOAD` (static binaries, most Go programs,
 //! static-pie). A binary of another class or machine than libbindto.so gets
 //! the library refused by `ld.so` ("wrong ELF class"), with only a warning.
-//! Both would leave unbound. A hundred lines of reading fixed offsets is
+//! Both would leave unbound. A Go program (its build-id note: "Go", type
+//! 4) makes its own system calls past libc even when dynamically linked,
+//! so the library would not see them either. A hundred lines of reading fixed offsets is
 //! smaller than a parsing crate and reads only the few bytes it needs, even
 //! of a 100 MB binary.
 
@@ -19,6 +21,13 @@ use std::path::PathBuf;
 
 const MAGIC: &[u8; 4] = b"\x7fELF";
 const PT_INTERP: u32 = 3;
+const PT_NOTE: u32 = 4;
+/// The Go linker's build-id note: owner "Go" (NUL-padded to 4 bytes),
+/// type 4 (.note.go.buildid).
+const GO_NOTE_OWNER: &[u8] = b"Go";
+const GO_NOTE_TYPE: u32 = 4;
+/// Longest note segment read (Go's is about a hundred bytes).
+const MAX_NOTES: u64 = 64 * 1024;
 /// e_phnum value meaning "the count is in section header 0's sh_info".
 const PN_XNUM: u16 = 0xffff;
 /// Longest interpreter path read (the kernel's limit is PATH_MAX).
@@ -35,6 +44,8 @@ pub(crate) struct Elf {
     pub(crate) machine: u16,
     /// The PT_INTERP path (e.g. /lib64/ld-linux-x86-64.so.2), if any.
     pub(crate) interpreter: Option<PathBuf>,
+    /// Built by Go's linker (it has Go's build-id note).
+    pub(crate) go: bool,
 }
 
 impl Elf {
@@ -102,6 +113,7 @@ pub(crate) fn read(file: &File) -> io::Result<Option<Elf>> {
     }
 
     let mut interpreter = None;
+    let mut go = false;
     let mut entry = vec![0u8; usize::from(phentsize)];
     for i in 0..phnum {
         let at = i
@@ -110,15 +122,22 @@ pub(crate) fn read(file: &File) -> io::Result<Option<Elf>> {
             .ok_or_else(|| invalid("program header offset overflows"))?;
         file.read_exact_at(&mut entry, at)?;
         let p = r.with(&entry);
-        if p.u32(0)? != PT_INTERP {
-            continue;
-        }
         // Elf64_Phdr: p_offset at 8, p_filesz at 32; Elf32_Phdr: 4 and 16.
         let (offset, size) = if r.is_64 {
             (p.u64(8)?, p.u64(32)?)
         } else {
             (p.u32(4)?.into(), p.u32(16)?.into())
         };
+        match p.u32(0)? {
+            PT_NOTE if !go && size <= MAX_NOTES => {
+                let mut notes = vec![0u8; size as usize];
+                let got = read_at_most(file, &mut notes, offset)?;
+                go = has_go_note(r.with(&notes[..got]));
+                continue;
+            }
+            PT_INTERP if interpreter.is_none() => {}
+            _ => continue,
+        }
         if size == 0 || size > MAX_INTERP {
             return Err(invalid("PT_INTERP has an implausible size"));
         }
@@ -127,14 +146,37 @@ pub(crate) fn read(file: &File) -> io::Result<Option<Elf>> {
         let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
         path.truncate(end);
         interpreter = Some(PathBuf::from(OsString::from_vec(path)));
-        break;
     }
     Ok(Some(Elf {
         is_64: r.is_64,
         little_endian: r.little_endian,
         machine,
         interpreter,
+        go,
     }))
+}
+
+/// Whether a note segment holds Go's build-id note. Each note: namesz,
+/// descsz, type, then the name and the description, each padded to 4.
+fn has_go_note(notes: Reader<'_>) -> bool {
+    let pad = |n: u32| (n as usize).div_ceil(4) * 4;
+    let mut at = 0usize;
+    while at < notes.bytes.len() {
+        let (Ok(namesz), Ok(descsz), Ok(kind)) =
+            (notes.u32(at), notes.u32(at + 4), notes.u32(at + 8))
+        else {
+            return false;
+        };
+        let name = at + 12;
+        let owner = notes.bytes.get(name..name.saturating_add(namesz as usize));
+        if kind == GO_NOTE_TYPE
+            && owner.is_some_and(|o| o.split(|&b| b == 0).next() == Some(GO_NOTE_OWNER))
+        {
+            return true;
+        }
+        at = name.saturating_add(pad(namesz)).saturating_add(pad(descsz));
+    }
+    false
 }
 
 /// Fixed-offset reads in the file's byte order.
@@ -313,6 +355,28 @@ mod tests {
         let mut cut = image(true, true, &[1, PT_INTERP]);
         cut.truncate(80);
         assert!(parse(&cut).is_err());
+    }
+
+    #[test]
+    fn go_is_told_by_its_build_id_note() {
+        let note = |owner: &[u8], kind: u32| {
+            let mut n = Vec::new();
+            n.extend_from_slice(&(owner.len() as u32).to_le_bytes());
+            n.extend_from_slice(&8u32.to_le_bytes());
+            n.extend_from_slice(&kind.to_le_bytes());
+            n.extend_from_slice(owner);
+            n.resize(n.len().div_ceil(4) * 4, 0);
+            n.extend_from_slice(b"buildid!");
+            n
+        };
+        let reader = |bytes: &[u8]| has_go_note(Reader::new(bytes, 2, 1).unwrap().with(bytes));
+        let gnu = note(b"GNU\0", 3);
+        assert!(reader(&[gnu.clone(), note(b"Go\0\0", 4)].concat()));
+        assert!(!reader(&gnu));
+        assert!(!reader(&note(b"Go\0\0", 1)));
+        assert!(!reader(&note(b"Gopher\0", 4)));
+        // A size that runs off the end.
+        assert!(!reader(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 4, 0, 0, 0]));
     }
 
     #[test]

@@ -35,12 +35,14 @@ Exit status:
   1    check, doctor, explain, list or demo found a problem (bad config,
        unknown profile, failed check)
   2    usage error
-  3    run refused to start the command (static or setuid binary, unknown
-       profile, config that does not parse, libbindto.so not found)
+  3    run refused to start the command (static or Go binary where
+       supervision is not available, setuid binary, unknown profile,
+       config that does not parse, libbindto.so not found)
   126  run: the command cannot be executed
   127  run: the command was not found
   otherwise, run exits with the command's own status: bindto execs it, so
-  it is the command's process (a shell shows a death by signal N as 128+N)";
+  it is the command's process, or supervising it, exits as it did (a shell
+  shows a death by signal N as 128+N)";
 
 /// A failed subcommand: the message to print and the status to exit with.
 #[derive(Debug)]

@@ -49,10 +49,7 @@ impl Unbound {
         match self {
             Unbound::Static { path } => format!(
                 "{} is statically linked (no ELF interpreter), so libbindto.so cannot be \
-                 loaded into it and its traffic would leave unbound. Go programs are often \
-                 built this way. Use the program's own option to choose an interface or \
-                 source address, or run it in a network namespace; --allow-unbound runs it \
-                 anyway, unbound.",
+                 loaded into it",
                 via(path)
             ),
             Unbound::OtherTarget {
@@ -126,8 +123,13 @@ pub(crate) fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> io::Result<P
 }
 
 /// Checks that the loader will load a library built as `library` into
-/// `path`, following `#!` lines to the binary that really runs.
-pub(crate) fn check(path: &Path, library: &Elf, path_var: Option<&OsStr>) -> Result<(), Unbound> {
+/// `path`, following `#!` lines to the binary that really runs; returns
+/// that binary's ELF (`None` where nothing would run).
+pub(crate) fn check(
+    path: &Path,
+    library: &Elf,
+    path_var: Option<&OsStr>,
+) -> Result<Option<Elf>, Unbound> {
     let mut current = path.to_owned();
     for depth in 0..MAX_DEPTH {
         let unreadable = |error: io::Error| Unbound::Unreadable {
@@ -138,7 +140,7 @@ pub(crate) fn check(path: &Path, library: &Elf, path_var: Option<&OsStr>) -> Res
             Ok(file) => file,
             // A missing interpreter: exec fails ("bad interpreter") and
             // nothing runs, so there is nothing to leak.
-            Err(e) if depth > 0 && e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if depth > 0 && e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(unreadable(e)),
         };
         let meta = file.metadata().map_err(unreadable)?;
@@ -151,7 +153,7 @@ pub(crate) fn check(path: &Path, library: &Elf, path_var: Option<&OsStr>) -> Res
             interpreter(head, path_var)
         } else {
             match elf::read(&file).map_err(unreadable)? {
-                Some(elf) => return check_elf(&current, &meta, &elf, library),
+                Some(elf) => return check_elf(&current, &meta, &elf, library).map(|()| Some(elf)),
                 // Neither ELF nor #!: execvp hands it to /bin/sh.
                 None => Some(PathBuf::from("/bin/sh")),
             }
@@ -159,10 +161,10 @@ pub(crate) fn check(path: &Path, library: &Elf, path_var: Option<&OsStr>) -> Res
         match next {
             Some(next) => current = next,
             // A `#!` line naming nothing: exec fails, nothing runs.
-            None => return Ok(()),
+            None => return Ok(None),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 fn check_elf(path: &Path, meta: &Metadata, elf: &Elf, library: &Elf) -> Result<(), Unbound> {
@@ -310,9 +312,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let script = dir.join("script");
         std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-        assert_eq!(check(&script, &lib, None), Ok(()));
+        assert!(check(&script, &lib, None).is_ok());
         std::fs::write(&script, "#!/no/such/interpreter\n").unwrap();
-        assert_eq!(check(&script, &lib, None), Ok(()));
+        assert!(check(&script, &lib, None).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

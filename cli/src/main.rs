@@ -22,6 +22,7 @@ mod list;
 mod run;
 mod select;
 mod style;
+mod supervise;
 
 use std::process::ExitCode;
 

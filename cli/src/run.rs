@@ -1,22 +1,26 @@
 //! `bindto run`: check everything that would leave the command unbound,
-//! then exec it with the library preloaded and the profile selected.
+//! then exec it with the library preloaded and the profile selected, or,
+//! for a program the library cannot see into (static, Go) and with
+//! `--supervise`, run it supervised ([`crate::supervise`]).
 //!
-//! bindto execs rather than spawning, so the command keeps bindto's pid,
-//! its signals and its exit status are its own, and nothing of bindto stays
-//! around.
+//! With the library, bindto execs rather than spawning, so the command
+//! keeps bindto's pid, its signals and its exit status are its own, and
+//! nothing of bindto stays around. Supervised, bindto stays the parent and
+//! exits as the command did.
 
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use bindto_core::Env;
+use bindto_core::{Env, Table};
 
 use crate::args::RunArgs;
 use crate::exit::{Code, Fail, Outcome};
+use crate::inspect::Unbound;
 use crate::select::{self, Problem};
 use crate::style::Style;
-use crate::{inspect, library};
+use crate::{inspect, library, supervise};
 
 pub(crate) fn run(args: RunArgs) -> Outcome {
     let env = Env::from_process();
@@ -61,8 +65,36 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
             lib_elf.target()
         )));
     }
-    if let Err(unbound) = inspect::check(&resolved, &lib_elf, path_var.as_deref()) {
-        let why = unbound.explain(&resolved);
+    let checked = inspect::check(&resolved, &lib_elf, path_var.as_deref());
+    // The library cannot see a static program's calls, nor a Go program's
+    // (Go makes its own system calls even when dynamically linked).
+    let needs = match &checked {
+        Err(unbound @ Unbound::Static { .. }) => Some(unbound.explain(&resolved)),
+        Ok(Some(elf)) if elf.go => Some(format!(
+            "{} is a Go program, whose system calls bypass libbindto.so",
+            resolved.display()
+        )),
+        _ if args.supervise => Some("--supervise was given".to_owned()),
+        _ => None,
+    };
+    let unbound = match (&checked, needs) {
+        (Err(Unbound::Static { .. }) | Ok(_), Some(needs)) => {
+            let mut argv = vec![program.clone()];
+            argv.extend(rest.iter().cloned());
+            let table = Table::compile(&selected.profile);
+            match supervise::run(&resolved, &argv, &selected.vars, &table) {
+                Ok(code) => return Ok(code),
+                Err(supervise::Error::Exec(error)) => return Err(exec_failed(program, &error)),
+                Err(supervise::Error::Unavailable(why)) => Some(format!(
+                    "{needs}; it needs supervision, which is not available here: {why}. \
+                     `bindto doctor` says more; --allow-unbound runs it anyway, unbound."
+                )),
+            }
+        }
+        (Err(unbound), _) => Some(unbound.explain(&resolved)),
+        (Ok(_), None) => None,
+    };
+    if let Some(why) = unbound {
         if !args.allow_unbound {
             return Err(Fail::refused(format!("refusing to run: {why}")));
         }
@@ -87,17 +119,16 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
         "LD_PRELOAD",
         library::preload_list(&library, existing.as_deref()),
     );
-    let error = command.exec();
+    Err(exec_failed(program, &command.exec()))
+}
+
+fn exec_failed(program: &OsString, error: &io::Error) -> Fail {
     let code = match error.kind() {
         io::ErrorKind::NotFound => Code::NotFound,
         _ => Code::CannotExecute,
     };
-    Err(Fail::new(
+    Fail::new(
         code,
-        format!("cannot execute {}: {error}", display(program)),
-    ))
-}
-
-fn display(program: &OsString) -> String {
-    program.to_string_lossy().into_owned()
+        format!("cannot execute {}: {error}", program.to_string_lossy()),
+    )
 }

@@ -75,7 +75,7 @@ pub(crate) fn access() -> Result<Access, String> {
 /// Reports a lab that cannot run: a line on stderr, or a panic when CI
 /// requires the lab.
 #[track_caller]
-pub(crate) fn skip(reason: &str) {
+pub fn skip(reason: &str) {
     if env::var(REQUIRE_VAR).is_ok_and(|value| value == "require") {
         panic!("{REQUIRE_VAR}=require, but the lab cannot run: {reason}");
     }
