@@ -12,6 +12,7 @@
 
 pub(crate) mod addrinfo;
 mod conf;
+mod files;
 pub(crate) mod gai;
 pub(crate) mod hostent;
 mod hosts;
@@ -21,11 +22,12 @@ pub(crate) mod service;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use bindto_core::{OnFailure, Protocol, Verdict};
 use libc::c_int;
 
-use self::conf::Conf;
+use self::conf::{Candidate, Conf};
 use self::query::{Exchange, Socket};
 use self::wire::{Kind, Query, Reply};
 use crate::apply;
@@ -143,7 +145,7 @@ pub(crate) struct Resolver<'s> {
 struct Dns<'s> {
     loaded: &'s Loaded,
     server: SocketAddr,
-    conf: Conf,
+    conf: Rc<Conf>,
 }
 
 impl<'s> Resolver<'s> {
@@ -151,7 +153,7 @@ impl<'s> Resolver<'s> {
     /// server: name resolution is then left to the system.
     pub(crate) fn new(loaded: &'s Loaded) -> Option<Resolver<'s>> {
         let server = loaded.table.dns_server()?;
-        let conf = Conf::load(loaded.table.dns_options());
+        let conf = files::conf(loaded.table.dns_options());
         Some(Resolver {
             dns: Some(Dns {
                 loaded,
@@ -173,16 +175,10 @@ impl<'s> Resolver<'s> {
         if name.is_empty() {
             return Err(Failure::NoName);
         }
-        if let Some(found) = hosts::lookup(name, want) {
+        if let Some(found) = files::hosts().lookup(name, want) {
             return Ok(found);
         }
-        self.search(name, |dns, candidate| {
-            let mut found = dns.addresses(candidate, want)?;
-            if found.canonical != candidate {
-                found.aliases.push(candidate.to_owned());
-            }
-            Ok(found)
-        })
+        self.search(name, |dns, candidate| dns.addresses(candidate, want))
     }
 
     /// The server's reply to a query of `class` and `rtype` for `name`
@@ -200,7 +196,7 @@ impl<'s> Resolver<'s> {
     pub(crate) fn query_search(&self, name: &str, class: u16, rtype: u16) -> Raw {
         let mut last = None;
         let outcome = self.search(name, |dns, candidate| {
-            let raw = dns.raw(candidate, class, rtype);
+            let raw = dns.raw(&candidate.text(), class, rtype);
             if raw.reply.is_some() {
                 last = raw.reply;
             }
@@ -224,12 +220,12 @@ impl<'s> Resolver<'s> {
     fn search<T>(
         &self,
         name: &str,
-        mut ask: impl FnMut(&Dns<'_>, &str) -> Result<T, Failure>,
+        mut ask: impl FnMut(&Dns<'_>, Candidate<'_>) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
         let mut worst = Failure::NoName;
         for candidate in dns.conf.candidates(name) {
-            match ask(dns, &candidate) {
+            match ask(dns, candidate) {
                 Ok(found) => return Ok(found),
                 // As res_search: a name that is missing or empty under one
                 // domain may exist under the next; a server that does not
@@ -244,7 +240,7 @@ impl<'s> Resolver<'s> {
 
     /// The name of `ip`: `/etc/hosts` first, then a PTR query.
     pub(crate) fn reverse(&self, ip: IpAddr) -> Result<String, Failure> {
-        if let Some(name) = hosts::reverse(ip) {
+        if let Some(name) = files::hosts().reverse(ip) {
             return Ok(name);
         }
         let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
@@ -259,23 +255,34 @@ impl<'s> Resolver<'s> {
 
 impl Dns<'_> {
     /// Asks for `name`'s addresses (A and AAAA at once for [`Want::Any`]).
-    fn addresses(&self, name: &str, want: Want) -> Result<Found, Failure> {
+    /// The aliases are as glibc's: the name asked and the CNAME targets
+    /// before the canonical name, when it is not the name asked.
+    fn addresses(&self, name: Candidate<'_>, want: Want) -> Result<Found, Failure> {
         let queries: Vec<Query> = want
             .kinds()
             .iter()
-            .map(|&kind| Query::new(id(), name, kind))
+            .map(|&kind| name.query(id(), kind))
             .collect::<Option<_>>()
             .ok_or(Failure::NoName)?;
         let replies = self.ask(&queries)?;
         let mut found: Option<Found> = None;
-        for reply in &replies {
+        for reply in replies.iter() {
             if let Reply::Found(records) = reply {
-                let found = found.get_or_insert_with(|| Found {
-                    canonical: records.canonical.clone(),
-                    aliases: Vec::new(),
-                    addrs: Vec::new(),
-                });
-                found.addrs.extend(&records.addrs);
+                match &mut found {
+                    None => {
+                        let mut aliases = Vec::new();
+                        if !name.is(&records.canonical) {
+                            aliases.push(name.text());
+                            aliases.extend(records.aliases.iter().cloned());
+                        }
+                        found = Some(Found {
+                            canonical: records.canonical.clone(),
+                            aliases,
+                            addrs: records.addrs.clone(),
+                        });
+                    }
+                    Some(found) => found.addrs.extend(&records.addrs),
+                }
             }
         }
         found.ok_or_else(|| failed(&replies))
@@ -283,7 +290,7 @@ impl Dns<'_> {
 
     /// The replies to `queries`, read (a match is always an answer).
     fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, Failure> {
-        let messages: Vec<&[u8]> = queries.iter().map(|q| q.bytes.as_slice()).collect();
+        let messages: Vec<&[u8]> = queries.iter().map(Query::bytes).collect();
         let replies = self.exchange(&messages)?;
         Ok(queries
             .iter()
@@ -391,7 +398,12 @@ fn failed(replies: &[Reply]) -> Failure {
         .any(|r| matches!(r, Reply::ServFail | Reply::Truncated))
     {
         Failure::Again
-    } else if replies.iter().all(|r| *r == Reply::NxDomain) {
+    } else if replies.contains(&Reply::Invalid) {
+        Failure::Fail
+    } else if replies
+        .iter()
+        .all(|r| matches!(r, Reply::NxDomain | Reply::Unanswered))
+    {
         Failure::NoName
     } else {
         Failure::NoData
@@ -418,6 +430,11 @@ mod tests {
         assert_eq!(failed(&[Reply::NxDomain, Reply::NxDomain]), Failure::NoName);
         assert_eq!(failed(&[Reply::NxDomain, Reply::NoData]), Failure::NoData);
         assert_eq!(failed(&[Reply::NoData, Reply::ServFail]), Failure::Again);
+        assert_eq!(
+            failed(&[Reply::Unanswered, Reply::NxDomain]),
+            Failure::NoName
+        );
+        assert_eq!(failed(&[Reply::Invalid]), Failure::Fail);
         assert_eq!(Failure::NoName.eai(), libc::EAI_NONAME);
         assert_eq!(Failure::Again.h_errno(), TRY_AGAIN);
     }

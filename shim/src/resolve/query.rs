@@ -7,6 +7,7 @@
 //! and the re-entrancy guard is held throughout, so nothing here is
 //! decided again by the shim's own hooks.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,12 @@ use crate::sockaddr::Raw;
 
 /// The largest DNS message, over TCP.
 const MAX_MESSAGE: usize = 65_535;
+
+thread_local! {
+    /// The datagram buffer, allocated once per thread and never zeroed:
+    /// `recv` writes what is read.
+    static DATAGRAM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Why no answer came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,10 +126,19 @@ impl Exchange<'_> {
     }
 
     fn udp(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+        DATAGRAM.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => self.udp_into(queries, &mut buf),
+            // Cannot happen (nothing here calls back into a lookup).
+            Err(_) => self.udp_into(queries, &mut Vec::new()),
+        })
+    }
+
+    fn udp_into(&self, queries: &[&[u8]], buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, Error> {
         let socket = (self.open)(Protocol::Udp).map_err(Error::Refused)?;
         socket.connect(self.server, Instant::now())?;
         let mut replies: Vec<Option<Vec<u8>>> = vec![None; queries.len()];
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        buf.clear();
+        buf.reserve(MAX_MESSAGE);
         for _ in 0..self.attempts {
             for (query, _) in queries.iter().zip(&replies).filter(|(_, r)| r.is_none()) {
                 // SAFETY: the query's bytes are valid for reads.
@@ -139,15 +155,18 @@ impl Exchange<'_> {
                     Err(Error::Timeout) => break,
                     Err(e) => return Err(e),
                 }
-                // SAFETY: `buf` is writable for its length.
-                let n = unsafe { libc::recv(socket.fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                let spare = buf.spare_capacity_mut();
+                // SAFETY: `spare` is writable for its length.
+                let n =
+                    unsafe { libc::recv(socket.fd(), spare.as_mut_ptr().cast(), spare.len(), 0) };
                 let Ok(n) = usize::try_from(n) else {
                     match errno::get() {
                         libc::EAGAIN | libc::EINTR => continue,
                         e => return Err(Error::Unreachable(e)),
                     }
                 };
-                let message = &buf[..n];
+                // SAFETY: recv wrote the first `n` bytes.
+                let message = unsafe { std::slice::from_raw_parts(buf.as_ptr(), n) };
                 // A datagram that answers none of the queries (a late
                 // answer to an earlier attempt's ID, junk) is ignored.
                 if let Some((_, reply)) = queries
