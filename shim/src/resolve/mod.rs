@@ -83,6 +83,11 @@ pub(crate) enum Failure {
     NoData,
     /// No answer in time, or the server failed: EAI_AGAIN / TRY_AGAIN.
     Again,
+    /// Answers, but no address for the name (a CNAME chain that ends
+    /// nowhere or loops): as glibc, EAI_NONAME / NO_RECOVERY, and
+    /// EAI_NODATA on getaddrinfo's AF_INET path without AI_CANONNAME
+    /// (see [`gai`]), where glibc asks gethostbyname2_r.
+    Unanswered,
     /// The query could not be sent as the profile requires (blocked,
     /// broken config, binding refused): EAI_FAIL / NO_RECOVERY.
     Fail,
@@ -100,6 +105,7 @@ impl Failure {
             Failure::NoName => libc::EAI_NONAME,
             Failure::NoData => libc::EAI_NODATA,
             Failure::Again => libc::EAI_AGAIN,
+            Failure::Unanswered => libc::EAI_NONAME,
             Failure::Fail => libc::EAI_FAIL,
         }
     }
@@ -109,7 +115,7 @@ impl Failure {
             Failure::NoName => HOST_NOT_FOUND,
             Failure::NoData => NO_DATA,
             Failure::Again => TRY_AGAIN,
-            Failure::Fail => NO_RECOVERY,
+            Failure::Unanswered | Failure::Fail => NO_RECOVERY,
         }
     }
 }
@@ -400,11 +406,13 @@ fn failed(replies: &[Reply]) -> Failure {
         Failure::Again
     } else if replies.contains(&Reply::Invalid) {
         Failure::Fail
+    } else if replies.iter().all(|r| *r == Reply::NxDomain) {
+        Failure::NoName
     } else if replies
         .iter()
         .all(|r| matches!(r, Reply::NxDomain | Reply::Unanswered))
     {
-        Failure::NoName
+        Failure::Unanswered
     } else {
         Failure::NoData
     }
@@ -432,7 +440,7 @@ mod tests {
         assert_eq!(failed(&[Reply::NoData, Reply::ServFail]), Failure::Again);
         assert_eq!(
             failed(&[Reply::Unanswered, Reply::NxDomain]),
-            Failure::NoName
+            Failure::Unanswered
         );
         assert_eq!(failed(&[Reply::Invalid]), Failure::Fail);
         assert_eq!(Failure::NoName.eai(), libc::EAI_NONAME);

@@ -716,4 +716,49 @@ pub(crate) mod tests {
         assert!(Query::new(1, &vec!["x".repeat(63); 4].join("."), Kind::A).is_none());
         assert!(Query::new(1, &vec!["x".repeat(62); 4].join("."), Kind::A).is_some());
     }
+
+    /// The answer to `query` (for `host.bindto.test`): a chain of `links`
+    /// CNAMEs, then the A record of its end.
+    fn chain(query: &Query, links: u32) -> Vec<u8> {
+        let request = Message::from_slice(query.bytes()).unwrap();
+        let mut builder = MessageBuilder::new_vec()
+            .start_answer(request, Rcode::NOERROR)
+            .unwrap();
+        let ttl = Ttl::from_secs(60);
+        let mut from: Name<Vec<u8>> = Name::vec_from_str("host.bindto.test").unwrap();
+        for n in (0..links).rev() {
+            let to: Name<Vec<u8>> = Name::vec_from_str(&format!("c{n}.bindto.test")).unwrap();
+            builder
+                .push((&from, Class::IN, ttl, Cname::new(to.clone())))
+                .unwrap();
+            from = to;
+        }
+        let v4 = A::new("198.19.0.7".parse().unwrap());
+        builder.push((&from, Class::IN, ttl, v4)).unwrap();
+        builder.finish()
+    }
+
+    #[test]
+    fn a_cname_chain_is_read_in_linear_time() {
+        let query = Query::new(7, "host.bindto.test", Kind::A).unwrap();
+        let best = |links| {
+            let reply = chain(&query, links);
+            let Some(Reply::Found(records)) = query.answer(&reply) else {
+                panic!("no records")
+            };
+            assert_eq!(records.canonical, "c0.bindto.test");
+            assert_eq!(records.aliases.len(), links as usize - 1);
+            (0..5)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    query.answer(&reply);
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        // Four times the links: four times the time, not sixteen.
+        let (short, long) = (best(250), best(1000));
+        assert!(long < short * 8, "250 links: {short:?}, 1000: {long:?}");
+    }
 }
