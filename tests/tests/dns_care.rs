@@ -1,14 +1,17 @@
 //! The profile's resolver is as careful as glibc's with what a server
 //! answers (lab zone: `bindto_tests::dns`): names that are not host names
 //! never reach the program, a long CNAME chain costs linear time, and a
-//! CNAME loop fails as glibc fails it.
+//! CNAME loop fails as glibc fails it; and a profile with a DNS server
+//! per family sends port 53 over IPv6 to the IPv6 one.
 //!
 //! Where the system's glibc is the reference, the same program runs
 //! without the shim against the wan-side server, which serves the same
 //! zone.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
+use bindto_tests::VPN;
 use bindto_tests::dns::{self, DnsLab};
 
 /// getaddrinfo (AF_INET, AI_CANONNAME) and gethostbyname_ex of each name:
@@ -130,4 +133,58 @@ fn a_cname_loop_fails_as_glibc_fails_it() {
         !dns.vpn.queries().is_empty(),
         "the shim asked the vpn server"
     );
+}
+
+/// One A query for `host.bindto.test` from an IPv6-only UDP socket (as
+/// `dig @v6-address` makes) to port 53 of the address given: the answer's
+/// address, or the errno.
+const V6ONLY_QUERY: &str = "import socket, struct, sys\n\
+q = struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + b'\\x04host\\x06bindto\\x04test\\x00' + struct.pack('>HH', 1, 1)\n\
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n\
+s.settimeout(3)\n\
+try:\n\
+\x20   s.sendto(q, (sys.argv[1], 53))\n\
+\x20   print('answer', socket.inet_ntoa(s.recv(512)[-4:]))\n\
+except OSError as e:\n\
+\x20   print('errno', e.errno)\n";
+
+/// A vpn profile whose port-53 servers are `servers` (TOML), with `rest`
+/// under `[profile.vpn.dns]`.
+fn vpn_profile(servers: &str, rest: &str) -> String {
+    format!("[profile.vpn]\ninterface = \"vpn0\"\n\n[profile.vpn.dns]\n53 = {servers}\n{rest}")
+}
+
+#[test]
+fn an_ipv6_only_socket_reaches_the_ipv6_dns_server() {
+    let Some(dns) = DnsLab::start() else { return };
+    let (v4, v6) = (VPN.server_v4(), VPN.server_v6());
+    let both = vpn_profile(&format!("[\"{v4}\", \"{v6}\"]"), "");
+    // Anywhere: port 53 is rewritten.
+    let args = ["python3", "-c", V6ONLY_QUERY, "2001:db8:ff::53"];
+    let out = dns.lab.run_bound(&both, "vpn", &args, &[]);
+    assert_eq!(out.assert_success(), "answer 198.19.0.1\n");
+    let peers: Vec<IpAddr> = dns.vpn.queries().into_iter().map(|q| q.peer.ip()).collect();
+    assert_eq!(peers, [IpAddr::from(VPN.client_v6())]);
+    // With an IPv4 server alone, the socket cannot reach it.
+    let out = dns.bound(&args);
+    assert_eq!(out.assert_success(), "errno 101\n", "ENETUNREACH");
+    assert_eq!(dns.wan.queries(), []);
+}
+
+#[test]
+fn the_resolver_asks_the_ipv6_server_when_the_ipv4_one_is_silent() {
+    let Some(dns) = DnsLab::start() else { return };
+    // Nobody has 198.18.2.9 on the vpn link.
+    let silent = vpn_profile(
+        &format!("[\"198.18.2.9\", \"{}\"]", VPN.server_v6()),
+        "timeout_ms = 200\nattempts = 1\n",
+    );
+    let out = dns
+        .lab
+        .run_bound(&silent, "vpn", &["getent", "ahostsv4", dns::HOST], &[]);
+    assert!(out.assert_success().starts_with("198.19.0.1 "), "{out}");
+    let peers: Vec<IpAddr> = dns.vpn.queries().into_iter().map(|q| q.peer.ip()).collect();
+    assert_eq!(peers, [IpAddr::from(VPN.client_v6())]);
+    assert_eq!(dns.wan.queries(), []);
 }

@@ -150,7 +150,8 @@ pub(crate) struct Resolver<'s> {
 #[derive(Debug)]
 struct Dns<'s> {
     loaded: &'s Loaded,
-    server: SocketAddr,
+    /// The profile's servers: one, or one per family (IPv4 first).
+    servers: [Option<SocketAddr>; 2],
     conf: Rc<Conf>,
 }
 
@@ -158,12 +159,13 @@ impl<'s> Resolver<'s> {
     /// The resolver for `loaded`, or `None` if its profile names no DNS
     /// server: name resolution is then left to the system.
     pub(crate) fn new(loaded: &'s Loaded) -> Option<Resolver<'s>> {
-        let server = loaded.table.dns_server()?;
+        let mut servers = loaded.table.dns_servers();
+        let servers = [Some(servers.next()?), servers.next()];
         let conf = files::conf(loaded.table.dns_options());
         Some(Resolver {
             dns: Some(Dns {
                 loaded,
-                server,
+                servers,
                 conf,
             }),
         })
@@ -323,17 +325,34 @@ impl Dns<'_> {
         }
     }
 
-    /// The whole replies to `queries`, whole messages each.
+    /// The whole replies to `queries`, whole messages each: from the
+    /// first server, or from the next when one does not answer (as glibc
+    /// moves down its nameservers).
     fn exchange(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Failure> {
-        let open = |protocol| self.open(protocol);
+        let mut result = Err(Failure::Fail);
+        for &server in self.servers.iter().flatten() {
+            result = self.exchange_with(server, queries);
+            if result != Err(Failure::Again) {
+                break;
+            }
+        }
+        result
+    }
+
+    fn exchange_with(
+        &self,
+        server: SocketAddr,
+        queries: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Failure> {
+        let open = |protocol| self.open(server, protocol);
         let exchange = Exchange {
-            server: self.server,
+            server,
             timeout: self.conf.timeout,
             attempts: self.conf.attempts,
             open: &open,
         };
         exchange.ask(queries).map_err(|error| {
-            tracing::debug!("DNS query to {} failed: {error:?}", self.server);
+            tracing::debug!("DNS query to {server} failed: {error:?}");
             match error {
                 query::Error::Timeout | query::Error::Unreachable(_) => Failure::Again,
                 query::Error::Refused(_) => Failure::Fail,
@@ -345,29 +364,26 @@ impl Dns<'_> {
     /// same decision a program's own `connect` to the server would get.
     /// A block, or a binding that cannot be made (unless `on_failure =
     /// "allow"`), refuses with an errno and sends nothing.
-    fn open(&self, protocol: Protocol) -> Result<Socket, c_int> {
-        let family = if self.server.is_ipv4() {
+    fn open(&self, server: SocketAddr, protocol: Protocol) -> Result<Socket, c_int> {
+        let family = if server.is_ipv4() {
             Family::V4
         } else {
             Family::V6
         };
         let socket = Socket::new(family, protocol)?;
         let table = &self.loaded.table;
-        let decision = table.decide(self.server, protocol);
+        let decision = table.decide(server, protocol);
         match decision.verdict {
             Verdict::Direct => Ok(socket),
             Verdict::Block => {
                 log::notice(
                     Notice::Blocked,
-                    format_args!(
-                        "DNS queries to {} blocked by {}",
-                        self.server, decision.origin
-                    ),
+                    format_args!("DNS queries to {} blocked by {}", server, decision.origin),
                 );
                 Err(libc::EPERM)
             }
             Verdict::Bind(binding) => {
-                match apply::connected(socket.fd(), family, binding, self.server.ip()) {
+                match apply::connected(socket.fd(), family, binding, server.ip()) {
                     Ok(()) => Ok(socket),
                     Err(failure) => {
                         let allow = table.on_failure() == OnFailure::Allow;
@@ -375,7 +391,7 @@ impl Dns<'_> {
                             Notice::Interface,
                             format_args!(
                                 "cannot bind the DNS socket to {} as {} says ({}); {}",
-                                self.server,
+                                server,
                                 decision.origin,
                                 log::strerror(failure.errno()),
                                 if allow {
