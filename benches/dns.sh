@@ -9,7 +9,8 @@
 #
 # Prints, for AF_INET and AF_UNSPEC: callgrind instructions per lookup
 # (runs of N and 2N lookups, the difference over N) for glibc and bindto,
-# and the median of R interleaved wall-time runs of 20 N lookups each.
+# and, from R pairs of wall-time runs of 20 N lookups each (glibc and
+# bindto, in alternating order), the medians and the median ratio.
 # DIR holds libbindto.so and libbindto_engine.so (default target/release).
 # Needs root (unshare), gcc, valgrind, and `cargo build --release
 # --workspace` done (for the shim and lab-dns).
@@ -77,13 +78,22 @@ for family in 4 0; do
         two=$(instructions $who $((2 * lookups)) "$family")
         echo "$label $who instructions/lookup $(((two - one) / lookups))"
     done
+    # Pairs, in alternating order; the ratio is the median of the pairs'
+    # ratios, which a busy machine disturbs less than either median.
     : >"$work/glibc.ns"
     : >"$work/bindto.ns"
-    for _ in $(seq "$runs"); do
-        glibc "$work/gailoop" $((20 * lookups)) "$name" "$family" >>"$work/glibc.ns"
-        bindto "$work/gailoop" $((20 * lookups)) "$name" "$family" >>"$work/bindto.ns"
+    : >"$work/ratio"
+    for run in $(seq "$runs"); do
+        if [ $((run % 2)) = 1 ]; then
+            g=$(glibc "$work/gailoop" $((20 * lookups)) "$name" "$family")
+            b=$(bindto "$work/gailoop" $((20 * lookups)) "$name" "$family")
+        else
+            b=$(bindto "$work/gailoop" $((20 * lookups)) "$name" "$family")
+            g=$(glibc "$work/gailoop" $((20 * lookups)) "$name" "$family")
+        fi
+        echo "$g" >>"$work/glibc.ns"
+        echo "$b" >>"$work/bindto.ns"
+        awk -v b="$b" -v g="$g" 'BEGIN {printf "%.3f\n", b / g}' >>"$work/ratio"
     done
-    g=$(median <"$work/glibc.ns")
-    b=$(median <"$work/bindto.ns")
-    echo "$label wall ns/lookup (median of $runs): glibc $g bindto $b ratio $(awk -v b="$b" -v g="$g" 'BEGIN {printf "%.2f", b / g}')"
+    echo "$label wall ns/lookup (medians of $runs alternating pairs): glibc $(median <"$work/glibc.ns") bindto $(median <"$work/bindto.ns"), ratio $(median <"$work/ratio")"
 done

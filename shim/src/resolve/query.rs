@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bindto_core::Protocol;
 use libc::c_int;
 
-use super::wire::{self, Heard};
+use super::wire;
 use crate::errno;
 use crate::fds::{self, Family};
 use crate::real;
@@ -118,7 +118,9 @@ impl Exchange<'_> {
     pub(crate) fn ask(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
         let mut replies = self.udp(queries)?;
         for (query, reply) in queries.iter().zip(replies.iter_mut()) {
-            if wire::heard(query, reply) == Some(Heard::Truncated) {
+            // Each reply answers its query (`udp` matched it): TC alone is
+            // left to read.
+            if wire::truncated(reply) {
                 *reply = self.tcp(query)?;
             }
         }
@@ -172,7 +174,7 @@ impl Exchange<'_> {
                 if let Some((_, reply)) = queries
                     .iter()
                     .zip(replies.iter_mut())
-                    .find(|(query, reply)| reply.is_none() && wire::heard(query, message).is_some())
+                    .find(|(query, reply)| reply.is_none() && wire::heard(query, message))
                 {
                     *reply = Some(message.to_vec());
                 }
@@ -198,9 +200,10 @@ impl Exchange<'_> {
         // Over TCP a stranger's message cannot be waited out: the
         // connection is broken. (Truncated even over TCP is returned as it
         // is: the server has nothing better.)
-        match wire::heard(query, &message) {
-            Some(_) => Ok(message),
-            None => Err(Error::Unreachable(libc::EPROTO)),
+        if wire::heard(query, &message) {
+            Ok(message)
+        } else {
+            Err(Error::Unreachable(libc::EPROTO))
         }
     }
 }

@@ -201,8 +201,10 @@ impl Query {
     /// (another ID or question, not a response, not parseable), which a
     /// UDP client ignores and keeps waiting.
     pub(crate) fn answer(&self, bytes: &[u8]) -> Option<Reply> {
-        let heard = heard(self.bytes(), bytes)?;
-        if heard == Heard::Truncated {
+        if !heard(self.bytes(), bytes) {
+            return None;
+        }
+        if truncated(bytes) {
             return Some(Reply::Truncated);
         }
         Some(match bytes[3] & 0x0f {
@@ -325,11 +327,6 @@ impl WireName {
         }
     }
 
-    /// Equal as DNS names are: ASCII letters in any case.
-    fn same(&self, other: &WireName) -> bool {
-        self.as_bytes().eq_ignore_ascii_case(other.as_bytes())
-    }
-
     /// glibc's `res_binary_hnok`: every label of letters, digits, `-` and
     /// `_`, and the first not starting with `-`.
     fn is_host_name(&self) -> bool {
@@ -373,16 +370,59 @@ impl WireName {
     }
 }
 
+/// Whether the name at `at` in `message` is `name` (its uncompressed
+/// wire form), in any case: read as [`WireName::read`] reads, without
+/// copying it out. `None` if it cannot be read.
+fn name_is(message: &[u8], mut at: usize, name: &[u8]) -> Option<bool> {
+    let mut matched = 0;
+    let mut limit = at;
+    loop {
+        let byte = *message.get(at)?;
+        match byte & 0xc0 {
+            0x00 => {
+                let label = message.get(at..at + 1 + usize::from(byte))?;
+                // Length bytes are below 64, so no case folding changes one.
+                match name.get(matched..matched + label.len()) {
+                    Some(ours) if ours.eq_ignore_ascii_case(label) => matched += label.len(),
+                    _ => return Some(false),
+                }
+                if byte == 0 {
+                    return Some(matched == name.len());
+                }
+                at += label.len();
+            }
+            0xc0 => {
+                let target =
+                    usize::from(u16::from_be_bytes([byte, *message.get(at + 1)?]) & 0x3fff);
+                if target >= limit {
+                    return None;
+                }
+                limit = target;
+                at = target;
+            }
+            _ => return None,
+        }
+    }
+}
+
 fn u16_at(message: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(
         message.get(at..at + 2)?.try_into().ok()?,
     ))
 }
 
-/// Whether `bytes` answers `query`, and if so whether it came truncated
-/// (TC set: ask again over TCP): its ID, a response, and the same
+/// Whether `bytes` answers `query`: its ID, a response, and the same
 /// questions (names in any case).
-pub(crate) fn heard(query: &[u8], bytes: &[u8]) -> Option<Heard> {
+pub(crate) fn heard(query: &[u8], bytes: &[u8]) -> bool {
+    same_questions(query, bytes).is_some()
+}
+
+/// Whether a reply came truncated (TC set: ask again over TCP).
+pub(crate) fn truncated(bytes: &[u8]) -> bool {
+    bytes.len() > 2 && bytes[2] & 0x02 != 0
+}
+
+fn same_questions(query: &[u8], bytes: &[u8]) -> Option<()> {
     if bytes.len() < HEADER
         || query.len() < HEADER
         || bytes[..2] != query[..2]
@@ -392,28 +432,20 @@ pub(crate) fn heard(query: &[u8], bytes: &[u8]) -> Option<Heard> {
         return None;
     }
     let (mut ours, mut theirs) = (HEADER, HEADER);
-    let (mut a, mut b) = (WireName::empty(), WireName::empty());
+    let mut name = WireName::empty();
     for _ in 0..u16_at(query, 4)? {
-        ours = a.read(query, ours)?;
-        theirs = b.read(bytes, theirs)?;
-        if !a.same(&b) || query.get(ours..ours + 4)? != bytes.get(theirs..theirs + 4)? {
+        ours = name.read(query, ours)?;
+        if !name_is(bytes, theirs, name.as_bytes())? {
+            return None;
+        }
+        theirs = WireName::skip(bytes, theirs)?;
+        if query.get(ours..ours + 4)? != bytes.get(theirs..theirs + 4)? {
             return None;
         }
         ours += 4;
         theirs += 4;
     }
-    Some(if bytes[2] & 0x02 != 0 {
-        Heard::Truncated
-    } else {
-        Heard::Complete
-    })
-}
-
-/// A reply that [`heard`] matched to its query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Heard {
-    Complete,
-    Truncated,
+    Some(())
 }
 
 /// What a whole reply amounts to for `res_query`, as glibc judges it: a
@@ -483,7 +515,6 @@ fn records(message: &[u8], kind: Kind) -> Option<Reply> {
     }
     // The canonical name so far: where the last usable name starts.
     let mut canonical = HEADER;
-    let mut owner = WireName::empty();
     let mut aliases = Vec::new();
     let mut addrs = Vec::new();
     for _ in 0..ancount {
@@ -513,8 +544,7 @@ fn records(message: &[u8], kind: Kind) -> Option<Reply> {
                 }
             }
             _ if rtype == kind.rtype() => {
-                owner.read(message, record)?;
-                if !owner.same(&expected) {
+                if !name_is(message, record, expected.as_bytes())? {
                     continue;
                 }
                 match (kind, rdata.len()) {
