@@ -622,18 +622,37 @@ impl Config {
             let name = key.get_ref().as_str();
             if name.bytes().all(|b| b.is_ascii_digit()) {
                 let port = crate::addr::port_number(name).map_err(|m| fail(key.span().start, m))?;
-                let DnsValue::Text(text) = value.get_ref() else {
-                    return Err(fail(
-                        at,
-                        "must be a server address such as \"10.8.0.1\" or \"10.8.0.1:853\"".into(),
-                    ));
+                // One server, or one per family: a socket reaching the
+                // port over IPv6 is sent to the IPv6 one.
+                let texts = match value.get_ref() {
+                    DnsValue::Text(text) => std::slice::from_ref(text),
+                    DnsValue::List(list) if !list.is_empty() => list.as_slice(),
+                    _ => {
+                        return Err(fail(
+                            at,
+                            "must be a server address such as \"10.8.0.1\" or \"10.8.0.1:853\", or a list of one per family".into(),
+                        ));
+                    }
                 };
-                let server = parse_server(text, port).map_err(|m| fail(at, m))?;
-                rewrites.push(DnsRewrite {
-                    port,
-                    server,
-                    origin: origin(port, key.span().start),
-                });
+                let first = rewrites.len();
+                for text in texts {
+                    let server = parse_server(text, port).map_err(|m| fail(at, m))?;
+                    if rewrites[first..]
+                        .iter()
+                        .any(|r: &DnsRewrite| r.server.is_ipv4() == server.is_ipv4())
+                    {
+                        let family = if server.is_ipv4() { "IPv4" } else { "IPv6" };
+                        return Err(fail(
+                            at,
+                            format!("more than one {family} server (\"{text}\")"),
+                        ));
+                    }
+                    rewrites.push(DnsRewrite {
+                        port,
+                        server,
+                        origin: origin(port, key.span().start),
+                    });
+                }
                 continue;
             }
             match name {
@@ -657,7 +676,7 @@ impl Config {
                 }
             }
         }
-        rewrites.sort_by_key(|r| r.port);
+        rewrites.sort_by_key(|r| (r.port, r.server.is_ipv6()));
         Ok((rewrites, options))
     }
 

@@ -119,7 +119,8 @@ pub struct Profile {
     pub exclude: Vec<(IpNet, Origin)>,
     /// Per-destination rules, in the order written.
     pub routes: Vec<Route>,
-    /// Per-port rewrites, sorted by port.
+    /// Per-port rewrites, sorted by port, then IPv4 before IPv6: at most
+    /// one server per port and family.
     pub dns: Vec<DnsRewrite>,
     /// Resolver settings.
     pub dns_options: DnsOptions,
@@ -129,7 +130,7 @@ pub struct Profile {
 
 impl Profile {
     /// The server that port-53 traffic is rewritten to, if any: the
-    /// profile's DNS server.
+    /// profile's DNS server (the IPv4 one, if it names one per family).
     pub fn dns_server(&self) -> Option<SocketAddr> {
         self.dns.iter().find(|r| r.port == 53).map(|r| r.server)
     }

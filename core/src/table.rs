@@ -720,8 +720,16 @@ impl Table {
     fn decide_rewritten(&self, destination: SocketAddr, protocol: Protocol) -> Decision<'_> {
         let mut destination = unmapped(destination);
         let mut rewrite = None;
-        if let Ok(i) = self.dns.binary_search_by_key(&destination.port(), |d| d.0) {
-            let (_, server, origin) = self.dns[i];
+        let port = destination.port();
+        let servers = &self.dns[self.dns.partition_point(|d| d.0 < port)..];
+        let servers = &servers[..servers.iter().take_while(|d| d.0 == port).count()];
+        // The server of the destination's family, else the only one: an
+        // IPv6-only socket can reach an IPv6 server alone.
+        if let Some(&(_, server, origin)) = servers
+            .iter()
+            .find(|d| d.1.is_ipv4() == destination.is_ipv4())
+            .or(servers.first())
+        {
             destination = server;
             rewrite = Some(&self.origins[origin as usize]);
         }
@@ -834,9 +842,10 @@ impl Table {
         self.listen
     }
 
-    /// The server port-53 traffic goes to, if the profile has one.
-    pub fn dns_server(&self) -> Option<SocketAddr> {
-        self.dns.iter().find(|d| d.0 == 53).map(|d| d.1)
+    /// The servers port-53 traffic goes to (none, one, or one per family,
+    /// IPv4 first): the profile's DNS servers.
+    pub fn dns_servers(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.dns.iter().filter(|d| d.0 == 53).map(|d| d.1)
     }
 
     /// Resolver settings of the profile.

@@ -219,3 +219,29 @@ action = "block"
         ("bind vpn0".into(), RuleKind::Default)
     );
 }
+
+#[test]
+fn port_53_goes_to_the_dns_server_of_the_destinations_family() {
+    let both = table(
+        "[profile.p]\ninterface = \"vpn0\"\n[profile.p.dns]\n53 = [\"fd00:8::1\", \"198.18.8.1\"]\n853 = \"198.18.8.1:853\"\n",
+    );
+    let to = |t: &Table, dest: &str| {
+        t.decide(dest.parse().unwrap(), Protocol::Udp)
+            .destination
+            .to_string()
+    };
+    assert_eq!(to(&both, "198.18.0.53:53"), "198.18.8.1:53");
+    assert_eq!(to(&both, "[2001:db8::53]:53"), "[fd00:8::1]:53");
+    assert_eq!(to(&both, "[::ffff:198.18.0.53]:53"), "198.18.8.1:53");
+    assert_eq!(to(&both, "[2001:db8::53]:853"), "198.18.8.1:853");
+    assert_eq!(
+        both.dns_servers()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+        ["198.18.8.1:53", "[fd00:8::1]:53"]
+    );
+    // One IPv4 server: an IPv6 destination goes to it all the same (and
+    // an IPv6-only socket then fails with ENETUNREACH).
+    let one = table("[profile.p]\ninterface = \"vpn0\"\n[profile.p.dns]\n53 = [\"198.18.8.1\"]\n");
+    assert_eq!(to(&one, "[2001:db8::53]:53"), "198.18.8.1:53");
+}

@@ -11,6 +11,10 @@
 //! | `alias.bindto.test` | CNAME `host.bindto.test`, and its addresses |
 //! | `v4only.bindto.test` | the A record of `host`, no AAAA (NODATA) |
 //! | `big.bindto.test` | [`BIG`] A records; over UDP only an empty answer with the TC bit set, so a client must ask again over TCP |
+//! | `evil-cname.bindto.test`, `nul-cname.bindto.test` | CNAME to a name that is not a host name ([`EVIL_LABEL`] or [`NUL_LABEL`] under `example`), whose A record is [`CARE_V4`] |
+//! | `chainN.bindto.test` | a chain of N CNAMEs, `cN-1.chain.bindto.test` down to [`CHAIN_END`], whose A record is [`CARE_V4`] |
+//! | `loop.bindto.test` | CNAME `loop2.bindto.test`, which is a CNAME back to it: no addresses |
+//! | PTR of [`EVIL_PTR`], [`NUL_PTR`] | [`EVIL_LABEL`] or [`NUL_LABEL`] under `example` |
 //! | anything else | NXDOMAIN |
 //!
 //! Every query is logged before it is answered, one line each:
@@ -31,11 +35,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use domain::base::iana::{Class, Rcode};
+use domain::base::name::NameBuilder;
 use domain::base::{Message, MessageBuilder, Name, Rtype, Ttl};
-use domain::rdata::{A, Aaaa, Cname, Txt};
+use domain::rdata::{A, Aaaa, Cname, Ptr, Txt};
 
 use crate::lab::Lab;
-use crate::net::{TARGETS_V4, TARGETS_V6, Uplink};
+use crate::net::{HTTP_PORT, TARGETS_V4, TARGETS_V6, Uplink, VPN, WAN};
+use crate::run::RunOutput;
 use crate::server::{self, Server};
 
 /// The binary's name, as cargo builds it.
@@ -51,6 +57,26 @@ pub const V4ONLY: &str = "v4only.bindto.test";
 pub const BIG: &str = "big.bindto.test";
 /// How many A records [`BIG`] has: more than a 512-byte datagram holds.
 pub const BIG_COUNT: u8 = 40;
+
+/// A label that must never reach a program as a name: shell
+/// metacharacters, spaces.
+pub const EVIL_LABEL: &[u8] = b"evil;rm -rf $HOME`id`";
+/// A label with a NUL byte.
+pub const NUL_LABEL: &[u8] = b"evil\0name";
+/// A CNAME to [`EVIL_LABEL`]`.example`.
+pub const EVIL_CNAME: &str = "evil-cname.bindto.test";
+/// A CNAME to [`NUL_LABEL`]`.example`.
+pub const NUL_CNAME: &str = "nul-cname.bindto.test";
+/// Whose PTR record is [`EVIL_LABEL`]`.example`.
+pub const EVIL_PTR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 66);
+/// Whose PTR record is [`NUL_LABEL`]`.example`.
+pub const NUL_PTR: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 67);
+/// The address at the end of the care names' CNAMEs.
+pub const CARE_V4: Ipv4Addr = Ipv4Addr::new(198, 19, 0, 7);
+/// Where every `chainN.bindto.test` ends.
+pub const CHAIN_END: &str = "c0.chain.bindto.test";
+/// Two CNAMEs pointing at each other.
+pub const LOOP: &str = "loop.bindto.test";
 
 /// The addresses [`HOST`] has on the server called `server`.
 pub fn host_addrs(server: &str) -> (Ipv4Addr, Ipv6Addr) {
@@ -140,6 +166,9 @@ pub fn answer(
         qtype: qtype.to_string(),
     };
     let owner: Name<Vec<u8>> = Name::vec_from_str(&name).ok()?;
+    if let Some(reply) = care(request, &owner, &name, qtype) {
+        return Some((reply, query));
+    }
     let (v4, v6) = host_addrs(server);
     let host = Name::vec_from_str(HOST).ok()?;
     // (the CNAME target if any, A records, AAAA records)
@@ -194,6 +223,88 @@ pub fn answer(
         builder.push((&canonical, Class::IN, ttl, text)).ok()?;
     }
     Some((builder.finish(), query))
+}
+
+/// `label` under `example`, for names that are not host names.
+fn raw(label: &[u8]) -> Option<Name<Vec<u8>>> {
+    let mut builder = NameBuilder::new_vec();
+    builder.append_label(label).ok()?;
+    builder
+        .append_origin(&Name::vec_from_str("example").ok()?)
+        .ok()
+}
+
+/// The answers of the names that test the resolver's care (see the zone
+/// in the module docs), or `None` for any other name.
+fn care(
+    request: &Message<[u8]>,
+    owner: &Name<Vec<u8>>,
+    name: &str,
+    qtype: Rtype,
+) -> Option<Vec<u8>> {
+    let chain = |n: u32| Name::vec_from_str(&format!("c{n}.chain.bindto.test")).ok();
+    // The CNAMEs, then the name whose records end the answer.
+    type Owned = Name<Vec<u8>>;
+    let (cnames, end): (Vec<(Owned, Owned)>, Owned) = match name {
+        EVIL_CNAME | NUL_CNAME => {
+            let target = raw(if name == EVIL_CNAME {
+                EVIL_LABEL
+            } else {
+                NUL_LABEL
+            })?;
+            (vec![(owner.clone(), target.clone())], target)
+        }
+        LOOP => {
+            let other = Name::vec_from_str("loop2.bindto.test").ok()?;
+            (
+                vec![(owner.clone(), other.clone()), (other, owner.clone())],
+                owner.clone(),
+            )
+        }
+        _ if name.starts_with("chain") && name.ends_with(".bindto.test") => {
+            let links: u32 = name["chain".len()..name.len() - ".bindto.test".len()]
+                .parse()
+                .ok()?;
+            let mut cnames = Vec::new();
+            let mut from = owner.clone();
+            for n in (0..links).rev() {
+                let to = chain(n)?;
+                cnames.push((from, to.clone()));
+                from = to;
+            }
+            (cnames, from)
+        }
+        _ => {
+            let ptr = [(EVIL_PTR, EVIL_LABEL), (NUL_PTR, NUL_LABEL)]
+                .into_iter()
+                .find(|(ip, _)| {
+                    Name::<Vec<u8>>::reverse_from_addr((*ip).into())
+                        .ok()
+                        .as_ref()
+                        == Some(owner)
+                })?;
+            let mut builder = MessageBuilder::new_vec()
+                .start_answer(request, Rcode::NOERROR)
+                .ok()?;
+            if qtype == Rtype::PTR {
+                builder
+                    .push((owner, Class::IN, Ttl::from_secs(60), Ptr::new(raw(ptr.1)?)))
+                    .ok()?;
+            }
+            return Some(builder.finish());
+        }
+    };
+    let mut builder = MessageBuilder::new_vec()
+        .start_answer(request, Rcode::NOERROR)
+        .ok()?;
+    let ttl = Ttl::from_secs(60);
+    for (from, to) in cnames {
+        builder.push((from, Class::IN, ttl, Cname::new(to))).ok()?;
+    }
+    if qtype == Rtype::A && name != LOOP {
+        builder.push((end, Class::IN, ttl, A::new(CARE_V4))).ok()?;
+    }
+    Some(builder.finish())
 }
 
 /// A `lab-dns` server in one of a lab's server namespaces, answering on
@@ -259,6 +370,63 @@ impl DnsServer {
     }
 }
 
+/// Binds to vpn0 and names the vpn-side server for DNS.
+pub const PROFILE: &str =
+    "[profile.vpn]\ninterface = \"vpn0\"\n\n[profile.vpn.dns]\n53 = \"198.18.2.1\"\n";
+
+/// The names in the client's hosts file.
+pub const HOSTS: &str =
+    "127.0.0.1 localhost\n::1 localhost ip6-localhost\n198.19.0.3 files.bindto.test files\n";
+
+/// A lab with a DNS server on each side: `vpn`, the profile's server
+/// ([`PROFILE`]), and `wan`, named by the client's resolv.conf (reachable
+/// only through wan0), with [`HOSTS`] as the client's hosts file. Dropped
+/// servers first, then the lab.
+#[derive(Debug)]
+pub struct DnsLab {
+    pub vpn: DnsServer,
+    pub wan: DnsServer,
+    pub lab: Lab,
+}
+
+impl DnsLab {
+    /// The lab, or `None` where labs cannot be made (the lab's skip).
+    pub fn start() -> Option<DnsLab> {
+        // No uplink server on port 53: the DNS servers take it.
+        let lab = Lab::builder().ports([HTTP_PORT]).build()?;
+        let resolv = format!(
+            "nameserver {}\noptions timeout:1 attempts:2\n",
+            WAN.server_v4()
+        );
+        lab.set_client_file("resolv.conf", &resolv);
+        lab.set_client_file("hosts", HOSTS);
+        Some(DnsLab {
+            vpn: DnsServer::start(&lab, "vpn"),
+            wan: DnsServer::start(&lab, "wan"),
+            lab,
+        })
+    }
+
+    /// Runs `args` under the shim with [`PROFILE`].
+    pub fn bound(&self, args: &[&str]) -> RunOutput {
+        self.lab.run_bound(PROFILE, "vpn", args, &[])
+    }
+
+    /// Asserts that the wan-side server got nothing, and that everything
+    /// the vpn-side one got came from the client's vpn0 address.
+    #[track_caller]
+    pub fn assert_no_leak(&self) {
+        assert_eq!(
+            self.wan.queries(),
+            [],
+            "queries leaked to the wan nameserver"
+        );
+        for query in self.vpn.queries() {
+            assert_eq!(query.peer.ip(), IpAddr::from(VPN.client_v4()), "{query:?}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +476,20 @@ mod tests {
             text.unwrap().unwrap().data().as_flat_slice(),
             Some(&b"vpn"[..])
         );
+    }
+
+    #[test]
+    fn care_names() {
+        let chain = ask("chain1000.bindto.test", Rtype::A, Transport::Udp);
+        assert_eq!(chain.header_counts().ancount(), 1001);
+        assert!(chain.as_slice().len() < 65_507, "fits a datagram");
+        let looped = ask(LOOP, Rtype::A, Transport::Udp);
+        assert_eq!(looped.header_counts().ancount(), 2);
+        let ptr = Name::<Vec<u8>>::reverse_from_addr(EVIL_PTR.into()).unwrap();
+        let ptr = ask(&ptr.to_string(), Rtype::PTR, Transport::Udp);
+        assert_eq!(ptr.header_counts().ancount(), 1);
+        let evil = ask(NUL_CNAME, Rtype::A, Transport::Udp);
+        assert_eq!(evil.header_counts().ancount(), 2);
     }
 
     #[test]

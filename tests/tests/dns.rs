@@ -9,65 +9,20 @@
 //! it, and both count the queries they get.
 
 use std::fs;
-use std::net::IpAddr;
 use std::path::Path;
 use std::process::Command;
 
+use bindto_tests::Lab;
 use bindto_tests::dns::{self, DnsServer, Transport};
 use bindto_tests::programs::{compile, path_str};
-use bindto_tests::{HTTP_PORT, Lab, RunOutput, VPN, WAN};
 
-/// Binds to vpn0 and names the vpn-side server for DNS.
-const PROFILE: &str =
-    "[profile.vpn]\ninterface = \"vpn0\"\n\n[profile.vpn.dns]\n53 = \"198.18.2.1\"\n";
+use bindto_tests::dns::{DnsLab as Dns, PROFILE};
+
 /// Binds to vpn0, with no DNS server: resolution stays libc's.
 const NO_DNS: &str = "[profile.vpn]\ninterface = \"vpn0\"\n";
 
-/// The names in the client's hosts file.
-const HOSTS: &str =
-    "127.0.0.1 localhost\n::1 localhost ip6-localhost\n198.19.0.3 files.bindto.test files\n";
-
-/// A lab with both DNS servers; dropped servers first, then the lab.
-struct Dns {
-    vpn: DnsServer,
-    wan: DnsServer,
-    lab: Lab,
-}
-
 fn lab() -> Option<Dns> {
-    // No uplink server on port 53: the DNS servers take it.
-    let lab = Lab::builder().ports([HTTP_PORT]).build()?;
-    let resolv = format!(
-        "nameserver {}\noptions timeout:1 attempts:2\n",
-        WAN.server_v4()
-    );
-    lab.set_client_file("resolv.conf", &resolv);
-    lab.set_client_file("hosts", HOSTS);
-    Some(Dns {
-        vpn: DnsServer::start(&lab, "vpn"),
-        wan: DnsServer::start(&lab, "wan"),
-        lab,
-    })
-}
-
-impl Dns {
-    fn bound(&self, args: &[&str]) -> RunOutput {
-        self.lab.run_bound(PROFILE, "vpn", args, &[])
-    }
-
-    /// Asserts that the wan-side server got nothing, and that everything
-    /// the vpn-side one got came from the client's vpn0 address.
-    #[track_caller]
-    fn assert_no_leak(&self) {
-        assert_eq!(
-            self.wan.queries(),
-            [],
-            "queries leaked to the wan nameserver"
-        );
-        for query in self.vpn.queries() {
-            assert_eq!(query.peer.ip(), IpAddr::from(VPN.client_v4()), "{query:?}");
-        }
-    }
+    Dns::start()
 }
 
 /// The addresses in `getent ahosts*` output, in order, without repeats.

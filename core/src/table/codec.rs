@@ -180,7 +180,9 @@ impl Table {
             && chains.last().is_none_or(|r| !r.is_filtered())
             && origins.len() == 1 + rule_count.checked_add(dns.len())?
             && dns.iter().all(|d| (d.2 as usize) < origins.len())
-            && dns.windows(2).all(|w| w[0].0 <= w[1].0)
+            && dns
+                .windows(2)
+                .all(|w| (w[0].0, w[0].1.is_ipv6()) < (w[1].0, w[1].1.is_ipv6()))
             && v4.iter().all(|e| value_ok(e.1))
             && v6.iter().all(|e| value_ok(e.1));
         valid.then(|| Table {
@@ -502,7 +504,7 @@ on_failure = "allow"
 exclude = ["10.0.0.0/8", "fd00::/8", "10.1.0.0/16"]
 
 [profile.p.dns]
-53 = "198.18.0.53"
+53 = ["198.18.0.53", "2001:db8::53"]
 853 = "[2001:db8::53]:853"
 search = ["lab", "example"]
 ndots = 2

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bindto_core::DnsOptions;
 
-/// Where the system's resolver settings are.
-const RESOLV_CONF: &str = "/etc/resolv.conf";
+use super::wire::{Kind, Query};
 
 /// Defaults of glibc's resolver, except the timeout, which glibc also
 /// takes as 5 s.
@@ -36,14 +35,9 @@ pub(crate) struct Conf {
 }
 
 impl Conf {
-    /// The settings for a profile with `options`, reading
-    /// `/etc/resolv.conf` for what the profile leaves open.
-    pub(crate) fn load(options: &DnsOptions) -> Conf {
-        let text = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
-        Conf::merge(options, &System::parse(&text))
-    }
-
-    fn merge(options: &DnsOptions, system: &System) -> Conf {
+    /// The settings for a profile with `options`, `system` (resolv.conf,
+    /// see [`super::files::conf`]) filling in what it leaves open.
+    pub(crate) fn merge(options: &DnsOptions, system: &System) -> Conf {
         Conf {
             search: options
                 .search
@@ -70,26 +64,70 @@ impl Conf {
     /// tries them: a name ending in a dot only as it is; a name with at
     /// least `ndots` dots first as it is, then with each search domain; a
     /// shorter one with each search domain first, then as it is.
-    pub(crate) fn candidates(&self, name: &str) -> Vec<String> {
-        if let Some(absolute) = name.strip_suffix('.') {
-            return vec![absolute.to_owned()];
-        }
+    pub(crate) fn candidates<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Candidate<'a>> {
+        let alone = Candidate {
+            name: name.strip_suffix('.').unwrap_or(name),
+            domain: None,
+        };
+        let absolute = name.ends_with('.');
         let searched = self
             .search
             .iter()
-            .map(|domain| format!("{name}.{}", domain.trim_end_matches('.')));
+            .filter(move |_| !absolute)
+            .map(move |domain| Candidate {
+                name,
+                domain: Some(domain),
+            });
         let dots = name.bytes().filter(|&b| b == b'.').count();
-        if dots >= usize::from(self.ndots) {
-            std::iter::once(name.to_owned()).chain(searched).collect()
-        } else {
-            searched.chain(std::iter::once(name.to_owned())).collect()
+        let first = absolute || dots >= usize::from(self.ndots);
+        let before = first.then_some(alone);
+        let after = (!first).then_some(alone);
+        before.into_iter().chain(searched).chain(after)
+    }
+}
+
+/// One name to query: a name as given, or under a search domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate<'a> {
+    name: &'a str,
+    domain: Option<&'a str>,
+}
+
+impl Candidate<'_> {
+    /// The query for this name, or `None` if it is not a domain name.
+    pub(crate) fn query(&self, id: u16, kind: Kind) -> Option<Query> {
+        match self.domain {
+            None => Query::new(id, self.name, kind),
+            Some(domain) => Query::within(id, self.name, domain, kind),
+        }
+    }
+
+    /// The name as text, without a final dot.
+    pub(crate) fn text(&self) -> String {
+        match self.domain {
+            None => self.name.to_owned(),
+            Some(domain) => format!("{}.{}", self.name, domain.trim_end_matches('.')),
+        }
+    }
+
+    /// Whether `text` names this candidate (in any case).
+    pub(crate) fn is(&self, text: &str) -> bool {
+        match self.domain {
+            None => text.eq_ignore_ascii_case(self.name),
+            Some(domain) => {
+                let domain = domain.trim_end_matches('.');
+                text.len() == self.name.len() + 1 + domain.len()
+                    && text[..self.name.len()].eq_ignore_ascii_case(self.name)
+                    && text.as_bytes()[self.name.len()] == b'.'
+                    && text[self.name.len() + 1..].eq_ignore_ascii_case(domain)
+            }
         }
     }
 }
 
 /// What `/etc/resolv.conf` says about the four settings.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct System {
+pub(crate) struct System {
     search: Option<Vec<String>>,
     ndots: Option<u8>,
     timeout_ms: Option<u32>,
@@ -99,7 +137,7 @@ struct System {
 impl System {
     /// Parses resolv.conf as glibc does: the last `search` or `domain`
     /// line wins; options accumulate; unknown words are ignored.
-    fn parse(text: &str) -> System {
+    pub(crate) fn parse(text: &str) -> System {
         let mut system = System::default();
         for line in text.lines() {
             let line = line.split(['#', ';']).next().unwrap_or_default();
@@ -180,14 +218,11 @@ mod tests {
     #[test]
     fn candidates_follow_ndots() {
         let conf = Conf::merge(&DnsOptions::default(), &System::parse(RESOLV));
-        assert_eq!(
-            conf.candidates("host"),
-            ["host.a.test", "host.b.test", "host"]
-        );
-        assert_eq!(
-            conf.candidates("x.y.z"),
-            ["x.y.z", "x.y.z.a.test", "x.y.z.b.test"]
-        );
-        assert_eq!(conf.candidates("host.bindto.test."), ["host.bindto.test"]);
+        let texts = |name| conf.candidates(name).map(|c| c.text()).collect::<Vec<_>>();
+        assert_eq!(texts("host"), ["host.a.test", "host.b.test", "host"]);
+        assert_eq!(texts("x.y.z"), ["x.y.z", "x.y.z.a.test", "x.y.z.b.test"]);
+        assert_eq!(texts("host.bindto.test."), ["host.bindto.test"]);
+        let under = conf.candidates("host").next().unwrap();
+        assert!(under.is("HOST.a.test") && !under.is("host.b.test"));
     }
 }

@@ -159,7 +159,14 @@ fn host(
     } else {
         found
     };
-    let found = found.map_err(super::Failure::eai)?;
+    let found = found.map_err(|failure| match failure {
+        // glibc's AF_INET path without AI_CANONNAME asks
+        // gethostbyname2_r, whose NO_RECOVERY it reports as EAI_NODATA.
+        super::Failure::Unanswered if want == Want::V4 && flags & libc::AI_CANONNAME == 0 => {
+            libc::EAI_NODATA
+        }
+        failure => failure.eai(),
+    })?;
     let addrs = found.addrs.iter().map(|&ip| (ip, 0)).collect();
     Ok((addrs, Some(found.canonical)))
 }

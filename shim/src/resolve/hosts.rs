@@ -5,59 +5,59 @@ use std::net::IpAddr;
 
 use super::{Found, Want};
 
-const HOSTS: &str = "/etc/hosts";
-
-/// The addresses `/etc/hosts` gives `name` in the families `want` asks
-/// for, with the canonical name (the first name of the first matching
-/// line) and that line's other names as aliases. `None` if no line of a
-/// wanted family names it.
-pub(crate) fn lookup(name: &str, want: Want) -> Option<Found> {
-    let text = std::fs::read_to_string(HOSTS).ok()?;
-    search(&text, name, want)
+/// `/etc/hosts`, parsed: each line with an address and at least one name.
+#[derive(Debug, Default)]
+pub(crate) struct Hosts {
+    lines: Vec<(IpAddr, Vec<Box<str>>)>,
 }
 
-/// The first name `/etc/hosts` gives `ip`, for reverse lookups.
-pub(crate) fn reverse(ip: IpAddr) -> Option<String> {
-    let text = std::fs::read_to_string(HOSTS).ok()?;
-    entries(&text)
-        .find(|(addr, _)| *addr == ip)
-        .and_then(|(_, mut names)| names.next().map(str::to_owned))
-}
-
-fn search(text: &str, name: &str, want: Want) -> Option<Found> {
-    let name = name.strip_suffix('.').unwrap_or(name);
-    let mut found: Option<Found> = None;
-    for (addr, names) in entries(text) {
-        if !want.accepts(addr) {
-            continue;
-        }
-        let names: Vec<&str> = names.collect();
-        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-            continue;
-        }
-        let found = found.get_or_insert_with(|| Found {
-            canonical: names[0].to_owned(),
-            aliases: names[1..].iter().map(|&n| n.to_owned()).collect(),
-            addrs: Vec::new(),
-        });
-        if !found.addrs.contains(&addr) {
-            found.addrs.push(addr);
-        }
+impl Hosts {
+    /// An IPv6 address with a zone (`fe80::1%eth0`) is skipped: nothing
+    /// here can carry it.
+    pub(crate) fn parse(text: &str) -> Hosts {
+        let lines = text
+            .lines()
+            .filter_map(|line| {
+                let line = line.split('#').next().unwrap_or_default();
+                let mut words = line.split_whitespace();
+                let addr = words.next()?.parse().ok()?;
+                let names: Vec<Box<str>> = words.map(Box::from).collect();
+                (!names.is_empty()).then_some((addr, names))
+            })
+            .collect();
+        Hosts { lines }
     }
-    found
-}
 
-/// Every line with an address and at least one name. An IPv6 address
-/// with a zone (`fe80::1%eth0`) is skipped: nothing here can carry it.
-fn entries(text: &str) -> impl Iterator<Item = (IpAddr, impl Iterator<Item = &str>)> {
-    text.lines().filter_map(|line| {
-        let line = line.split('#').next().unwrap_or_default();
-        let mut words = line.split_whitespace();
-        let addr = words.next()?.parse().ok()?;
-        let mut names = words.peekable();
-        names.peek()?;
-        Some((addr, names))
-    })
+    /// The addresses of the families `want` asks for that name `name`,
+    /// with the canonical name (the first name of the first matching
+    /// line) and that line's other names as aliases. `None` if no line of
+    /// a wanted family names it.
+    pub(crate) fn lookup(&self, name: &str, want: Want) -> Option<Found> {
+        let name = name.strip_suffix('.').unwrap_or(name);
+        let mut found: Option<Found> = None;
+        for (addr, names) in &self.lines {
+            if !want.accepts(*addr) || !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            let found = found.get_or_insert_with(|| Found {
+                canonical: names[0].to_string(),
+                aliases: names[1..].iter().map(|n| n.to_string()).collect(),
+                addrs: Vec::new(),
+            });
+            if !found.addrs.contains(addr) {
+                found.addrs.push(*addr);
+            }
+        }
+        found
+    }
+
+    /// The first name given `ip`, for reverse lookups.
+    pub(crate) fn reverse(&self, ip: IpAddr) -> Option<String> {
+        self.lines
+            .iter()
+            .find(|(addr, _)| *addr == ip)
+            .map(|(_, names)| names[0].to_string())
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +70,8 @@ mod tests {
 
     #[test]
     fn a_name_gets_every_address_of_the_wanted_families() {
+        let hosts = Hosts::parse(HOSTS);
+        let search = |_: &str, name, want| hosts.lookup(name, want);
         let found = search(HOSTS, "files", Want::Any).unwrap();
         assert_eq!(found.canonical, "files.bindto.test");
         assert_eq!(found.aliases, ["files", "alias"]);
@@ -88,7 +90,7 @@ mod tests {
     #[test]
     fn reverse_takes_the_first_name() {
         let ip: IpAddr = "198.18.9.9".parse().unwrap();
-        let first = entries(HOSTS).find(|(a, _)| *a == ip).unwrap().1.next();
-        assert_eq!(first, Some("files.bindto.test"));
+        let first = Hosts::parse(HOSTS).reverse(ip);
+        assert_eq!(first.as_deref(), Some("files.bindto.test"));
     }
 }

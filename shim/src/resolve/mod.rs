@@ -12,6 +12,7 @@
 
 pub(crate) mod addrinfo;
 mod conf;
+mod files;
 pub(crate) mod gai;
 pub(crate) mod hostent;
 mod hosts;
@@ -21,11 +22,12 @@ pub(crate) mod service;
 mod wire;
 
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 
 use bindto_core::{OnFailure, Protocol, Verdict};
 use libc::c_int;
 
-use self::conf::Conf;
+use self::conf::{Candidate, Conf};
 use self::query::{Exchange, Socket};
 use self::wire::{Kind, Query, Reply};
 use crate::apply;
@@ -81,6 +83,11 @@ pub(crate) enum Failure {
     NoData,
     /// No answer in time, or the server failed: EAI_AGAIN / TRY_AGAIN.
     Again,
+    /// Answers, but no address for the name (a CNAME chain that ends
+    /// nowhere or loops): as glibc, EAI_NONAME / NO_RECOVERY, and
+    /// EAI_NODATA on getaddrinfo's AF_INET path without AI_CANONNAME
+    /// (see [`gai`]), where glibc asks gethostbyname2_r.
+    Unanswered,
     /// The query could not be sent as the profile requires (blocked,
     /// broken config, binding refused): EAI_FAIL / NO_RECOVERY.
     Fail,
@@ -98,6 +105,7 @@ impl Failure {
             Failure::NoName => libc::EAI_NONAME,
             Failure::NoData => libc::EAI_NODATA,
             Failure::Again => libc::EAI_AGAIN,
+            Failure::Unanswered => libc::EAI_NONAME,
             Failure::Fail => libc::EAI_FAIL,
         }
     }
@@ -107,7 +115,7 @@ impl Failure {
             Failure::NoName => HOST_NOT_FOUND,
             Failure::NoData => NO_DATA,
             Failure::Again => TRY_AGAIN,
-            Failure::Fail => NO_RECOVERY,
+            Failure::Unanswered | Failure::Fail => NO_RECOVERY,
         }
     }
 }
@@ -142,20 +150,22 @@ pub(crate) struct Resolver<'s> {
 #[derive(Debug)]
 struct Dns<'s> {
     loaded: &'s Loaded,
-    server: SocketAddr,
-    conf: Conf,
+    /// The profile's servers: one, or one per family (IPv4 first).
+    servers: [Option<SocketAddr>; 2],
+    conf: Rc<Conf>,
 }
 
 impl<'s> Resolver<'s> {
     /// The resolver for `loaded`, or `None` if its profile names no DNS
     /// server: name resolution is then left to the system.
     pub(crate) fn new(loaded: &'s Loaded) -> Option<Resolver<'s>> {
-        let server = loaded.table.dns_server()?;
-        let conf = Conf::load(loaded.table.dns_options());
+        let mut servers = loaded.table.dns_servers();
+        let servers = [Some(servers.next()?), servers.next()];
+        let conf = files::conf(loaded.table.dns_options());
         Some(Resolver {
             dns: Some(Dns {
                 loaded,
-                server,
+                servers,
                 conf,
             }),
         })
@@ -173,16 +183,10 @@ impl<'s> Resolver<'s> {
         if name.is_empty() {
             return Err(Failure::NoName);
         }
-        if let Some(found) = hosts::lookup(name, want) {
+        if let Some(found) = files::hosts().lookup(name, want) {
             return Ok(found);
         }
-        self.search(name, |dns, candidate| {
-            let mut found = dns.addresses(candidate, want)?;
-            if found.canonical != candidate {
-                found.aliases.push(candidate.to_owned());
-            }
-            Ok(found)
-        })
+        self.search(name, |dns, candidate| dns.addresses(candidate, want))
     }
 
     /// The server's reply to a query of `class` and `rtype` for `name`
@@ -200,7 +204,7 @@ impl<'s> Resolver<'s> {
     pub(crate) fn query_search(&self, name: &str, class: u16, rtype: u16) -> Raw {
         let mut last = None;
         let outcome = self.search(name, |dns, candidate| {
-            let raw = dns.raw(candidate, class, rtype);
+            let raw = dns.raw(&candidate.text(), class, rtype);
             if raw.reply.is_some() {
                 last = raw.reply;
             }
@@ -224,12 +228,12 @@ impl<'s> Resolver<'s> {
     fn search<T>(
         &self,
         name: &str,
-        mut ask: impl FnMut(&Dns<'_>, &str) -> Result<T, Failure>,
+        mut ask: impl FnMut(&Dns<'_>, Candidate<'_>) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
         let mut worst = Failure::NoName;
         for candidate in dns.conf.candidates(name) {
-            match ask(dns, &candidate) {
+            match ask(dns, candidate) {
                 Ok(found) => return Ok(found),
                 // As res_search: a name that is missing or empty under one
                 // domain may exist under the next; a server that does not
@@ -244,7 +248,7 @@ impl<'s> Resolver<'s> {
 
     /// The name of `ip`: `/etc/hosts` first, then a PTR query.
     pub(crate) fn reverse(&self, ip: IpAddr) -> Result<String, Failure> {
-        if let Some(name) = hosts::reverse(ip) {
+        if let Some(name) = files::hosts().reverse(ip) {
             return Ok(name);
         }
         let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
@@ -259,23 +263,34 @@ impl<'s> Resolver<'s> {
 
 impl Dns<'_> {
     /// Asks for `name`'s addresses (A and AAAA at once for [`Want::Any`]).
-    fn addresses(&self, name: &str, want: Want) -> Result<Found, Failure> {
+    /// The aliases are as glibc's: the name asked and the CNAME targets
+    /// before the canonical name, when it is not the name asked.
+    fn addresses(&self, name: Candidate<'_>, want: Want) -> Result<Found, Failure> {
         let queries: Vec<Query> = want
             .kinds()
             .iter()
-            .map(|&kind| Query::new(id(), name, kind))
+            .map(|&kind| name.query(id(), kind))
             .collect::<Option<_>>()
             .ok_or(Failure::NoName)?;
         let replies = self.ask(&queries)?;
         let mut found: Option<Found> = None;
-        for reply in &replies {
+        for reply in replies.iter() {
             if let Reply::Found(records) = reply {
-                let found = found.get_or_insert_with(|| Found {
-                    canonical: records.canonical.clone(),
-                    aliases: Vec::new(),
-                    addrs: Vec::new(),
-                });
-                found.addrs.extend(&records.addrs);
+                match &mut found {
+                    None => {
+                        let mut aliases = Vec::new();
+                        if !name.is(&records.canonical) {
+                            aliases.push(name.text());
+                            aliases.extend(records.aliases.iter().cloned());
+                        }
+                        found = Some(Found {
+                            canonical: records.canonical.clone(),
+                            aliases,
+                            addrs: records.addrs.clone(),
+                        });
+                    }
+                    Some(found) => found.addrs.extend(&records.addrs),
+                }
             }
         }
         found.ok_or_else(|| failed(&replies))
@@ -283,7 +298,7 @@ impl Dns<'_> {
 
     /// The replies to `queries`, read (a match is always an answer).
     fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, Failure> {
-        let messages: Vec<&[u8]> = queries.iter().map(|q| q.bytes.as_slice()).collect();
+        let messages: Vec<&[u8]> = queries.iter().map(Query::bytes).collect();
         let replies = self.exchange(&messages)?;
         Ok(queries
             .iter()
@@ -310,17 +325,34 @@ impl Dns<'_> {
         }
     }
 
-    /// The whole replies to `queries`, whole messages each.
+    /// The whole replies to `queries`, whole messages each: from the
+    /// first server, or from the next when one does not answer (as glibc
+    /// moves down its nameservers).
     fn exchange(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Failure> {
-        let open = |protocol| self.open(protocol);
+        let mut result = Err(Failure::Fail);
+        for &server in self.servers.iter().flatten() {
+            result = self.exchange_with(server, queries);
+            if result != Err(Failure::Again) {
+                break;
+            }
+        }
+        result
+    }
+
+    fn exchange_with(
+        &self,
+        server: SocketAddr,
+        queries: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, Failure> {
+        let open = |protocol| self.open(server, protocol);
         let exchange = Exchange {
-            server: self.server,
+            server,
             timeout: self.conf.timeout,
             attempts: self.conf.attempts,
             open: &open,
         };
         exchange.ask(queries).map_err(|error| {
-            tracing::debug!("DNS query to {} failed: {error:?}", self.server);
+            tracing::debug!("DNS query to {server} failed: {error:?}");
             match error {
                 query::Error::Timeout | query::Error::Unreachable(_) => Failure::Again,
                 query::Error::Refused(_) => Failure::Fail,
@@ -332,29 +364,26 @@ impl Dns<'_> {
     /// same decision a program's own `connect` to the server would get.
     /// A block, or a binding that cannot be made (unless `on_failure =
     /// "allow"`), refuses with an errno and sends nothing.
-    fn open(&self, protocol: Protocol) -> Result<Socket, c_int> {
-        let family = if self.server.is_ipv4() {
+    fn open(&self, server: SocketAddr, protocol: Protocol) -> Result<Socket, c_int> {
+        let family = if server.is_ipv4() {
             Family::V4
         } else {
             Family::V6
         };
         let socket = Socket::new(family, protocol)?;
         let table = &self.loaded.table;
-        let decision = table.decide(self.server, protocol);
+        let decision = table.decide(server, protocol);
         match decision.verdict {
             Verdict::Direct => Ok(socket),
             Verdict::Block => {
                 log::notice(
                     Notice::Blocked,
-                    format_args!(
-                        "DNS queries to {} blocked by {}",
-                        self.server, decision.origin
-                    ),
+                    format_args!("DNS queries to {} blocked by {}", server, decision.origin),
                 );
                 Err(libc::EPERM)
             }
             Verdict::Bind(binding) => {
-                match apply::connected(socket.fd(), family, binding, self.server.ip()) {
+                match apply::connected(socket.fd(), family, binding, server.ip()) {
                     Ok(()) => Ok(socket),
                     Err(failure) => {
                         let allow = table.on_failure() == OnFailure::Allow;
@@ -362,7 +391,7 @@ impl Dns<'_> {
                             Notice::Interface,
                             format_args!(
                                 "cannot bind the DNS socket to {} as {} says ({}); {}",
-                                self.server,
+                                server,
                                 decision.origin,
                                 log::strerror(failure.errno()),
                                 if allow {
@@ -391,8 +420,15 @@ fn failed(replies: &[Reply]) -> Failure {
         .any(|r| matches!(r, Reply::ServFail | Reply::Truncated))
     {
         Failure::Again
+    } else if replies.contains(&Reply::Invalid) {
+        Failure::Fail
     } else if replies.iter().all(|r| *r == Reply::NxDomain) {
         Failure::NoName
+    } else if replies
+        .iter()
+        .all(|r| matches!(r, Reply::NxDomain | Reply::Unanswered))
+    {
+        Failure::Unanswered
     } else {
         Failure::NoData
     }
@@ -418,6 +454,11 @@ mod tests {
         assert_eq!(failed(&[Reply::NxDomain, Reply::NxDomain]), Failure::NoName);
         assert_eq!(failed(&[Reply::NxDomain, Reply::NoData]), Failure::NoData);
         assert_eq!(failed(&[Reply::NoData, Reply::ServFail]), Failure::Again);
+        assert_eq!(
+            failed(&[Reply::Unanswered, Reply::NxDomain]),
+            Failure::Unanswered
+        );
+        assert_eq!(failed(&[Reply::Invalid]), Failure::Fail);
         assert_eq!(Failure::NoName.eai(), libc::EAI_NONAME);
         assert_eq!(Failure::Again.h_errno(), TRY_AGAIN);
     }

@@ -7,13 +7,14 @@
 //! and the re-entrancy guard is held throughout, so nothing here is
 //! decided again by the shim's own hooks.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bindto_core::Protocol;
 use libc::c_int;
 
-use super::wire::{self, Heard};
+use super::wire;
 use crate::errno;
 use crate::fds::{self, Family};
 use crate::real;
@@ -21,6 +22,12 @@ use crate::sockaddr::Raw;
 
 /// The largest DNS message, over TCP.
 const MAX_MESSAGE: usize = 65_535;
+
+thread_local! {
+    /// The datagram buffer, allocated once per thread and never zeroed:
+    /// `recv` writes what is read.
+    static DATAGRAM: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Why no answer came.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +118,9 @@ impl Exchange<'_> {
     pub(crate) fn ask(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
         let mut replies = self.udp(queries)?;
         for (query, reply) in queries.iter().zip(replies.iter_mut()) {
-            if wire::heard(query, reply) == Some(Heard::Truncated) {
+            // Each reply answers its query (`udp` matched it): TC alone is
+            // left to read.
+            if wire::truncated(reply) {
                 *reply = self.tcp(query)?;
             }
         }
@@ -119,10 +128,19 @@ impl Exchange<'_> {
     }
 
     fn udp(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+        DATAGRAM.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => self.udp_into(queries, &mut buf),
+            // Cannot happen (nothing here calls back into a lookup).
+            Err(_) => self.udp_into(queries, &mut Vec::new()),
+        })
+    }
+
+    fn udp_into(&self, queries: &[&[u8]], buf: &mut Vec<u8>) -> Result<Vec<Vec<u8>>, Error> {
         let socket = (self.open)(Protocol::Udp).map_err(Error::Refused)?;
         socket.connect(self.server, Instant::now())?;
         let mut replies: Vec<Option<Vec<u8>>> = vec![None; queries.len()];
-        let mut buf = vec![0u8; MAX_MESSAGE];
+        buf.clear();
+        buf.reserve(MAX_MESSAGE);
         for _ in 0..self.attempts {
             for (query, _) in queries.iter().zip(&replies).filter(|(_, r)| r.is_none()) {
                 // SAFETY: the query's bytes are valid for reads.
@@ -139,21 +157,24 @@ impl Exchange<'_> {
                     Err(Error::Timeout) => break,
                     Err(e) => return Err(e),
                 }
-                // SAFETY: `buf` is writable for its length.
-                let n = unsafe { libc::recv(socket.fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+                let spare = buf.spare_capacity_mut();
+                // SAFETY: `spare` is writable for its length.
+                let n =
+                    unsafe { libc::recv(socket.fd(), spare.as_mut_ptr().cast(), spare.len(), 0) };
                 let Ok(n) = usize::try_from(n) else {
                     match errno::get() {
                         libc::EAGAIN | libc::EINTR => continue,
                         e => return Err(Error::Unreachable(e)),
                     }
                 };
-                let message = &buf[..n];
+                // SAFETY: recv wrote the first `n` bytes.
+                let message = unsafe { std::slice::from_raw_parts(buf.as_ptr(), n) };
                 // A datagram that answers none of the queries (a late
                 // answer to an earlier attempt's ID, junk) is ignored.
                 if let Some((_, reply)) = queries
                     .iter()
                     .zip(replies.iter_mut())
-                    .find(|(query, reply)| reply.is_none() && wire::heard(query, message).is_some())
+                    .find(|(query, reply)| reply.is_none() && wire::heard(query, message))
                 {
                     *reply = Some(message.to_vec());
                 }
@@ -179,9 +200,10 @@ impl Exchange<'_> {
         // Over TCP a stranger's message cannot be waited out: the
         // connection is broken. (Truncated even over TCP is returned as it
         // is: the server has nothing better.)
-        match wire::heard(query, &message) {
-            Some(_) => Ok(message),
-            None => Err(Error::Unreachable(libc::EPROTO)),
+        if wire::heard(query, &message) {
+            Ok(message)
+        } else {
+            Err(Error::Unreachable(libc::EPROTO))
         }
     }
 }
