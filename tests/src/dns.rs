@@ -11,6 +11,7 @@
 //! | `alias.bindto.test` | CNAME `host.bindto.test`, and its addresses |
 //! | `v4only.bindto.test` | the A record of `host`, no AAAA (NODATA) |
 //! | `big.bindto.test` | [`BIG`] A records; over UDP only an empty answer with the TC bit set, so a client must ask again over TCP |
+//! | `silent.bindto.test` | nothing, ever: the query is logged and left unanswered, so a lookup is still waiting when a test interrupts or cancels it |
 //! | anything else | NXDOMAIN |
 //!
 //! Every query is logged before it is answered, one line each:
@@ -49,6 +50,8 @@ pub const ALIAS: &str = "alias.bindto.test";
 pub const V4ONLY: &str = "v4only.bindto.test";
 /// Truncated over UDP.
 pub const BIG: &str = "big.bindto.test";
+/// Never answered.
+pub const SILENT: &str = "silent.bindto.test";
 /// How many A records [`BIG`] has: more than a 512-byte datagram holds.
 pub const BIG_COUNT: u8 = 40;
 
@@ -117,8 +120,8 @@ impl Query {
 }
 
 /// The answer of server `server` to the DNS message `request` received
-/// over `transport`, and the query to log; `None` for something that is
-/// not a query.
+/// over `transport` (empty: none is sent), and the query to log; `None`
+/// for something that is not a query.
 pub fn answer(
     server: &str,
     request: &[u8],
@@ -139,6 +142,9 @@ pub fn answer(
         name: name.clone(),
         qtype: qtype.to_string(),
     };
+    if name == SILENT {
+        return Some((Vec::new(), query));
+    }
     let owner: Name<Vec<u8>> = Name::vec_from_str(&name).ok()?;
     let (v4, v6) = host_addrs(server);
     let host = Name::vec_from_str(HOST).ok()?;

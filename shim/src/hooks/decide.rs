@@ -9,7 +9,7 @@ use bindto_core::{Binding, IfName, OnFailure, Protocol, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
 use crate::apply::{self, Failure, Pktinfo};
-use crate::boundary::Failed;
+use crate::boundary::{Failed, NoCancel};
 use crate::errno;
 use crate::fds::{self, Inet};
 use crate::guard::Guard;
@@ -334,10 +334,20 @@ impl std::fmt::Display for VerdictText<'_> {
     }
 }
 
-/// Decides an outgoing call about `addr` on `fd`, cheapest checks first,
-/// and hands the outcome to `go`, or fails or bypasses as decided. errno
-/// is the caller's for the real call. The guard is released before `go`
-/// runs, so that a signal handler connecting during the real call is
+/// What a decided outgoing call leaves to the real call, which runs after
+/// the panic boundary ([`crate::boundary::call_then`]).
+#[derive(Debug)]
+pub(super) enum Next {
+    /// Go ahead as planned.
+    Go(Go),
+    /// Straight to the real function, untouched.
+    Bypass,
+}
+
+/// Decides an outgoing call about `addr` on `fd`, cheapest checks first:
+/// `Ok` with the failed call's value when refused, else what the real call
+/// does next, with errno the caller's for it. The guard is released
+/// before the real call, so that a signal handler connecting during it is
 /// still decided.
 ///
 /// # Safety
@@ -348,24 +358,22 @@ pub(super) unsafe fn outgoing<R: Failed>(
     addr: *const sockaddr,
     len: socklen_t,
     way: impl FnOnce(Inet) -> Result<Way, Bypass>,
-    go: impl FnOnce(&Go) -> R,
-    bypass: impl FnOnce() -> R,
-) -> R {
+) -> Result<R, Next> {
     let saved = errno::get();
     let mut plan = Go::default();
     // SAFETY: as the caller promises.
     match unsafe { decide_outgoing(fd, addr, len, way, &mut plan) } {
         Ok(()) => {
             errno::set(saved);
-            go(&plan)
+            Err(Next::Go(plan))
         }
         Err(Stop::Bypass(_)) => {
             errno::set(saved);
-            bypass()
+            Err(Next::Bypass)
         }
         Err(Stop::Refuse(e)) => {
             errno::set(e);
-            R::FAILED
+            Ok(R::FAILED)
         }
     }
 }
@@ -400,6 +408,8 @@ pub(super) unsafe fn decide_outgoing(
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
     let way = way(socket)?;
     let mut guard = Guard::enter().ok_or(REENTERED)?;
+    // The config, the log and the notices are the shim's own libc calls.
+    let _no_cancel = NoCancel::new();
     state::with(&mut guard, |state| {
         outbound(state, fd, socket, destination, way, go)
     })

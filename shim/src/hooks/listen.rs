@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use bindto_core::OnFailure;
 use libc::{c_int, sockaddr, socklen_t};
 
+use crate::boundary::NoCancel;
 use crate::fds::{self, Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
@@ -28,6 +29,8 @@ pub(super) unsafe fn decide_bind(
     let requested = unsafe { read_addr(addr, len) }.ok_or(Bypass::OtherFamily)?;
     let socket = fds::inet(fd).ok_or(Bypass::OtherType)?;
     let mut guard = Guard::enter().ok_or(REENTERED)?;
+    // The config, the log and the notices are the shim's own libc calls.
+    let _no_cancel = NoCancel::new();
     state::with(&mut guard, |state| {
         listen_address(state, fd, socket, requested)
     })
