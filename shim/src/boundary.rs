@@ -78,16 +78,24 @@ pub(crate) fn call_then<R: Failed, T>(
     body: impl FnOnce() -> Result<R, T>,
     then: impl FnOnce(T) -> R,
 ) -> R {
-    match call(|| body().map_err(Some)) {
+    // `next` is written in place, out of the unwinding closure, which
+    // returns a plain R: a hooked call passes through here on every call.
+    let mut next = None;
+    let decided = panic::catch_unwind(AssertUnwindSafe(|| match body() {
         Ok(result) => result,
-        Err(Some(next)) => then(next),
-        Err(None) => R::FAILED,
+        Err(then) => {
+            next = Some(then);
+            R::FAILED
+        }
+    }));
+    match (decided, next) {
+        (Ok(_), Some(next)) => then(next),
+        (Ok(result), None) => result,
+        (Err(_), _) => {
+            errno::set(libc::EPERM);
+            R::FAILED
+        }
     }
-}
-
-/// `Err(None)` is the failure of a caught panic.
-impl<R: Failed, T> Failed for Result<R, Option<T>> {
-    const FAILED: Self = Err(None);
 }
 
 /// Runs `body`; a panic returns `failed()` instead, for exports whose
