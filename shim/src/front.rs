@@ -62,6 +62,7 @@ exports!(
     hooks_dns::gethostbyname2_r,
     hooks_dns::gethostbyaddr,
     hooks_dns::gethostbyaddr_r,
+    hooks_dns::pthread_cancel,
     hooks_res::res_query,
     hooks_res::res_nquery,
     hooks_res::res_search,

@@ -15,7 +15,10 @@
 //!   `getaddrinfo`), so its guard was never released. The guard records
 //!   the stack pointer of the frame that took it: a caller at or above
 //!   that frame on the same stack cannot be nested inside it, so the guard
-//!   is retaken ([`abandoned`]).
+//!   is retaken ([`abandoned`]). A later call from deeper in the stack
+//!   cannot be told from a nested handler by its stack pointer: it is
+//!   refused as a handler's (never sent unbound) until a call from that
+//!   depth or above retakes the guard.
 //!
 //! The guard's flag shares one thread-local with the thread's view of the
 //! rules ([`state::Cached`]), so that a hook finds both at once. In the

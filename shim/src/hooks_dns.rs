@@ -26,6 +26,7 @@ use libc::{addrinfo, c_char, c_int, hostent, size_t, sockaddr, socklen_t};
 
 use crate::boundary;
 use crate::boundary::NoCancel;
+use crate::cancel;
 use crate::guard::{Guard, Inside};
 use crate::log::{self, Notice};
 use crate::resolve::gai::{self, Hints};
@@ -71,6 +72,7 @@ static GETHOSTBYNAME_R: Next = Next::new(c"gethostbyname_r");
 static GETHOSTBYADDR: Next = Next::new(c"gethostbyaddr");
 static GETHOSTBYADDR_R: Next = Next::new(c"gethostbyaddr_r");
 static GETNAMEINFO: Next = Next::new(c"getnameinfo");
+static PTHREAD_CANCEL: Next = Next::new(c"pthread_cancel");
 
 /// Casts a [`Next`] to its C prototype, or returns `$missing` if libc has
 /// no such function.
@@ -105,15 +107,18 @@ pub(crate) struct Libc;
 /// that interrupted a hook in the same thread (the interrupted hook cannot
 /// be re-entered, and libc's resolver would leave by the default route).
 ///
-/// The resolver's waits are the shim's own, inside the panic boundary, so
-/// they run with cancellation off, and a `pthread_cancel` meanwhile acts
-/// when the lookup ends; libc's function runs after the boundary, a
-/// cancellation point as without the shim (`crate::boundary`).
+/// A lookup is a cancellation point, as libc's. The resolver's waits are
+/// the shim's own, inside the panic boundary, where cancellation is off:
+/// a `pthread_cancel` meanwhile ends them ([`crate::cancel`]) and acts
+/// after the boundary. libc's function runs after the boundary, where it
+/// is cancelled as without the shim (`crate::boundary`).
 pub(crate) fn resolving<R>(
     failed: impl Fn(Failure) -> R,
     own: impl FnOnce(&Resolver<'_>) -> R,
     real: impl FnOnce() -> R,
 ) -> R {
+    cancel::forget();
+    boundary::testcancel();
     match boundary::call_or(|| Ok(failed(Failure::Fail)), || route(own, &failed)) {
         Ok(result) => {
             boundary::testcancel();
@@ -824,4 +829,27 @@ pub unsafe extern "C-unwind" fn getnameinfo(
         },
         real,
     )
+}
+
+/// `pthread_cancel()`: libc's, then noted for the shim's resolver, whose
+/// waits libc cannot interrupt ([`crate::cancel`]).
+///
+/// # Safety
+/// As libc's `pthread_cancel`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn pthread_cancel(thread: libc::pthread_t) -> c_int {
+    let f = next!(
+        PTHREAD_CANCEL,
+        unsafe extern "C-unwind" fn(libc::pthread_t) -> c_int,
+        libc::ENOSYS
+    );
+    // SAFETY: the caller's argument, as given. A thread cancelling itself
+    // (deferred) is cancelled at its next cancellation point, not here.
+    let rc = unsafe { f(thread) };
+    // Noted after libc's, so that the lookup, once it gives up, finds the
+    // cancellation pending.
+    if rc == 0 {
+        boundary::call_or(|| (), || cancel::ask(thread));
+    }
+    rc
 }

@@ -37,6 +37,7 @@
 
 mod apply;
 mod boundary;
+mod cancel;
 mod errno;
 mod fds;
 mod front;

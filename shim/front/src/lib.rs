@@ -19,8 +19,9 @@
 //! export of the same name when bindto is active, and until then the
 //! hook's cold path, which goes to [`settle`]. That decides once per
 //! process, at the first call of any export but `close`, `close_range`,
-//! `closefrom`, `dup2`, `dup3` and `freeaddrinfo`: these only make the
-//! engine forget what it recorded, which is nothing before it is loaded,
+//! `closefrom`, `dup2`, `dup3`, `freeaddrinfo` and `pthread_cancel`: these
+//! only make the engine forget what it recorded (or note a cancellation
+//! for its resolver), which is nothing before it is loaded,
 //! so until something decides they go to libc and leave their slot as it
 //! is.
 //! The decision:
@@ -43,8 +44,8 @@
 //!   every call to an IPv4 or IPv6 destination and every name lookup fails
 //!   as the engine fails them for a broken config ([`refuse`]); calls on
 //!   Unix sockets and descriptor bookkeeping (`socket`, `close`,
-//!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`) go to
-//!   libc.
+//!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`,
+//!   `pthread_cancel`) go to libc.
 //!
 //! Concurrency ([`settle`]): the state is one atomic word, unset, ready,
 //! failed, or the pid and tid of the thread loading. Threads that race the
@@ -57,6 +58,12 @@
 //!
 //! Nothing here writes to stdout, allocates, or can panic: the panic
 //! handler is dead code (`nm` shows no panic symbol in a release build).
+//!
+//! Thread cancellation (`pthread_cancel`) unwinds from a cancellation point
+//! in libc or the engine to the program's frames. Each export is a load
+//! and a tail jump, no frame of its own; the cold path's frames have
+//! unwind tables and no landing pads (no personality), so the forced
+//! unwind passes them.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -561,6 +568,9 @@ hooks! {
         => |why| Some(refuse::eai(why));
     /// `freeaddrinfo()`: the engine frees its own lists, libc's to libc.
     forget freeaddrinfo(res: *mut Addrinfo) -> ();
+    /// `pthread_cancel()`: the engine notes it for its resolver, which has
+    /// none to cancel before it is loaded.
+    forget pthread_cancel(thread: usize) -> c_int;
     /// `getnameinfo()`.
     net getnameinfo(
         sa: *const Sockaddr,

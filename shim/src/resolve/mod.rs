@@ -322,7 +322,9 @@ impl Dns<'_> {
         exchange.ask(queries).map_err(|error| {
             tracing::debug!("DNS query to {} failed: {error:?}", self.server);
             match error {
-                query::Error::Timeout | query::Error::Unreachable(_) => Failure::Again,
+                query::Error::Timeout | query::Error::Unreachable(_) | query::Error::Cancelled => {
+                    Failure::Again
+                }
                 query::Error::Refused(_) => Failure::Fail,
             }
         })
