@@ -18,7 +18,9 @@
 //!   its resolver's waits, a datagram's send with its pktinfo) run with
 //!   cancellation disabled ([`NoCancel`]), and a cancellation requested
 //!   meanwhile acts at the next cancellation point after the boundary: the
-//!   real call, or [`testcancel`].
+//!   real call, or [`testcancel`]. The resolver's waits, which can be
+//!   long, give up as soon as the thread's cancellation is asked
+//!   ([`crate::cancel`]).
 
 use std::panic::{self, AssertUnwindSafe};
 

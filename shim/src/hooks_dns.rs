@@ -405,7 +405,8 @@ pub unsafe extern "C-unwind" fn gethostbyname2_r(
         unsafe { f(name, family, ret, buf, buflen, result, h_errnop) }
     };
     resolving(
-        |failure| failed_r(result, h_errnop, failure), // SAFETY: the caller's arguments, as libc requires them.
+        |failure| failed_r(result, h_errnop, failure),
+        // SAFETY: the caller's arguments, as libc requires them.
         |resolver| unsafe {
             let out = Out {
                 ret,
@@ -447,7 +448,8 @@ pub unsafe extern "C-unwind" fn gethostbyname_r(
         unsafe { f(name, ret, buf, buflen, result, h_errnop) }
     };
     resolving(
-        |failure| failed_r(result, h_errnop, failure), // SAFETY: the caller's arguments, as libc requires them.
+        |failure| failed_r(result, h_errnop, failure),
+        // SAFETY: the caller's arguments, as libc requires them.
         |resolver| unsafe {
             let out = Out {
                 ret,
@@ -655,7 +657,8 @@ pub unsafe extern "C-unwind" fn gethostbyaddr(
         unsafe { f(addr, len, family) }
     };
     resolving(
-        failed_static, // SAFETY: the caller's address of `len` bytes.
+        failed_static,
+        // SAFETY: the caller's address of `len` bytes.
         |resolver| match unsafe { reverse_lookup(resolver, addr, len, family) } {
             Ok((name, ip)) => into_static(&Host {
                 name: &name,

@@ -199,50 +199,29 @@ fn logfd(mode: &str) -> Option<(String, String)> {
     Some((printed, logged))
 }
 
-#[test]
-fn after_closefrom_the_log_never_writes_into_the_programs_file() {
-    let Some((printed, logged)) = logfd("closefrom") else {
+/// Runs `logfd` in `mode` and checks that the program's descriptor took
+/// the log's number (its line starts with `taker`) and got nothing of the
+/// shim's (the line ends with `nothing`), that every connect went through,
+/// and that the shim opened its file again and went on logging there.
+#[track_caller]
+fn assert_log_kept_out(mode: &str, taker: &str, nothing: &str) {
+    let Some((printed, logged)) = logfd(mode) else {
         return;
     };
-    // The program's file took the log's number, and got nothing.
     let first = printed.lines().next().unwrap_or_default();
-    let log_fd = first
-        .split("log_fd=")
-        .nth(1)
-        .and_then(|r| r.split(' ').next());
-    assert_eq!(
-        first
-            .split("victim fd=")
-            .nth(1)
-            .and_then(|r| r.split(' ').next()),
-        log_fd,
-        "{printed}"
-    );
-    assert!(first.ends_with(" bytes=0"), "{printed}");
+    let number = |key: &str| first.split(key).nth(1).and_then(|r| r.split(' ').next());
+    assert_eq!(number(taker), number("log_fd="), "{printed}");
+    assert!(first.ends_with(nothing), "{printed}");
     assert!(printed.contains("connects ok=3"), "{printed}");
-    // The shim opened its file again and went on logging there.
     assert_eq!(connect_lines(&logged), 3, "{logged}");
 }
 
 #[test]
+fn after_closefrom_the_log_never_writes_into_the_programs_file() {
+    assert_log_kept_out("closefrom", "victim fd=", " bytes=0");
+}
+
+#[test]
 fn after_a_raw_close_the_log_never_writes_into_the_programs_socket() {
-    let Some((printed, logged)) = logfd("rawclose") else {
-        return;
-    };
-    let first = printed.lines().next().unwrap_or_default();
-    let log_fd = first
-        .split("log_fd=")
-        .nth(1)
-        .and_then(|r| r.split(' ').next());
-    assert_eq!(
-        first
-            .split("pair fd=")
-            .nth(1)
-            .and_then(|r| r.split(' ').next()),
-        log_fd,
-        "{printed}"
-    );
-    assert!(first.ends_with(" leaked=0"), "{printed}");
-    assert!(printed.contains("connects ok=3"), "{printed}");
-    assert_eq!(connect_lines(&logged), 3, "{logged}");
+    assert_log_kept_out("rawclose", "pair fd=", " leaked=0");
 }

@@ -334,19 +334,11 @@ impl std::fmt::Display for VerdictText<'_> {
     }
 }
 
-/// What a decided outgoing call leaves to the real call, which runs after
-/// the panic boundary ([`crate::boundary::call_then`]).
-#[derive(Debug)]
-pub(super) enum Next {
-    /// Go ahead as planned.
-    Go(Go),
-    /// Straight to the real function, untouched.
-    Bypass,
-}
-
 /// Decides an outgoing call about `addr` on `fd`, cheapest checks first:
-/// `Ok` with the failed call's value when refused, else what the real call
-/// does next, with errno the caller's for it. The guard is released
+/// `Ok` with the failed call's value when refused, else the plan of the
+/// real call, which runs after the panic boundary
+/// ([`crate::boundary::call_then`]; a call that goes straight to the real
+/// function gets an empty plan), with errno the caller's for it. The guard is released
 /// before the real call, so that a signal handler connecting during it is
 /// still decided.
 ///
@@ -358,18 +350,18 @@ pub(super) unsafe fn outgoing<R: Failed>(
     addr: *const sockaddr,
     len: socklen_t,
     way: impl FnOnce(Inet) -> Result<Way, Bypass>,
-) -> Result<R, Next> {
+) -> Result<R, Go> {
     let saved = errno::get();
     let mut plan = Go::default();
     // SAFETY: as the caller promises.
     match unsafe { decide_outgoing(fd, addr, len, way, &mut plan) } {
         Ok(()) => {
             errno::set(saved);
-            Err(Next::Go(plan))
+            Err(plan)
         }
         Err(Stop::Bypass(_)) => {
             errno::set(saved);
-            Err(Next::Bypass)
+            Err(Go::default())
         }
         Err(Stop::Refuse(e)) => {
             errno::set(e);

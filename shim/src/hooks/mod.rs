@@ -48,7 +48,7 @@ use crate::fds;
 use crate::real;
 use crate::sockaddr::readable;
 
-use decide::{Next, Stop, Way, outgoing, send_way, target_or};
+use decide::{Go, Stop, Way, outgoing, send_way, target_or};
 use listen::decide_bind;
 use quick::{Quick, quick_datagram, ready_to_connect};
 use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
@@ -167,13 +167,13 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
             // requires.
             unsafe {
                 if ready_to_connect(fd, addr, len) {
-                    return Err(Next::Bypass);
+                    return Err(Go::default());
                 }
                 connect_decided(fd, addr, len)
             }
         },
-        |next| {
-            let (addr, len) = target_or_caller(&next, addr, len);
+        |go| {
+            let (addr, len) = target_or(&go, addr, len);
             // SAFETY: the caller's address, or the planned destination, a
             // local copy that outlives the call.
             unsafe { real::connect(fd, addr, len) }
@@ -187,25 +187,25 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
 #[inline(never)]
-unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<c_int, Next> {
+unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<c_int, Go> {
     // SAFETY: as the caller promises.
     unsafe { outgoing(fd, addr, len, |_| Ok(Way::Socket)) }
 }
 
 /// What a send leaves to do after the panic boundary.
 enum Then {
-    /// The real call, as decided.
-    Next(Next),
+    /// The real call, as planned.
+    Real(Go),
     /// The datagram, sent with this pktinfo: the quick way.
     Quick(Pktinfo),
 }
 
 impl Then {
-    fn of(quick: Quick, long: impl FnOnce() -> Result<ssize_t, Next>) -> Result<ssize_t, Then> {
+    fn of(quick: Quick, long: impl FnOnce() -> Result<ssize_t, Go>) -> Result<ssize_t, Then> {
         match quick {
-            Quick::Pass => Err(Then::Next(Next::Bypass)),
+            Quick::Pass => Err(Then::Real(Go::default())),
             Quick::Send(info) => Err(Then::Quick(info)),
-            Quick::Long => long().map_err(Then::Next),
+            Quick::Long => long().map_err(Then::Real),
         }
     }
 }
@@ -231,8 +231,8 @@ pub unsafe extern "C-unwind" fn sendto(
         // SAFETY: as above.
         unsafe { sendto_decided(fd, buf, n, flags, addr, len) }
     };
-    let real = |next: Next| {
-        let (addr, len) = target_or_caller(&next, addr, len);
+    let real = |go: Go| {
+        let (addr, len) = target_or(&go, addr, len);
         // SAFETY: as above.
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
     };
@@ -240,7 +240,7 @@ pub unsafe extern "C-unwind" fn sendto(
         // SAFETY: as above.
         || Then::of(unsafe { quick_datagram(fd, addr, len, flags) }, long),
         |then| match then {
-            Then::Next(next) => real(next),
+            Then::Real(go) => real(go),
             Then::Quick(info) => {
                 let mut iov = iovec {
                     iov_base: buf.cast_mut(),
@@ -258,18 +258,6 @@ pub unsafe extern "C-unwind" fn sendto(
     )
 }
 
-/// The destination a decided call goes to.
-fn target_or_caller(
-    next: &Next,
-    addr: *const sockaddr,
-    len: socklen_t,
-) -> (*const sockaddr, socklen_t) {
-    match next {
-        Next::Go(go) => target_or(go, addr, len),
-        Next::Bypass => (addr, len),
-    }
-}
-
 /// `sendto` decided the long way: first call, refusals, rewrites, TCP Fast
 /// Open, logging, interfaces not looked up yet or gone. A datagram with a
 /// pktinfo is sent here, with cancellation off (`boundary`); anything else
@@ -285,10 +273,10 @@ unsafe fn sendto_decided(
     flags: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-) -> Result<ssize_t, Next> {
+) -> Result<ssize_t, Go> {
     // SAFETY: as the caller promises.
     let go = match unsafe { outgoing(fd, addr, len, |socket| send_way(socket, flags)) } {
-        Err(Next::Go(go)) if go.pktinfo.is_some() => go,
+        Err(go) if go.pktinfo.is_some() => go,
         other => return other,
     };
     let _no_cancel = NoCancel::new();
@@ -322,17 +310,13 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
         // SAFETY: as above.
         unsafe { sendmsg_decided(fd, &caller, flags) }
     };
-    let real = |next: Next| match next {
+    let real = |go: Go| {
+        let mut local = caller;
+        let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
+        local.msg_name = addr.cast_mut().cast();
+        local.msg_namelen = len;
         // SAFETY: as above.
-        Next::Bypass => unsafe { real::sendmsg(fd, msg, flags) },
-        Next::Go(go) => {
-            let mut local = caller;
-            let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
-            local.msg_name = addr.cast_mut().cast();
-            local.msg_namelen = len;
-            // SAFETY: as above.
-            unsafe { real::sendmsg(fd, &local, flags) }
-        }
+        unsafe { real::sendmsg(fd, &local, flags) }
     };
     boundary::call_then(
         || {
@@ -348,7 +332,7 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
             Then::of(quick, long)
         },
         |then| match then {
-            Then::Next(next) => real(next),
+            Then::Real(go) => real(go),
             // SAFETY: as above.
             Then::Quick(info) => match unsafe { send_quick(fd, &caller, flags, &info) } {
                 Some(sent) => sent,
@@ -363,7 +347,7 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
 /// # Safety
 /// As libc's `sendmsg`; `caller` is a copy of the caller's message.
 #[inline(never)]
-unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ssize_t, Next> {
+unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ssize_t, Go> {
     // SAFETY: as the caller promises.
     let go = match unsafe {
         outgoing(
@@ -373,7 +357,7 @@ unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ss
             |socket| send_way(socket, flags),
         )
     } {
-        Err(Next::Go(go)) if go.pktinfo.is_some() => go,
+        Err(go) if go.pktinfo.is_some() => go,
         other => return other,
     };
     let _no_cancel = NoCancel::new();
