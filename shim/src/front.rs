@@ -66,6 +66,7 @@ exports!(
     hooks_gai_async::gai_suspend,
     hooks_gai_async::gai_error,
     hooks_gai_async::gai_cancel,
+    hooks_dns::pthread_cancel,
     hooks_res::res_query,
     hooks_res::res_nquery,
     hooks_res::res_search,

@@ -11,7 +11,9 @@
 //! leak and the shim cannot know the server.
 //!
 //! A panic inside fails the call: EAI_FAIL, or NULL / ENOENT with h_errno
-//! NO_RECOVERY.
+//! NO_RECOVERY. A lookup from a signal handler that interrupted a hook in
+//! the same thread fails as one to retry: EAI_AGAIN, or NULL / EAGAIN with
+//! h_errno TRY_AGAIN ([`crate::guard`]).
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_void};
@@ -23,7 +25,9 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use libc::{addrinfo, c_char, c_int, hostent, size_t, sockaddr, socklen_t};
 
 use crate::boundary;
-use crate::guard::Guard;
+use crate::boundary::NoCancel;
+use crate::cancel;
+use crate::guard::{Guard, Inside};
 use crate::log::{self, Notice};
 use crate::resolve::gai::{self, Hints};
 use crate::resolve::hostent::Host;
@@ -68,6 +72,7 @@ static GETHOSTBYNAME_R: Next = Next::new(c"gethostbyname_r");
 static GETHOSTBYADDR: Next = Next::new(c"gethostbyaddr");
 static GETHOSTBYADDR_R: Next = Next::new(c"gethostbyaddr_r");
 static GETNAMEINFO: Next = Next::new(c"getnameinfo");
+static PTHREAD_CANCEL: Next = Next::new(c"pthread_cancel");
 
 /// Casts a [`Next`] to its C prototype, or returns `$missing` if libc has
 /// no such function.
@@ -93,33 +98,60 @@ pub(crate) fn set_h_errno(value: c_int) {
     unsafe { *__h_errno_location() = value };
 }
 
-/// Runs `own` with the resolver when the profile names a DNS server, else
-/// `real` with the guard released.
-pub(crate) fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce() -> R) -> R {
-    if state::passing_through() {
-        return real();
+/// A lookup that libc's function answers.
+pub(crate) struct Libc;
+
+/// Runs a name-resolution export: `own` with the resolver when the profile
+/// names a DNS server, else libc's `real`. `failed` is the call's failure:
+/// [`Failure::Fail`] after a panic, [`Failure::Again`] for a signal handler
+/// that interrupted a hook in the same thread (the interrupted hook cannot
+/// be re-entered, and libc's resolver would leave by the default route).
+///
+/// A lookup is a cancellation point, as libc's. The resolver's waits are
+/// the shim's own, inside the panic boundary, where cancellation is off:
+/// a `pthread_cancel` meanwhile ends them ([`crate::cancel`]) and acts
+/// after the boundary. libc's function runs after the boundary, where it
+/// is cancelled as without the shim (`crate::boundary`).
+pub(crate) fn resolving<R>(
+    failed: impl Fn(Failure) -> R,
+    own: impl FnOnce(&Resolver<'_>) -> R,
+    real: impl FnOnce() -> R,
+) -> R {
+    cancel::forget();
+    boundary::testcancel();
+    match boundary::call_or(|| Ok(failed(Failure::Fail)), || route(own, &failed)) {
+        Ok(result) => {
+            boundary::testcancel();
+            result
+        }
+        Err(Libc) => real(),
     }
-    let Some(mut guard) = Guard::enter() else {
-        return real();
+}
+
+/// [`resolving`]'s decision, inside the boundary.
+fn route<R>(
+    own: impl FnOnce(&Resolver<'_>) -> R,
+    failed: &impl Fn(Failure) -> R,
+) -> Result<R, Libc> {
+    if state::passing_through() {
+        return Err(Libc);
+    }
+    let mut guard = match Guard::try_enter() {
+        Ok(guard) => guard,
+        // The shim's own lookup: libc's.
+        Err(Inside::Own) => return Err(Libc),
+        Err(Inside::Interrupted) => return Ok(failed(Failure::Again)),
     };
+    let _no_cancel = NoCancel::new();
     // The table is taken out of the state, so that nothing of the state is
     // borrowed while the resolver waits for the network.
     let rules = state::with(&mut guard, |state| match &state.rules {
         Rules::Table(loaded) => Ok(Arc::clone(loaded)),
         Rules::Broken(error) => Err(error.clone()),
-    });
-    let Some(rules) = rules else {
-        drop(guard);
-        return real();
-    };
+    })
+    .ok_or(Libc)?;
     let resolver = match &rules {
-        Ok(loaded) => match Resolver::new(loaded) {
-            Some(resolver) => resolver,
-            None => {
-                drop(guard);
-                return real();
-            }
-        },
+        Ok(loaded) => Resolver::new(loaded).ok_or(Libc)?,
         Err(error) => {
             log::notice(
                 Notice::Setup,
@@ -128,7 +160,7 @@ pub(crate) fn route<R>(own: impl FnOnce(&Resolver<'_>) -> R, real: impl FnOnce()
             Resolver::broken()
         }
     };
-    own(&resolver)
+    Ok(own(&resolver))
 }
 
 /// The C string at `p`, if not null.
@@ -145,7 +177,7 @@ pub(crate) unsafe fn text<'a>(p: *const c_char) -> Option<&'a CStr> {
 /// # Safety
 /// As libc's `getaddrinfo`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn getaddrinfo(
+pub unsafe extern "C-unwind" fn getaddrinfo(
     node: *const c_char,
     service: *const c_char,
     hints: *const addrinfo,
@@ -154,7 +186,7 @@ pub unsafe extern "C" fn getaddrinfo(
     let real = || {
         let f = next!(
             GETADDRINFO,
-            unsafe extern "C" fn(
+            unsafe extern "C-unwind" fn(
                 *const c_char,
                 *const c_char,
                 *const addrinfo,
@@ -165,46 +197,42 @@ pub unsafe extern "C" fn getaddrinfo(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(node, service, hints, res) }
     };
-    boundary::call_or(
-        || libc::EAI_FAIL,
-        || {
-            route(
-                |resolver| {
-                    // SAFETY: the caller passes null or valid pointers.
-                    let (node, service) = unsafe { (text(node), text(service)) };
-                    let hints = if hints.is_null() {
-                        Hints::default()
-                    } else {
-                        // SAFETY: non-null hints point to an addrinfo.
-                        let h = unsafe { &*hints };
-                        Hints {
-                            flags: h.ai_flags,
-                            family: h.ai_family,
-                            socktype: h.ai_socktype,
-                            protocol: h.ai_protocol,
+    resolving(
+        Failure::eai,
+        |resolver| {
+            // SAFETY: the caller passes null or valid pointers.
+            let (node, service) = unsafe { (text(node), text(service)) };
+            let hints = if hints.is_null() {
+                Hints::default()
+            } else {
+                // SAFETY: non-null hints point to an addrinfo.
+                let h = unsafe { &*hints };
+                Hints {
+                    flags: h.ai_flags,
+                    family: h.ai_family,
+                    socktype: h.ai_socktype,
+                    protocol: h.ai_protocol,
+                }
+            };
+            let result = gai::lookup(resolver, node, service, hints);
+            if log::enabled() {
+                tracing::debug!("getaddrinfo {node:?} {service:?}: {result:?}");
+            }
+            match result {
+                Ok((entries, canonical)) => {
+                    match list::build(&entries, canonical.as_deref()) {
+                        Some(head) => {
+                            // SAFETY: `res` is the caller's out pointer.
+                            unsafe { *res = head };
+                            0
                         }
-                    };
-                    let result = gai::lookup(resolver, node, service, hints);
-                    if log::enabled() {
-                        tracing::debug!("getaddrinfo {node:?} {service:?}: {result:?}");
+                        None => libc::EAI_MEMORY,
                     }
-                    match result {
-                        Ok((entries, canonical)) => {
-                            match list::build(&entries, canonical.as_deref()) {
-                                Some(head) => {
-                                    // SAFETY: `res` is the caller's out pointer.
-                                    unsafe { *res = head };
-                                    0
-                                }
-                                None => libc::EAI_MEMORY,
-                            }
-                        }
-                        Err(code) => code,
-                    }
-                },
-                real,
-            )
+                }
+                Err(code) => code,
+            }
         },
+        real,
     )
 }
 
@@ -213,7 +241,7 @@ pub unsafe extern "C" fn getaddrinfo(
 /// # Safety
 /// As libc's `freeaddrinfo`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn freeaddrinfo(res: *mut addrinfo) {
+pub unsafe extern "C-unwind" fn freeaddrinfo(res: *mut addrinfo) {
     boundary::call_or(
         || (),
         || {
@@ -224,7 +252,9 @@ pub unsafe extern "C" fn freeaddrinfo(res: *mut addrinfo) {
             if !f.is_null() {
                 // SAFETY: libc's freeaddrinfo, with its C prototype.
                 let f = unsafe {
-                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut addrinfo)>(f)
+                    std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn(*mut addrinfo)>(
+                        f,
+                    )
                 };
                 // SAFETY: a list libc made, handed back to libc.
                 unsafe { f(res) }
@@ -351,7 +381,7 @@ unsafe fn answer_r(answer: Result<Host<'_>, Failure>, out: Out) -> c_int {
 /// # Safety
 /// As libc's `gethostbyname2_r`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2_r(
+pub unsafe extern "C-unwind" fn gethostbyname2_r(
     name: *const c_char,
     family: c_int,
     ret: *mut hostent,
@@ -361,7 +391,7 @@ pub unsafe extern "C" fn gethostbyname2_r(
     h_errnop: *mut c_int,
 ) -> c_int {
     let real = || {
-        type F = unsafe extern "C" fn(
+        type F = unsafe extern "C-unwind" fn(
             *const c_char,
             c_int,
             *mut hostent,
@@ -374,24 +404,20 @@ pub unsafe extern "C" fn gethostbyname2_r(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(name, family, ret, buf, buflen, result, h_errnop) }
     };
-    boundary::call_or(
-        || failed_r(result, h_errnop),
-        || {
-            route(
-                // SAFETY: the caller's arguments, as libc requires them.
-                |resolver| unsafe {
-                    let out = Out {
-                        ret,
-                        buf,
-                        buflen,
-                        result,
-                        h_errnop,
-                    };
-                    own_gethostbyname2_r(resolver, name, family, out)
-                },
-                real,
-            )
+    resolving(
+        |failure| failed_r(result, h_errnop, failure),
+        // SAFETY: the caller's arguments, as libc requires them.
+        |resolver| unsafe {
+            let out = Out {
+                ret,
+                buf,
+                buflen,
+                result,
+                h_errnop,
+            };
+            own_gethostbyname2_r(resolver, name, family, out)
         },
+        real,
     )
 }
 
@@ -400,7 +426,7 @@ pub unsafe extern "C" fn gethostbyname2_r(
 /// # Safety
 /// As libc's `gethostbyname_r`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname_r(
+pub unsafe extern "C-unwind" fn gethostbyname_r(
     name: *const c_char,
     ret: *mut hostent,
     buf: *mut c_char,
@@ -409,7 +435,7 @@ pub unsafe extern "C" fn gethostbyname_r(
     h_errnop: *mut c_int,
 ) -> c_int {
     let real = || {
-        type F = unsafe extern "C" fn(
+        type F = unsafe extern "C-unwind" fn(
             *const c_char,
             *mut hostent,
             *mut c_char,
@@ -421,38 +447,41 @@ pub unsafe extern "C" fn gethostbyname_r(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(name, ret, buf, buflen, result, h_errnop) }
     };
-    boundary::call_or(
-        || failed_r(result, h_errnop),
-        || {
-            route(
-                // SAFETY: the caller's arguments, as libc requires them.
-                |resolver| unsafe {
-                    let out = Out {
-                        ret,
-                        buf,
-                        buflen,
-                        result,
-                        h_errnop,
-                    };
-                    own_gethostbyname2_r(resolver, name, libc::AF_INET, out)
-                },
-                real,
-            )
+    resolving(
+        |failure| failed_r(result, h_errnop, failure),
+        // SAFETY: the caller's arguments, as libc requires them.
+        |resolver| unsafe {
+            let out = Out {
+                ret,
+                buf,
+                buflen,
+                result,
+                h_errnop,
+            };
+            own_gethostbyname2_r(resolver, name, libc::AF_INET, out)
         },
+        real,
     )
 }
 
-/// What a `_r` function returns after a panic.
-fn failed_r(result: *mut *mut hostent, h_errnop: *mut c_int) -> c_int {
+/// What a `_r` function returns when it fails before looking anything up:
+/// ENOENT with NO_RECOVERY after a panic, EAGAIN with TRY_AGAIN (as glibc
+/// on a timeout) for a call to retry.
+fn failed_r(result: *mut *mut hostent, h_errnop: *mut c_int, failure: Failure) -> c_int {
     if !result.is_null() {
         // SAFETY: the caller's out pointer.
         unsafe { *result = ptr::null_mut() };
     }
     if !h_errnop.is_null() {
         // SAFETY: the caller's out pointer.
-        unsafe { *h_errnop = resolve::NO_RECOVERY };
+        unsafe { *h_errnop = failure.h_errno() };
     }
-    libc::ENOENT
+    set_h_errno(failure.h_errno());
+    if failure == Failure::Again {
+        libc::EAGAIN
+    } else {
+        libc::ENOENT
+    }
 }
 
 /// The per-thread answer of the non-reentrant functions, valid until the
@@ -515,8 +544,10 @@ fn own_gethostbyname2(resolver: &Resolver<'_>, name: *const c_char, family: c_in
     }
 }
 
-fn failed_static() -> *mut hostent {
-    set_h_errno(resolve::NO_RECOVERY);
+/// What a function answering in a per-thread buffer returns when it fails
+/// before looking anything up: NULL, with h_errno.
+fn failed_static(failure: Failure) -> *mut hostent {
+    set_h_errno(failure.h_errno());
     ptr::null_mut()
 }
 
@@ -525,22 +556,21 @@ fn failed_static() -> *mut hostent {
 /// # Safety
 /// As libc's `gethostbyname`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
+pub unsafe extern "C-unwind" fn gethostbyname(name: *const c_char) -> *mut hostent {
     let real = || {
         let f = next!(
             GETHOSTBYNAME,
-            unsafe extern "C" fn(*const c_char) -> *mut hostent,
+            unsafe extern "C-unwind" fn(*const c_char) -> *mut hostent,
             ptr::null_mut()
         );
         // SAFETY: the caller's argument, as given.
         unsafe { f(name) }
     };
-    boundary::call_or(failed_static, || {
-        route(
-            |resolver| own_gethostbyname2(resolver, name, libc::AF_INET),
-            real,
-        )
-    })
+    resolving(
+        failed_static,
+        |resolver| own_gethostbyname2(resolver, name, libc::AF_INET),
+        real,
+    )
 }
 
 /// `gethostbyname2()`: addresses of `family`, in a per-thread buffer.
@@ -548,19 +578,21 @@ pub unsafe extern "C" fn gethostbyname(name: *const c_char) -> *mut hostent {
 /// # Safety
 /// As libc's `gethostbyname2`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent {
+pub unsafe extern "C-unwind" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent {
     let real = || {
         let f = next!(
             GETHOSTBYNAME2,
-            unsafe extern "C" fn(*const c_char, c_int) -> *mut hostent,
+            unsafe extern "C-unwind" fn(*const c_char, c_int) -> *mut hostent,
             ptr::null_mut()
         );
         // SAFETY: the caller's arguments, as given.
         unsafe { f(name, family) }
     };
-    boundary::call_or(failed_static, || {
-        route(|resolver| own_gethostbyname2(resolver, name, family), real)
-    })
+    resolving(
+        failed_static,
+        |resolver| own_gethostbyname2(resolver, name, family),
+        real,
+    )
 }
 
 /// The address `len` bytes at `addr` hold, for `family`.
@@ -610,7 +642,7 @@ unsafe fn reverse_lookup(
 /// # Safety
 /// As libc's `gethostbyaddr`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyaddr(
+pub unsafe extern "C-unwind" fn gethostbyaddr(
     addr: *const c_void,
     len: socklen_t,
     family: c_int,
@@ -618,30 +650,29 @@ pub unsafe extern "C" fn gethostbyaddr(
     let real = || {
         let f = next!(
             GETHOSTBYADDR,
-            unsafe extern "C" fn(*const c_void, socklen_t, c_int) -> *mut hostent,
+            unsafe extern "C-unwind" fn(*const c_void, socklen_t, c_int) -> *mut hostent,
             ptr::null_mut()
         );
         // SAFETY: the caller's arguments, as given.
         unsafe { f(addr, len, family) }
     };
-    boundary::call_or(failed_static, || {
-        route(
-            // SAFETY: the caller's address of `len` bytes.
-            |resolver| match unsafe { reverse_lookup(resolver, addr, len, family) } {
-                Ok((name, ip)) => into_static(&Host {
-                    name: &name,
-                    aliases: &[],
-                    addrs: &[ip],
-                    v6: ip.is_ipv6(),
-                }),
-                Err(failure) => {
-                    set_h_errno(failure.h_errno());
-                    ptr::null_mut()
-                }
-            },
-            real,
-        )
-    })
+    resolving(
+        failed_static,
+        // SAFETY: the caller's address of `len` bytes.
+        |resolver| match unsafe { reverse_lookup(resolver, addr, len, family) } {
+            Ok((name, ip)) => into_static(&Host {
+                name: &name,
+                aliases: &[],
+                addrs: &[ip],
+                v6: ip.is_ipv6(),
+            }),
+            Err(failure) => {
+                set_h_errno(failure.h_errno());
+                ptr::null_mut()
+            }
+        },
+        real,
+    )
 }
 
 /// `gethostbyaddr_r()`: the name of an address, in the caller's buffer.
@@ -649,7 +680,7 @@ pub unsafe extern "C" fn gethostbyaddr(
 /// # Safety
 /// As libc's `gethostbyaddr_r`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gethostbyaddr_r(
+pub unsafe extern "C-unwind" fn gethostbyaddr_r(
     addr: *const c_void,
     len: socklen_t,
     family: c_int,
@@ -660,7 +691,7 @@ pub unsafe extern "C" fn gethostbyaddr_r(
     h_errnop: *mut c_int,
 ) -> c_int {
     let real = || {
-        type F = unsafe extern "C" fn(
+        type F = unsafe extern "C-unwind" fn(
             *const c_void,
             socklen_t,
             c_int,
@@ -674,32 +705,28 @@ pub unsafe extern "C" fn gethostbyaddr_r(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(addr, len, family, ret, buf, buflen, result, h_errnop) }
     };
-    boundary::call_or(
-        || failed_r(result, h_errnop),
-        || {
-            route(
-                |resolver| {
-                    // SAFETY: the caller's address of `len` bytes.
-                    let found = unsafe { reverse_lookup(resolver, addr, len, family) };
-                    let host = found.as_ref().map(|(name, ip)| Host {
-                        name,
-                        aliases: &[],
-                        addrs: std::slice::from_ref(ip),
-                        v6: ip.is_ipv6(),
-                    });
-                    let out = Out {
-                        ret,
-                        buf,
-                        buflen,
-                        result,
-                        h_errnop,
-                    };
-                    // SAFETY: the caller's out arguments.
-                    unsafe { answer_r(host.map_err(|f| *f), out) }
-                },
-                real,
-            )
+    resolving(
+        |failure| failed_r(result, h_errnop, failure),
+        |resolver| {
+            // SAFETY: the caller's address of `len` bytes.
+            let found = unsafe { reverse_lookup(resolver, addr, len, family) };
+            let host = found.as_ref().map(|(name, ip)| Host {
+                name,
+                aliases: &[],
+                addrs: std::slice::from_ref(ip),
+                v6: ip.is_ipv6(),
+            });
+            let out = Out {
+                ret,
+                buf,
+                buflen,
+                result,
+                h_errnop,
+            };
+            // SAFETY: the caller's out arguments.
+            unsafe { answer_r(host.map_err(|f| *f), out) }
         },
+        real,
     )
 }
 
@@ -747,7 +774,7 @@ fn name_info_host(
 /// # Safety
 /// As libc's `getnameinfo`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn getnameinfo(
+pub unsafe extern "C-unwind" fn getnameinfo(
     sa: *const sockaddr,
     salen: socklen_t,
     host: *mut c_char,
@@ -757,7 +784,7 @@ pub unsafe extern "C" fn getnameinfo(
     flags: c_int,
 ) -> c_int {
     let real = || {
-        type F = unsafe extern "C" fn(
+        type F = unsafe extern "C-unwind" fn(
             *const sockaddr,
             socklen_t,
             *mut c_char,
@@ -770,45 +797,62 @@ pub unsafe extern "C" fn getnameinfo(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(sa, salen, host, hostlen, serv, servlen, flags) }
     };
-    boundary::call_or(
-        || libc::EAI_FAIL,
-        || {
-            route(
-                |resolver| {
-                    // SAFETY: the caller's address of `salen` bytes.
-                    let Some(addr) = (unsafe { crate::sockaddr::read(sa, salen) }) else {
-                        return libc::EAI_FAMILY;
-                    };
-                    let wants_host = !host.is_null() && hostlen > 0;
-                    let wants_serv = !serv.is_null() && servlen > 0;
-                    if !wants_host && !wants_serv {
-                        return libc::EAI_NONAME;
-                    }
-                    let mut outcome = Ok(());
-                    if wants_host {
-                        // SAFETY: the caller's buffer of `hostlen` bytes.
-                        outcome = name_info_host(resolver, addr, flags)
-                            .and_then(|name| unsafe { copy_out(&name, host, hostlen) });
-                    }
-                    if wants_serv && outcome.is_ok() {
-                        let proto = if flags & libc::NI_DGRAM != 0 {
-                            c"udp"
-                        } else {
-                            c"tcp"
-                        };
-                        let name = (flags & libc::NI_NUMERICSERV == 0)
-                            .then(|| service::name_of(addr.port(), proto))
-                            .flatten()
-                            .unwrap_or_else(|| {
-                                CString::new(addr.port().to_string()).unwrap_or_default()
-                            });
-                        // SAFETY: the caller's buffer of `servlen` bytes.
-                        outcome = unsafe { copy_out(&name, serv, servlen) };
-                    }
-                    outcome.err().unwrap_or(0)
-                },
-                real,
-            )
+    resolving(
+        Failure::eai,
+        |resolver| {
+            // SAFETY: the caller's address of `salen` bytes.
+            let Some(addr) = (unsafe { crate::sockaddr::read(sa, salen) }) else {
+                return libc::EAI_FAMILY;
+            };
+            let wants_host = !host.is_null() && hostlen > 0;
+            let wants_serv = !serv.is_null() && servlen > 0;
+            if !wants_host && !wants_serv {
+                return libc::EAI_NONAME;
+            }
+            let mut outcome = Ok(());
+            if wants_host {
+                // SAFETY: the caller's buffer of `hostlen` bytes.
+                outcome = name_info_host(resolver, addr, flags)
+                    .and_then(|name| unsafe { copy_out(&name, host, hostlen) });
+            }
+            if wants_serv && outcome.is_ok() {
+                let proto = if flags & libc::NI_DGRAM != 0 {
+                    c"udp"
+                } else {
+                    c"tcp"
+                };
+                let name = (flags & libc::NI_NUMERICSERV == 0)
+                    .then(|| service::name_of(addr.port(), proto))
+                    .flatten()
+                    .unwrap_or_else(|| CString::new(addr.port().to_string()).unwrap_or_default());
+                // SAFETY: the caller's buffer of `servlen` bytes.
+                outcome = unsafe { copy_out(&name, serv, servlen) };
+            }
+            outcome.err().unwrap_or(0)
         },
+        real,
     )
+}
+
+/// `pthread_cancel()`: libc's, then noted for the shim's resolver, whose
+/// waits libc cannot interrupt ([`crate::cancel`]).
+///
+/// # Safety
+/// As libc's `pthread_cancel`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn pthread_cancel(thread: libc::pthread_t) -> c_int {
+    let f = next!(
+        PTHREAD_CANCEL,
+        unsafe extern "C-unwind" fn(libc::pthread_t) -> c_int,
+        libc::ENOSYS
+    );
+    // SAFETY: the caller's argument, as given. A thread cancelling itself
+    // (deferred) is cancelled at its next cancellation point, not here.
+    let rc = unsafe { f(thread) };
+    // Noted after libc's, so that the lookup, once it gives up, finds the
+    // cancellation pending.
+    if rc == 0 {
+        boundary::call_or(|| (), || cancel::ask(thread));
+    }
+    rc
 }

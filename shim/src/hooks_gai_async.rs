@@ -44,7 +44,8 @@ use libc::{addrinfo, c_char, c_int, c_void, pid_t, pthread_attr_t, timespec, uid
 
 use crate::boundary;
 use crate::errno;
-use crate::hooks_dns::{self, Next, next, route};
+use crate::hooks_dns::{self, Next, next};
+use crate::resolve::Failure;
 
 /// glibc's `struct gaicb`.
 #[derive(Debug)]
@@ -533,19 +534,18 @@ pub unsafe extern "C" fn getaddrinfo_a(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(mode, list, ent, sig) }
     };
-    boundary::call_or(
-        || {
-            errno::set(libc::EPERM);
-            libc::EAI_SYSTEM
-        },
-        || {
-            if route(|_| true, || false) {
-                // SAFETY: the caller's arguments, as glibc takes them.
-                unsafe { answer(mode, list, ent, sig) }
-            } else {
-                real()
+    hooks_dns::resolving(
+        |failure| match failure {
+            // A signal handler that interrupted a hook of this thread.
+            Failure::Again => libc::EAI_AGAIN,
+            _ => {
+                errno::set(libc::EPERM);
+                libc::EAI_SYSTEM
             }
         },
+        // SAFETY: the caller's arguments, as glibc takes them.
+        |_| unsafe { answer(mode, list, ent, sig) },
+        real,
     )
 }
 

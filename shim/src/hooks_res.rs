@@ -13,16 +13,16 @@
 //! The `res_state` of the `res_n*` forms only receives `res_h_errno`: the
 //! server, search domains and timeouts are the profile's (as for
 //! `getaddrinfo`), and its options (`RES_USEVC`, `RES_DEBUG`, ...) are not
-//! read. A panic inside fails the call: -1 with h_errno NO_RECOVERY.
+//! read. A panic inside fails the call: -1 with h_errno NO_RECOVERY; a call
+//! from a signal handler that interrupted a hook, -1 with TRY_AGAIN.
 
 use std::ffi::{CStr, c_void};
 use std::ptr;
 
 use libc::{c_char, c_int, c_uchar, c_uint, c_ulong, c_ushort};
 
-use crate::boundary;
 use crate::errno;
-use crate::hooks_dns::{Next, next, route, set_h_errno, text};
+use crate::hooks_dns::{Next, next, resolving, set_h_errno, text};
 use crate::log;
 use crate::resolve::{self, Failure, Resolver};
 
@@ -213,9 +213,10 @@ fn invalid(statp: *mut ResState) -> c_int {
     failed(statp, Failure::Again)
 }
 
-/// What an export returns after a panic.
-fn panicked() -> c_int {
-    set_h_errno(resolve::NO_RECOVERY);
+/// What an export returns when it fails before asking anything: -1 with
+/// h_errno (NO_RECOVERY after a panic, TRY_AGAIN for a call to retry).
+fn failed_h(failure: Failure) -> c_int {
+    set_h_errno(failure.h_errno());
     -1
 }
 
@@ -268,7 +269,7 @@ macro_rules! export {
         /// # Safety
         /// As libc's function of the same name.
         #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name($($arg: $ty),*) -> c_int {
+        pub unsafe extern "C-unwind" fn $name($($arg: $ty),*) -> c_int {
             static NEXT: Next = Next::new(
                 match CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
                     Ok(name) => name,
@@ -276,14 +277,12 @@ macro_rules! export {
                 },
             );
             let real = || {
-                let f = next!(NEXT, unsafe extern "C" fn($($ty),*) -> c_int, panicked());
+                let f = next!(NEXT, unsafe extern "C-unwind" fn($($ty),*) -> c_int, failed_h(Failure::Fail));
                 // SAFETY: the caller's arguments, as given.
                 unsafe { f($($arg),*) }
             };
-            boundary::call_or(panicked, || {
-                // SAFETY: the caller's arguments, as libc requires them.
-                route(|$resolver| unsafe { $own }, real)
-            })
+            // SAFETY: the caller's arguments, as libc requires them.
+            resolving(failed_h, |$resolver| unsafe { $own }, real)
         }
 
         #[doc = concat!("`", stringify!($name), "` under its pre-2.34 name.")]
@@ -291,7 +290,7 @@ macro_rules! export {
         /// # Safety
         /// As libc's function of the same name.
         #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $old($($arg: $ty),*) -> c_int {
+        pub unsafe extern "C-unwind" fn $old($($arg: $ty),*) -> c_int {
             // SAFETY: the same contract.
             unsafe { $name($($arg),*) }
         }

@@ -25,7 +25,8 @@
 //! - no lock and no allocation on the hot path, so `fork` from any thread is
 //!   safe ([`state`], [`fds`]);
 //! - the shim's own libc calls never re-enter its hooks ([`guard`]);
-//! - no panic crosses the FFI boundary, and a caught panic fails closed
+//! - no panic crosses the FFI boundary, and a caught panic fails closed;
+//!   a thread cancellation unwinds through the shim as through libc
 //!   ([`boundary`]);
 //! - errno is exactly what the real call leaves, or the documented errno of
 //!   a refusal ([`errno`], [`hooks`]).
@@ -36,6 +37,7 @@
 
 mod apply;
 mod boundary;
+mod cancel;
 mod errno;
 mod fds;
 mod front;

@@ -15,11 +15,16 @@
 //!   `BINDTO_LOG_FILE=path` appends there (created 0600) instead of stderr,
 //!   except in a privileged (AT_SECURE) process, which only ever logs to
 //!   stderr: a setuid program must never write a file its user names.
+//!   That descriptor is the shim's, but the program can close it without
+//!   the shim seeing (a raw `close` syscall, a libc-internal close) and
+//!   reuse its number: every line first checks that the descriptor is
+//!   still the file the shim opened ([`LogFile`]), and opens the file
+//!   again if not, so no line lands in the program's socket, pipe or file.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::fmt::{self, Write as _};
 use std::mem;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use libc::c_int;
@@ -47,7 +52,7 @@ pub(crate) fn init(secure: bool) {
     let Some(filter) = crate::state::getenv(c"BINDTO_LOG") else {
         return;
     };
-    let mut fd = 2;
+    let mut sink = Sink::Stderr;
     if let Some(path) = crate::state::getenv(c"BINDTO_LOG_FILE") {
         if secure {
             notice(
@@ -57,8 +62,8 @@ pub(crate) fn init(secure: bool) {
                 ),
             );
         } else {
-            match open_log(&path) {
-                Ok(file) => fd = file,
+            match LogFile::open(&path) {
+                Ok(file) => sink = Sink::File(file),
                 Err(e) => notice(
                     Notice::LogFile,
                     format_args!(
@@ -76,25 +81,118 @@ pub(crate) fn init(secure: bool) {
         );
         Targets::new().with_default(LevelFilter::INFO)
     });
-    if tracing::subscriber::set_global_default(Log { filter, fd }).is_ok() {
+    if tracing::subscriber::set_global_default(Log { filter, sink }).is_ok() {
         ENABLED.store(true, Ordering::Relaxed);
     }
 }
 
-fn open_log(path: &str) -> Result<c_int, c_int> {
-    let path = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
-    // SAFETY: `path` is NUL-terminated; the flags and mode are plain ints.
-    let fd = unsafe {
-        libc::open64(
-            path.as_ptr(),
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        Err(crate::errno::get())
-    } else {
-        Ok(fd)
+/// Where the log's lines go.
+enum Sink {
+    /// fd 2, which is the program's as much as the shim's.
+    Stderr,
+    /// `BINDTO_LOG_FILE`.
+    File(LogFile),
+}
+
+/// The shim's own descriptor on `BINDTO_LOG_FILE`, and which file it is.
+struct LogFile {
+    path: CString,
+    /// The descriptor last opened, never null. A replaced one is left
+    /// allocated: another thread may still be reading it, and there is one
+    /// only each time the program closed the shim's descriptor.
+    opened: AtomicPtr<Opened>,
+}
+
+/// A descriptor the shim opened, with the device and inode it was opened
+/// on: the same number with another identity is the program's now.
+struct Opened {
+    fd: c_int,
+    dev: u64,
+    ino: u64,
+}
+
+impl Opened {
+    /// Opens `path` for appending (created 0600, close-on-exec).
+    fn new(path: &CStr) -> Result<Opened, c_int> {
+        // SAFETY: `path` is NUL-terminated; the flags and mode are plain
+        // ints.
+        let fd = unsafe {
+            libc::open64(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC,
+                0o600 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(crate::errno::get());
+        }
+        match identity(fd) {
+            Some((dev, ino)) => Ok(Opened { fd, dev, ino }),
+            None => {
+                let e = crate::errno::get();
+                // SAFETY: the descriptor just opened, not handed out.
+                unsafe { libc::close(fd) };
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether `fd` is still the file the shim opened.
+    fn current(&self) -> bool {
+        identity(self.fd) == Some((self.dev, self.ino))
+    }
+}
+
+/// The device and inode of the file open on `fd`, if it is open.
+fn identity(fd: c_int) -> Option<(u64, u64)> {
+    let mut st = mem::MaybeUninit::<libc::stat64>::uninit();
+    // SAFETY: `st` is writable for one stat64.
+    if unsafe { libc::fstat64(fd, st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: fstat64 succeeded and filled it.
+    let st = unsafe { st.assume_init() };
+    Some((st.st_dev, st.st_ino))
+}
+
+impl LogFile {
+    fn open(path: &str) -> Result<LogFile, c_int> {
+        let path = CString::new(path).map_err(|_| libc::EINVAL)?;
+        let opened = Opened::new(&path)?;
+        Ok(LogFile {
+            path,
+            opened: AtomicPtr::new(Box::into_raw(Box::new(opened))),
+        })
+    }
+
+    /// The shim's descriptor on the file: the one it has if the program
+    /// has not closed or reused it, else the file opened again; `None` if
+    /// it cannot be opened again, and the line is lost rather than written
+    /// into a descriptor of the program's.
+    fn fd(&self) -> Option<c_int> {
+        let seen = self.opened.load(Ordering::Acquire);
+        // SAFETY: never null, and never freed once published.
+        let current = unsafe { &*seen };
+        if current.current() {
+            return Some(current.fd);
+        }
+        let fresh = Box::into_raw(Box::new(Opened::new(&self.path).ok()?));
+        match self
+            .opened
+            .compare_exchange(seen, fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // SAFETY: just published, never freed.
+            Ok(_) => Some(unsafe { &*fresh }.fd),
+            Err(winner) => {
+                // Another thread opened it again first: its descriptor is
+                // the one kept.
+                // SAFETY: `fresh` was never published; `winner` never freed.
+                let (fresh, winner) = unsafe { (Box::from_raw(fresh), &*winner) };
+                // SAFETY: the descriptor this thread just opened.
+                unsafe { libc::close(fresh.fd) };
+                Some(winner.fd)
+            }
+        }
     }
 }
 
@@ -103,7 +201,7 @@ fn open_log(path: &str) -> Result<c_int, c_int> {
 /// the shim makes no spans.
 struct Log {
     filter: Targets,
-    fd: c_int,
+    sink: Sink,
 }
 
 impl Subscriber for Log {
@@ -146,7 +244,13 @@ impl Subscriber for Log {
             first: true,
         });
         line.push('\n');
-        write_all(self.fd, line.as_bytes());
+        let fd = match &self.sink {
+            Sink::Stderr => Some(2),
+            Sink::File(file) => file.fd(),
+        };
+        if let Some(fd) = fd {
+            write_all(fd, line.as_bytes());
+        }
     }
 
     fn enter(&self, _: &Id) {}

@@ -53,7 +53,9 @@ macro_rules! real {
         $(
             /// Calls the real function (ENOSYS if there is none: no libc
             /// further down the chain, which cannot happen in a
-            /// dynamically linked program).
+            /// dynamically linked program). `C-unwind`: a cancellation
+            /// point (`connect`, `close`, the sends) unwinds out of it when
+            /// the thread is cancelled (`crate::boundary`).
             ///
             /// # Safety
             /// The arguments must satisfy the libc function's contract.
@@ -64,7 +66,7 @@ macro_rules! real {
                 // libc's definition of this very symbol, or this module's
                 // `first` or `missing` of the same name.
                 let f = unsafe {
-                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($ty),*) -> $ret>(f)
+                    std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn($($ty),*) -> $ret>(f)
                 };
                 // SAFETY: the caller upholds the function's contract.
                 unsafe { f($($arg),*) }
@@ -78,7 +80,7 @@ macro_rules! real {
                 /// # Safety
                 /// As the function's.
                 #[cold]
-                pub(super) unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+                pub(super) unsafe extern "C-unwind" fn $name($($arg: $ty),*) -> $ret {
                     resolve_all();
                     // SAFETY: as the caller promises; the slot is resolved
                     // now, so this does not come back here.

@@ -15,6 +15,7 @@
 //! | `chainN.bindto.test` | a chain of N CNAMEs, `cN-1.chain.bindto.test` down to [`CHAIN_END`], whose A record is [`CARE_V4`] |
 //! | `loop.bindto.test` | CNAME `loop2.bindto.test`, which is a CNAME back to it: no addresses |
 //! | PTR of [`EVIL_PTR`], [`NUL_PTR`] | [`EVIL_LABEL`] or [`NUL_LABEL`] under `example` |
+//! | `silent.bindto.test` | nothing, ever: the query is logged and left unanswered, so a lookup is still waiting when a test interrupts or cancels it |
 //! | anything else | NXDOMAIN |
 //!
 //! Every query is logged before it is answered, one line each:
@@ -55,6 +56,8 @@ pub const ALIAS: &str = "alias.bindto.test";
 pub const V4ONLY: &str = "v4only.bindto.test";
 /// Truncated over UDP.
 pub const BIG: &str = "big.bindto.test";
+/// Never answered.
+pub const SILENT: &str = "silent.bindto.test";
 /// How many A records [`BIG`] has: more than a 512-byte datagram holds.
 pub const BIG_COUNT: u8 = 40;
 
@@ -143,8 +146,8 @@ impl Query {
 }
 
 /// The answer of server `server` to the DNS message `request` received
-/// over `transport`, and the query to log; `None` for something that is
-/// not a query.
+/// over `transport` (empty: none is sent), and the query to log; `None`
+/// for something that is not a query.
 pub fn answer(
     server: &str,
     request: &[u8],
@@ -165,6 +168,9 @@ pub fn answer(
         name: name.clone(),
         qtype: qtype.to_string(),
     };
+    if name == SILENT {
+        return Some((Vec::new(), query));
+    }
     let owner: Name<Vec<u8>> = Name::vec_from_str(&name).ok()?;
     if let Some(reply) = care(request, &owner, &name, qtype) {
         return Some((reply, query));

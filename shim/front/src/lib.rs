@@ -19,11 +19,12 @@
 //! export of the same name when bindto is active, and until then the
 //! hook's cold path, which goes to [`settle`]. That decides once per
 //! process, at the first call of any export but `close`, `close_range`,
-//! `closefrom`, `dup2`, `dup3` and `freeaddrinfo`, which only make the
-//! engine forget what it recorded, and `gai_suspend`, `gai_error` and
-//! `gai_cancel`, which only ask after the requests it started: nothing
-//! before it is loaded, so until something decides they go to libc and
-//! leave their slot as it is.
+//! `closefrom`, `dup2`, `dup3`, `freeaddrinfo` and `pthread_cancel`, which
+//! only make the engine forget what it recorded (or note a cancellation
+//! for its resolver), and `gai_suspend`, `gai_error` and `gai_cancel`,
+//! which only ask after the requests it started: nothing before it is
+//! loaded, so until something decides they go to libc and leave their
+//! slot as it is.
 //! The decision:
 //!
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
@@ -44,8 +45,8 @@
 //!   every call to an IPv4 or IPv6 destination and every name lookup fails
 //!   as the engine fails them for a broken config ([`refuse`]); calls on
 //!   Unix sockets and descriptor bookkeeping (`socket`, `close`,
-//!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`) go to
-//!   libc.
+//!   `close_range`, `closefrom`, `dup2`, `dup3`, `freeaddrinfo`,
+//!   `pthread_cancel`) go to libc.
 //!
 //! Besides the hooks, the front exports `dlopen` and `dlmopen` of its own
 //! ([`plugins`], x86_64): they need no engine, and keep plugins from
@@ -62,6 +63,12 @@
 //!
 //! Nothing here writes to stdout, allocates, or can panic: the panic
 //! handler is dead code (`nm` shows no panic symbol in a release build).
+//!
+//! Thread cancellation (`pthread_cancel`) unwinds from a cancellation point
+//! in libc or the engine to the program's frames. Each export is a load
+//! and a tail jump, no frame of its own; the cold path's frames have
+//! unwind tables and no landing pads (no personality), so the forced
+//! unwind passes them.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -596,6 +603,9 @@ hooks! {
     forget gai_error(req: *mut Gaicb) -> c_int;
     /// `gai_cancel()`.
     forget gai_cancel(req: *mut Gaicb) -> c_int;
+    /// `pthread_cancel()`: the engine notes it for its resolver, which has
+    /// none to cancel before it is loaded.
+    forget pthread_cancel(thread: usize) -> c_int;
     /// `getnameinfo()`.
     net getnameinfo(
         sa: *const Sockaddr,

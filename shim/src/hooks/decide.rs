@@ -9,7 +9,7 @@ use bindto_core::{Binding, IfName, OnFailure, Protocol, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
 use crate::apply::{self, Failure, Pktinfo};
-use crate::boundary::Failed;
+use crate::boundary::{Failed, NoCancel};
 use crate::errno;
 use crate::fds::{self, Family, Inet};
 use crate::guard::Guard;
@@ -421,11 +421,13 @@ pub(super) unsafe fn unspec_datagram(
         .then_some((socket, SocketAddr::V4(unspec)))
 }
 
-/// Decides an outgoing call about `addr` on `fd`, cheapest checks first,
-/// and hands the outcome to `go`, or fails or bypasses as decided. errno
-/// is the caller's for the real call. The guard is released before `go`
-/// runs, so that a signal handler connecting during the real call is
-/// still decided.
+/// Decides an outgoing call about `addr` on `fd`, cheapest checks first:
+/// `Ok` with the failed call's value when refused, else the plan of the
+/// real call, which runs after the panic boundary
+/// ([`crate::boundary::call_then`]; a call that goes straight to the real
+/// function gets an empty plan), with errno the caller's for it. The guard
+/// is released before the real call, so that a signal handler connecting
+/// during it is still decided.
 ///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
@@ -435,24 +437,22 @@ pub(super) unsafe fn outgoing<R: Failed>(
     addr: *const sockaddr,
     len: socklen_t,
     call: Call,
-    go: impl FnOnce(&Go) -> R,
-    bypass: impl FnOnce() -> R,
-) -> R {
+) -> Result<R, Go> {
     let saved = errno::get();
     let mut plan = Go::default();
     // SAFETY: as the caller promises.
     match unsafe { decide_outgoing(fd, addr, len, call, &mut plan) } {
         Ok(()) => {
             errno::set(saved);
-            go(&plan)
+            Err(plan)
         }
         Err(Stop::Bypass(_)) => {
             errno::set(saved);
-            bypass()
+            Err(Go::default())
         }
         Err(Stop::Refuse(e)) => {
             errno::set(e);
-            R::FAILED
+            Ok(R::FAILED)
         }
     }
 }
@@ -481,6 +481,8 @@ pub(super) unsafe fn decide_outgoing(
     let (socket, destination) = unsafe { destination(fd, addr, len, call) }?;
     let way = call.way(socket)?;
     let mut guard = Guard::enter().ok_or(REENTERED)?;
+    // The config, the log and the notices are the shim's own libc calls.
+    let _no_cancel = NoCancel::new();
     state::with(&mut guard, |state| {
         outbound(state, fd, socket, &destination, way, go)
     })

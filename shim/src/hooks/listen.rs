@@ -9,6 +9,7 @@ use bindto_core::{OnFailure, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
 use crate::apply::{self, Failure};
+use crate::boundary::NoCancel;
 use crate::fds::{Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
@@ -38,6 +39,8 @@ pub(super) unsafe fn decide_bind(
         None => unsafe { unspec_wildcard(fd, addr, len) }.ok_or(Bypass::OtherFamily)?,
     };
     let mut guard = Guard::enter().ok_or(REENTERED)?;
+    // The config, the log and the notices are the shim's own libc calls.
+    let _no_cancel = NoCancel::new();
     state::with(&mut guard, |state| {
         let loaded = loaded(state)?;
         let (raw, local) = match listen_address(loaded, fd, socket, requested) {

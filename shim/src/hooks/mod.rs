@@ -42,13 +42,14 @@ mod send;
 
 use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
-use crate::boundary;
+use crate::apply::Pktinfo;
+use crate::boundary::{self, NoCancel};
 use crate::errno;
 use crate::fds;
 use crate::real;
 use crate::sockaddr::readable;
 
-use decide::{Call, Stop, outgoing, target_or};
+use decide::{Call, Go, Stop, outgoing, target_or};
 use listen::decide_bind;
 use quick::{Quick, quick_datagram, ready_to_connect};
 use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
@@ -58,7 +59,7 @@ use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
 /// # Safety
 /// As libc's `socket`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
+pub unsafe extern "C-unwind" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     boundary::call(|| {
         // Classified first, so that only the record waits across the call.
         let kind = fds::classify(domain, ty, protocol);
@@ -74,12 +75,15 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
 /// # Safety
 /// As libc's `close`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    boundary::call(|| {
-        fds::forget(fd);
+pub unsafe extern "C-unwind" fn close(fd: c_int) -> c_int {
+    boundary::call_then(
+        || {
+            fds::forget(fd);
+            Err(())
+        },
         // SAFETY: the caller's argument, as given.
-        unsafe { real::close(fd) }
-    })
+        |()| unsafe { real::close(fd) },
+    )
 }
 
 /// `close_range()`: forgets the descriptors it closes. With
@@ -89,7 +93,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 /// # Safety
 /// As libc's `close_range`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+pub unsafe extern "C-unwind" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
     boundary::call(|| {
         if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
             fds::forget_range(first, last);
@@ -104,7 +108,7 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
 /// # Safety
 /// As libc's `closefrom`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn closefrom(low: c_int) {
+pub unsafe extern "C-unwind" fn closefrom(low: c_int) {
     boundary::call(|| {
         if let Ok(low) = c_uint::try_from(low) {
             fds::forget_range(low, c_uint::MAX);
@@ -119,7 +123,7 @@ pub unsafe extern "C" fn closefrom(low: c_int) {
 /// # Safety
 /// As libc's `dup2`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+pub unsafe extern "C-unwind" fn dup2(old: c_int, new: c_int) -> c_int {
     boundary::call(|| {
         if old != new {
             fds::forget(new);
@@ -138,7 +142,7 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// # Safety
 /// As libc's `dup3`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+pub unsafe extern "C-unwind" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
     boundary::call(|| {
         if old != new {
             fds::forget(new);
@@ -157,40 +161,53 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 /// # Safety
 /// As libc's `connect`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    boundary::call(|| {
-        // SAFETY: `addr` and `len` are the caller's, valid as libc
-        // requires; every real call below passes them on or a local copy.
-        unsafe {
-            if ready_to_connect(fd, addr, len) {
-                return real::connect(fd, addr, len);
+pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    boundary::call_then(
+        || {
+            // SAFETY: `addr` and `len` are the caller's, valid as libc
+            // requires.
+            unsafe {
+                if ready_to_connect(fd, addr, len) {
+                    return Err(Go::default());
+                }
+                connect_decided(fd, addr, len)
             }
-            connect_decided(fd, addr, len)
-        }
-    })
+        },
+        |go| {
+            let (addr, len) = target_or(&go, addr, len);
+            // SAFETY: the caller's address, or the planned destination, a
+            // local copy that outlives the call.
+            unsafe { real::connect(fd, addr, len) }
+        },
+    )
 }
 
 /// `connect` decided the long way: first call, refusals, rewrites, source
 /// addresses, logging.
 ///
 /// # Safety
-/// As libc's `connect`.
+/// `addr` is null or valid for reads of `len` bytes.
 #[inline(never)]
-unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    // SAFETY: as the caller promises; the planned destination is a local
-    // copy that outlives the call.
-    unsafe {
-        outgoing(
-            fd,
-            addr,
-            len,
-            Call::Connect,
-            |go| {
-                let (addr, len) = target_or(go, addr, len);
-                real::connect(fd, addr, len)
-            },
-            || real::connect(fd, addr, len),
-        )
+unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<c_int, Go> {
+    // SAFETY: as the caller promises.
+    unsafe { outgoing(fd, addr, len, Call::Connect) }
+}
+
+/// What a send leaves to do after the panic boundary.
+enum Then {
+    /// The real call, as planned.
+    Real(Go),
+    /// The datagram, sent with this pktinfo: the quick way.
+    Quick(Pktinfo),
+}
+
+impl Then {
+    fn of(quick: Quick, long: impl FnOnce() -> Result<ssize_t, Go>) -> Result<ssize_t, Then> {
+        match quick {
+            Quick::Pass => Err(Then::Real(Go::default())),
+            Quick::Send(info) => Err(Then::Quick(info)),
+            Quick::Long => long().map_err(Then::Real),
+        }
     }
 }
 
@@ -200,7 +217,7 @@ unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c
 /// # Safety
 /// As libc's `sendto`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendto(
+pub unsafe extern "C-unwind" fn sendto(
     fd: c_int,
     buf: *const c_void,
     n: size_t,
@@ -208,30 +225,44 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    boundary::call(|| {
-        // SAFETY: the caller's arguments, valid as libc requires; the
-        // message built here points at them or at local copies that
-        // outlive the call.
-        unsafe {
-            let info = match quick_datagram(fd, addr, len, flags) {
-                Quick::Pass => return real::sendto(fd, buf, n, flags, addr, len),
-                Quick::Send(info) => info,
-                Quick::Long => return sendto_decided(fd, buf, n, flags, addr, len),
-            };
-            let mut iov = iovec {
-                iov_base: buf.cast_mut(),
-                iov_len: n,
-            };
-            match send_quick(fd, &sendto_message(&mut iov, addr, len), flags, &info) {
-                Some(sent) => sent,
-                None => sendto_decided(fd, buf, n, flags, addr, len),
+    // SAFETY (every block below): the caller's arguments, valid as libc
+    // requires; the messages built point at them or at local copies that
+    // outlive the calls.
+    let long = || {
+        // SAFETY: as above.
+        unsafe { sendto_decided(fd, buf, n, flags, addr, len) }
+    };
+    let real = |go: Go| {
+        let (addr, len) = target_or(&go, addr, len);
+        // SAFETY: as above.
+        unsafe { real::sendto(fd, buf, n, flags, addr, len) }
+    };
+    boundary::call_then(
+        // SAFETY: as above.
+        || Then::of(unsafe { quick_datagram(fd, addr, len, flags) }, long),
+        |then| match then {
+            Then::Real(go) => real(go),
+            Then::Quick(info) => {
+                let mut iov = iovec {
+                    iov_base: buf.cast_mut(),
+                    iov_len: n,
+                };
+                // SAFETY: as above.
+                match unsafe { send_quick(fd, &sendto_message(&mut iov, addr, len), flags, &info) }
+                {
+                    Some(sent) => sent,
+                    // The interface is gone: the long way looks it up again.
+                    None => boundary::call_then(long, real),
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 /// `sendto` decided the long way: first call, refusals, rewrites, TCP Fast
-/// Open, logging, interfaces not looked up yet or gone.
+/// Open, logging, interfaces not looked up yet or gone. A datagram with a
+/// pktinfo is sent here, with cancellation off (`boundary`); anything else
+/// is left to the real call.
 ///
 /// # Safety
 /// As libc's `sendto`.
@@ -243,29 +274,23 @@ unsafe fn sendto_decided(
     flags: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-) -> ssize_t {
-    // SAFETY: the caller's arguments, valid as libc requires; the message
-    // built here points at them or at local copies that outlive the call.
-    unsafe {
-        outgoing(
-            fd,
-            addr,
-            len,
-            Call::Send(flags),
-            |go| {
-                let (addr, len) = target_or(go, addr, len);
-                let Some(pktinfo) = &go.pktinfo else {
-                    return real::sendto(fd, buf, n, flags, addr, len);
-                };
-                let mut iov = iovec {
-                    iov_base: buf.cast_mut(),
-                    iov_len: n,
-                };
-                send_with_pktinfo(fd, &sendto_message(&mut iov, addr, len), flags, pktinfo)
-            },
-            || real::sendto(fd, buf, n, flags, addr, len),
-        )
-    }
+) -> Result<ssize_t, Go> {
+    // SAFETY: as the caller promises.
+    let go = match unsafe { outgoing(fd, addr, len, Call::Send(flags)) } {
+        Err(go) if go.pktinfo.is_some() => go,
+        other => return other,
+    };
+    let _no_cancel = NoCancel::new();
+    let (addr, len) = target_or(&go, addr, len);
+    let mut iov = iovec {
+        iov_base: buf.cast_mut(),
+        iov_len: n,
+    };
+    let msg = sendto_message(&mut iov, addr, len);
+    // SAFETY: the caller's buffer, the planned destination (a local copy).
+    Ok(go.pktinfo.as_ref().map_or(-1, |pktinfo| unsafe {
+        send_with_pktinfo(fd, &msg, flags, pktinfo)
+    }))
 }
 
 /// `sendmsg()`: as `sendto`, with the caller's control data kept.
@@ -273,65 +298,79 @@ unsafe fn sendto_decided(
 /// # Safety
 /// As libc's `sendmsg`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
-    boundary::call(|| {
-        if !readable(msg, size_of::<msghdr>()) {
-            // SAFETY: passed on as given; the kernel reports EFAULT.
-            return unsafe { real::sendmsg(fd, msg, flags) };
-        }
-        // SAFETY: a readable `msg` is a valid msghdr, as libc requires.
-        let caller = unsafe { *msg };
-        // SAFETY: the caller's message, valid as libc requires.
-        match unsafe {
-            quick_datagram(
-                fd,
-                caller.msg_name.cast_const().cast(),
-                caller.msg_namelen,
-                flags,
-            )
-        } {
-            // SAFETY: the caller's arguments, as given.
-            Quick::Pass => return unsafe { real::sendmsg(fd, msg, flags) },
-            Quick::Send(info) => {
-                // SAFETY: the caller's valid message.
-                if let Some(sent) = unsafe { send_quick(fd, &caller, flags, &info) } {
-                    return sent;
-                }
-            }
-            Quick::Long => {}
-        }
-        // SAFETY: as the caller promises.
-        unsafe { sendmsg_decided(fd, msg, &caller, flags) }
-    })
+pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    if !readable(msg, size_of::<msghdr>()) {
+        // SAFETY: passed on as given; the kernel reports EFAULT.
+        return unsafe { real::sendmsg(fd, msg, flags) };
+    }
+    // SAFETY: a readable `msg` is a valid msghdr, as libc requires.
+    let caller = unsafe { *msg };
+    // SAFETY (every block below): the caller's message, valid as libc
+    // requires; local copies outlive the calls they are passed to.
+    let long = || {
+        // SAFETY: as above.
+        unsafe { sendmsg_decided(fd, &caller, flags) }
+    };
+    let real = |go: Go| {
+        let mut local = caller;
+        let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
+        local.msg_name = addr.cast_mut().cast();
+        local.msg_namelen = len;
+        // SAFETY: as above.
+        unsafe { real::sendmsg(fd, &local, flags) }
+    };
+    boundary::call_then(
+        || {
+            // SAFETY: as above.
+            let quick = unsafe {
+                quick_datagram(
+                    fd,
+                    caller.msg_name.cast_const().cast(),
+                    caller.msg_namelen,
+                    flags,
+                )
+            };
+            Then::of(quick, long)
+        },
+        |then| match then {
+            Then::Real(go) => real(go),
+            // SAFETY: as above.
+            Then::Quick(info) => match unsafe { send_quick(fd, &caller, flags, &info) } {
+                Some(sent) => sent,
+                None => boundary::call_then(long, real),
+            },
+        },
+    )
 }
 
 /// `sendmsg` decided the long way, as `sendto_decided`.
 ///
 /// # Safety
-/// As libc's `sendmsg`; `caller` is a copy of `*msg`.
+/// As libc's `sendmsg`; `caller` is a copy of the caller's message.
 #[inline(never)]
-unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags: c_int) -> ssize_t {
-    // SAFETY: the caller's message, valid as libc requires; local copies
-    // outlive the calls they are passed to.
-    unsafe {
+unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ssize_t, Go> {
+    // SAFETY: as the caller promises.
+    let go = match unsafe {
         outgoing(
             fd,
             caller.msg_name.cast_const().cast(),
             caller.msg_namelen,
             Call::Send(flags),
-            |go| {
-                let mut local = *caller;
-                let (addr, len) = target_or(go, local.msg_name.cast(), local.msg_namelen);
-                local.msg_name = addr.cast_mut().cast();
-                local.msg_namelen = len;
-                match &go.pktinfo {
-                    Some(pktinfo) => send_with_pktinfo(fd, &local, flags, pktinfo),
-                    None => real::sendmsg(fd, &local, flags),
-                }
-            },
-            || real::sendmsg(fd, msg, flags),
         )
-    }
+    } {
+        Err(go) if go.pktinfo.is_some() => go,
+        other => return other,
+    };
+    let _no_cancel = NoCancel::new();
+    let mut local = *caller;
+    let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
+    local.msg_name = addr.cast_mut().cast();
+    local.msg_namelen = len;
+    // SAFETY: the caller's message with the planned destination, a local
+    // copy.
+    Ok(go.pktinfo.as_ref().map_or(-1, |pktinfo| unsafe {
+        send_with_pktinfo(fd, &local, flags, pktinfo)
+    }))
 }
 
 /// `sendmmsg()`: each datagram with a destination leaves as the profile
@@ -344,14 +383,18 @@ unsafe fn sendmsg_decided(fd: c_int, msg: *const msghdr, caller: &msghdr, flags:
 /// # Safety
 /// As libc's `sendmmsg`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sendmmsg(
+pub unsafe extern "C-unwind" fn sendmmsg(
     fd: c_int,
     msgs: *mut mmsghdr,
     vlen: c_uint,
     flags: c_int,
 ) -> c_int {
-    // SAFETY: the caller's arguments, valid as libc requires.
-    boundary::call(|| unsafe { send_many(fd, msgs, vlen, flags) })
+    boundary::call_then(
+        // SAFETY: the caller's arguments, valid as libc requires.
+        || unsafe { send_many(fd, msgs, vlen, flags) },
+        // SAFETY: the caller's arguments, as given.
+        |()| unsafe { real::sendmmsg(fd, msgs, vlen, flags) },
+    )
 }
 
 /// `bind()`: a wildcard address becomes the profile's `listen` address of
@@ -360,7 +403,7 @@ pub unsafe extern "C" fn sendmmsg(
 /// # Safety
 /// As libc's `bind`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+pub unsafe extern "C-unwind" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     boundary::call(|| {
         let saved = errno::get();
         // SAFETY: the caller's address, valid as libc requires.

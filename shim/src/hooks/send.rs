@@ -7,6 +7,7 @@ use bindto_core::Protocol;
 use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::apply::{ControlBuf, Pktinfo, kernel_read};
+use crate::boundary::NoCancel;
 use crate::errno;
 use crate::fds::Inet;
 use crate::guard::Guard;
@@ -270,14 +271,22 @@ unsafe fn named(msg: &msghdr) -> bool {
     unsafe { read_addr(name, len).is_some() || read_unspec(name, len).is_some() }
 }
 
+/// `Err` when the call goes to the real `sendmmsg` as it is, after the
+/// panic boundary (a cancellation point); the messages the shim decides
+/// are sent here, with cancellation off (`crate::boundary`).
+///
 /// # Safety
 /// As libc's `sendmmsg`.
-pub(super) unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int {
+pub(super) unsafe fn send_many(
+    fd: c_int,
+    msgs: *mut mmsghdr,
+    vlen: c_uint,
+    flags: c_int,
+) -> Result<c_int, ()> {
     let saved = errno::get();
     let pass = || {
         errno::set(saved);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { real::sendmmsg(fd, msgs, vlen, flags) }
+        Err(())
     };
     let count = (vlen as usize).min(MAX_MESSAGES);
     // An array the kernel cannot read fails on its first message (EFAULT),
@@ -291,6 +300,22 @@ pub(super) unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flag
     if !msgs.iter().any(|m| unsafe { named(&m.msg_hdr) }) {
         return pass();
     }
+    let _no_cancel = NoCancel::new();
+    // SAFETY: as the caller promises.
+    Ok(unsafe { send_decided(fd, msgs, flags, saved) })
+}
+
+/// `sendmmsg` of messages of which some have a destination.
+///
+/// # Safety
+/// As libc's `sendmmsg`; `saved` is the caller's errno.
+unsafe fn send_decided(fd: c_int, msgs: &mut [mmsghdr], flags: c_int, saved: c_int) -> c_int {
+    let count = msgs.len();
+    let pass = |msgs: &mut [mmsghdr]| {
+        errno::set(saved);
+        // SAFETY: the caller's messages, as given.
+        unsafe { real::sendmmsg(fd, msgs.as_mut_ptr(), count as c_uint, flags) }
+    };
     let socket = socket_for(fd, Call::Send(flags));
     if flags & libc::MSG_FASTOPEN != 0 && socket.is_some_and(|s| s.protocol() == Protocol::Tcp) {
         return fast_open_first(fd, &mut msgs[0], flags);
@@ -315,7 +340,7 @@ pub(super) unsafe fn send_many(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flag
         let Some(mut run) = prepared else {
             // Only possible for the first run: the socket and the rules do
             // not change under a call. Never send a message twice.
-            return if sent == 0 { pass() } else { sent as c_int };
+            return if sent == 0 { pass(msgs) } else { sent as c_int };
         };
         if run.ready > 0 {
             errno::set(saved);

@@ -354,7 +354,9 @@ impl Dns<'_> {
         exchange.ask(queries).map_err(|error| {
             tracing::debug!("DNS query to {server} failed: {error:?}");
             match error {
-                query::Error::Timeout | query::Error::Unreachable(_) => Failure::Again,
+                query::Error::Timeout | query::Error::Unreachable(_) | query::Error::Cancelled => {
+                    Failure::Again
+                }
                 query::Error::Refused(_) => Failure::Fail,
             }
         })

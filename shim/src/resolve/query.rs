@@ -15,6 +15,7 @@ use bindto_core::Protocol;
 use libc::c_int;
 
 use super::wire;
+use crate::cancel;
 use crate::errno;
 use crate::fds::{self, Family};
 use crate::real;
@@ -39,6 +40,8 @@ pub(crate) enum Error {
     /// The profile does not let a socket reach the server: blocked, or its
     /// binding could not be made (with the errno).
     Refused(c_int),
+    /// The thread's cancellation was asked (`crate::cancel`).
+    Cancelled,
 }
 
 /// A socket of the shim's own, closed on drop.
@@ -116,6 +119,9 @@ pub(crate) struct Exchange<'a> {
 impl Exchange<'_> {
     /// The replies to `queries` (whole messages), in their order.
     pub(crate) fn ask(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Error> {
+        if cancel::asked() {
+            return Err(Error::Cancelled);
+        }
         let mut replies = self.udp(queries)?;
         for (query, reply) in queries.iter().zip(replies.iter_mut()) {
             // Each reply answers its query (`udp` matched it): TC alone is
@@ -242,10 +248,18 @@ fn read_exact(fd: c_int, mut buf: &mut [u8], deadline: Instant) -> Result<(), Er
     Ok(())
 }
 
-/// Waits until `fd` is ready for `events` or `deadline` passes. An error
-/// condition counts as ready: the next call reports it.
+/// How long a wait polls before it looks whether its thread's
+/// cancellation was asked.
+const SLICE_MS: c_int = 20;
+
+/// Waits until `fd` is ready for `events` or `deadline` passes, or the
+/// thread's cancellation is asked. An error condition counts as ready: the
+/// next call reports it.
 fn wait(fd: c_int, events: i16, deadline: Instant) -> Result<(), Error> {
     loop {
+        if cancel::asked() {
+            return Err(Error::Cancelled);
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         let mut pollfd = libc::pollfd {
             fd,
@@ -254,9 +268,11 @@ fn wait(fd: c_int, events: i16, deadline: Instant) -> Result<(), Error> {
         };
         // Rounded up, so that a wait never ends before the deadline.
         let ms = left.as_micros().div_ceil(1000).min(c_int::MAX as u128) as c_int;
+        let slice = ms.min(SLICE_MS);
         // SAFETY: one valid pollfd.
-        match unsafe { libc::poll(&mut pollfd, 1, ms) } {
-            0 => return Err(Error::Timeout),
+        match unsafe { libc::poll(&mut pollfd, 1, slice) } {
+            0 if slice == ms => return Err(Error::Timeout),
+            0 => {}
             n if n > 0 => return Ok(()),
             _ if errno::get() == libc::EINTR => {}
             _ => return Err(Error::Unreachable(errno::get())),

@@ -125,7 +125,9 @@ fn serve_udp(name: &str, log: &Log, socket: &UdpSocket) {
     while let Ok((n, peer)) = socket.recv_from(&mut buf) {
         if let Some((reply, query)) = dns::answer(name, &buf[..n], Transport::Udp, peer) {
             log.write(&query.line());
-            let _ = socket.send_to(&reply, peer);
+            if !reply.is_empty() {
+                let _ = socket.send_to(&reply, peer);
+            }
         }
     }
 }
@@ -147,6 +149,9 @@ fn serve_tcp(name: &str, log: &Log, mut stream: TcpStream) {
             return;
         };
         log.write(&query.line());
+        if reply.is_empty() {
+            continue;
+        }
         let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&reply);
         if stream.write_all(&framed).is_err() {
