@@ -47,7 +47,7 @@ use crate::boundary::{self, NoCancel};
 use crate::errno;
 use crate::fds;
 use crate::real;
-use crate::sockaddr::readable;
+use crate::sockaddr::{Raw, readable};
 
 use decide::{Call, Go, Stop, outgoing, target_or};
 use listen::decide_bind;
@@ -168,29 +168,35 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
             // requires.
             unsafe {
                 if ready_to_connect(fd, addr, len) {
-                    return Err(Go::default());
+                    return Err(None);
                 }
                 connect_decided(fd, addr, len)
             }
         },
-        |go| {
-            let (addr, len) = target_or(&go, addr, len);
-            // SAFETY: the caller's address, or the planned destination, a
-            // local copy that outlives the call.
-            unsafe { real::connect(fd, addr, len) }
+        |target| match target {
+            // SAFETY: the planned destination, a local copy that outlives
+            // the call.
+            Some(target) => unsafe { real::connect(fd, target.as_ptr(), target.len()) },
+            // SAFETY: the caller's arguments, as given.
+            None => unsafe { real::connect(fd, addr, len) },
         },
     )
 }
 
 /// `connect` decided the long way: first call, refusals, rewrites, source
-/// addresses, logging.
+/// addresses, logging. `Err` is the destination of the real call if it is
+/// not the caller's: the whole plan would cost every connect its copies.
 ///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
 #[inline(never)]
-unsafe fn connect_decided(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Result<c_int, Go> {
+unsafe fn connect_decided(
+    fd: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> Result<c_int, Option<Raw>> {
     // SAFETY: as the caller promises.
-    unsafe { outgoing(fd, addr, len, Call::Connect) }
+    unsafe { outgoing(fd, addr, len, Call::Connect) }.map_err(|go| go.target)
 }
 
 /// What a send leaves to do after the panic boundary.
