@@ -94,15 +94,24 @@ pub(super) unsafe fn quick_datagram(
         Mode::Active => {}
         Mode::Uninitialised => return Quick::Long,
     }
+    // A TCP Fast Open connects; a UDP record for one may be stale (see
+    // decide::socket_for).
+    if flags & libc::MSG_FASTOPEN != 0 {
+        return Quick::Long;
+    }
     // SAFETY: as the caller promises.
     let read = unsafe { read_addr(addr, len) };
-    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+    let Some(destination) = &read else {
         // SAFETY: as the caller promises.
-        return unsafe { unnamed(read.is_some(), addr, len) };
+        return unsafe { unnamed(addr, len) };
     };
-    // A UDP record trusted (see decide::socket_for), for a datagram.
+    // No record of a TCP or UDP socket: it may be stale.
+    let Some(socket) = fds::inet(fd) else {
+        return Quick::Long;
+    };
+    // Only a UDP record is trusted here, for a datagram.
     match send_way(socket, flags) {
-        Ok(Way::Datagram) if flags & libc::MSG_FASTOPEN == 0 => {}
+        Ok(Way::Datagram) => {}
         _ => return Quick::Long,
     }
     if !state::checked_now() {
@@ -135,17 +144,15 @@ pub(super) unsafe fn quick_datagram(
     }
 }
 
-/// A send [`quick_datagram`] cannot decide by the record it has: the long
-/// way when the name is one the kernel may send to (an IPv4 or IPv6 one,
-/// on a socket recorded as neither TCP nor UDP, a record that may be stale;
-/// AF_UNSPEC, which an IPv4 UDP socket sends to), else nothing to do.
+/// A send without an IPv4 or IPv6 name: the long way when it is
+/// AF_UNSPEC, which an IPv4 UDP socket sends to, else nothing to do.
 ///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
 #[cold]
-unsafe fn unnamed(read: bool, addr: *const sockaddr, len: socklen_t) -> Quick {
+unsafe fn unnamed(addr: *const sockaddr, len: socklen_t) -> Quick {
     // SAFETY: as the caller promises.
-    if read || unsafe { read_unspec(addr, len) }.is_some() {
+    if unsafe { read_unspec(addr, len) }.is_some() {
         Quick::Long
     } else {
         Quick::Pass
