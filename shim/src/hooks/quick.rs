@@ -32,7 +32,7 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     // stays in registers.
     let Some(socket) = fds::inet(fd) else {
         // SAFETY: as the caller promises.
-        return unsafe { read_addr(addr, len) }.is_none();
+        return unsafe { unrecorded(addr, len) };
     };
     if !state::checked_now() {
         return false;
@@ -59,6 +59,20 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
         QuickConnect::Leave => !socket.device_set(),
         QuickConnect::Long => false,
     }
+}
+
+/// A connect on a socket without a record of a TCP or UDP socket: ready
+/// unless its name is IPv4 or IPv6, when the record may be stale and the
+/// long way asks the kernel. Out of line: inlined, its answer would cost
+/// every bound connect a test of one more flag.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[cold]
+#[inline(never)]
+unsafe fn unrecorded(addr: *const sockaddr, len: socklen_t) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe { read_addr(addr, len) }.is_none()
 }
 
 /// What the quick datagram path makes of a send.
