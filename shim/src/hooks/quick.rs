@@ -32,7 +32,7 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
     // stays in registers.
     let Some(socket) = fds::inet(fd) else {
         // SAFETY: as the caller promises.
-        return unsafe { read_addr(addr, len) }.is_none();
+        return unsafe { unrecorded(addr, len) };
     };
     if !state::checked_now() {
         return false;
@@ -59,6 +59,20 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
         QuickConnect::Leave => !socket.device_set(),
         QuickConnect::Long => false,
     }
+}
+
+/// A connect on a socket without a record of a TCP or UDP socket: ready
+/// unless its name is IPv4 or IPv6, when the record may be stale and the
+/// long way asks the kernel. Out of line: inlined, its answer would cost
+/// every bound connect a test of one more flag.
+///
+/// # Safety
+/// `addr` is null or valid for reads of `len` bytes.
+#[cold]
+#[inline(never)]
+unsafe fn unrecorded(addr: *const sockaddr, len: socklen_t) -> bool {
+    // SAFETY: as the caller promises.
+    unsafe { read_addr(addr, len) }.is_none()
 }
 
 /// What the quick datagram path makes of a send.
@@ -94,15 +108,24 @@ pub(super) unsafe fn quick_datagram(
         Mode::Active => {}
         Mode::Uninitialised => return Quick::Long,
     }
+    // A TCP Fast Open connects; a UDP record for one may be stale (see
+    // decide::socket_for).
+    if flags & libc::MSG_FASTOPEN != 0 {
+        return Quick::Long;
+    }
     // SAFETY: as the caller promises.
     let read = unsafe { read_addr(addr, len) };
-    let (Some(destination), Some(socket)) = (&read, fds::inet(fd)) else {
+    let Some(destination) = &read else {
         // SAFETY: as the caller promises.
-        return unsafe { unnamed(read.is_some(), addr, len) };
+        return unsafe { unnamed(addr, len) };
     };
-    // A UDP record trusted (see decide::socket_for), for a datagram.
+    // No record of a TCP or UDP socket: it may be stale.
+    let Some(socket) = fds::inet(fd) else {
+        return Quick::Long;
+    };
+    // Only a UDP record is trusted here, for a datagram.
     match send_way(socket, flags) {
-        Ok(Way::Datagram) if flags & libc::MSG_FASTOPEN == 0 => {}
+        Ok(Way::Datagram) => {}
         _ => return Quick::Long,
     }
     if !state::checked_now() {
@@ -135,17 +158,15 @@ pub(super) unsafe fn quick_datagram(
     }
 }
 
-/// A send [`quick_datagram`] cannot decide by the record it has: the long
-/// way when the name is one the kernel may send to (an IPv4 or IPv6 one,
-/// on a socket recorded as neither TCP nor UDP, a record that may be stale;
-/// AF_UNSPEC, which an IPv4 UDP socket sends to), else nothing to do.
+/// A send without an IPv4 or IPv6 name: the long way when it is
+/// AF_UNSPEC, which an IPv4 UDP socket sends to, else nothing to do.
 ///
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
 #[cold]
-unsafe fn unnamed(read: bool, addr: *const sockaddr, len: socklen_t) -> Quick {
+unsafe fn unnamed(addr: *const sockaddr, len: socklen_t) -> Quick {
     // SAFETY: as the caller promises.
-    if read || unsafe { read_unspec(addr, len) }.is_some() {
+    if unsafe { read_unspec(addr, len) }.is_some() {
         Quick::Long
     } else {
         Quick::Pass
