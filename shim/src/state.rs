@@ -333,18 +333,19 @@ pub(crate) fn settled(guard: &Guard) -> Option<&State> {
 
 /// Builds the first state; `None` when there is nothing to do.
 fn init() -> Option<()> {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     let env = Env::capture(|name| {
         let name = std::ffi::CString::new(name).ok()?;
         getenv(&name)
     });
+    let env = if secure { env.privileged() } else { env };
     if !env.asks_anything() {
         // Settled before anything slower, so that a signal handler can
         // hardly find this first call mid-way (it would get EAGAIN).
         MODE.store(PASS_THROUGH, Ordering::Relaxed);
         return None;
     }
-    // SAFETY: getauxval only reads the auxiliary vector.
-    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     log::init(secure);
     let Some(state) = build(env, secure) else {
         tracing::debug!("no profile and none of the older tools' variables: passing through");
