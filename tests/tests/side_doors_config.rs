@@ -3,12 +3,15 @@
 //! variables and the system file's directories in a privileged process.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, chown, symlink};
+use std::thread;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bindto_tests::clients::*;
-use bindto_tests::programs::TARGET;
+use bindto_tests::programs::{TARGET, as_refs, bound_vars};
 use bindto_tests::secure::{NOBODY, SecureLab, VPN_ANSWER};
-use bindto_tests::{Lab, UPLINKS};
+use bindto_tests::{HIGH_PORT, Lab, TARGET_V4, UPLINKS};
 
 /// A python3 program that serves itself on loopback and connects (TCP)
 /// and sends (UDP, `sendto` on an unconnected socket) to each address,
@@ -232,4 +235,66 @@ fn a_setuid_program_refuses_a_system_file_behind_a_directory_others_can_write() 
         fs::set_permissions(&bindto, fs::Permissions::from_mode(mode)).unwrap();
         refused(&format!("/etc/bindto {mode:o} owned by {owner}"));
     }
+}
+
+/// A config truncated and rewritten in place, in two writes a second
+/// apart, whose first half is a valid config of its own (a profile without
+/// its interface: everything direct). The running process must never
+/// follow the half: it read it at the next check, and its connections left
+/// by the default route (wan) until the second half came. It follows the
+/// whole file once that has stayed the same for a second.
+#[test]
+fn a_config_rewritten_in_place_is_not_read_half_written() {
+    let Some(lab) = Lab::builder().timeout(Duration::from_secs(30)).build() else {
+        return;
+    };
+    let config = lab.dir().join("inplace.toml");
+    let half = "[profile.vpn]\nexclude = \"198.18.250.0/24\"\n";
+    fs::write(&config, format!("{half}interface = \"vpn0\"\n")).unwrap();
+    // One connection every 100 ms for about 9 s, one line each.
+    let script = format!(
+        "import socket, time\n\
+         for _ in range(90):\n\
+         \x20   try:\n\
+         \x20       s = socket.create_connection(('{TARGET_V4}', {HIGH_PORT}), timeout=2)\n\
+         \x20       s.shutdown(socket.SHUT_WR)\n\
+         \x20       print(s.recv(100).decode().strip(), flush=True)\n\
+         \x20       s.close()\n\
+         \x20   except OSError as e:\n\
+         \x20       print('ERR', e, flush=True)\n\
+         \x20   time.sleep(0.1)\n"
+    );
+    let vars = bound_vars(&config, "vpn");
+    let vars = as_refs(&vars);
+    let out = thread::scope(|scope| {
+        let client = scope.spawn(|| lab.run_client(&python(&script), &vars));
+        // A tenth into a second, so that the check at the next second
+        // finds the half, and the second half comes half a second after
+        // that check.
+        thread::sleep(Duration::from_millis(1000));
+        let into = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis();
+        thread::sleep(Duration::from_millis(u64::from((1100 - into) % 1000)));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&config)
+            .unwrap();
+        file.write_all(half.as_bytes()).unwrap();
+        thread::sleep(Duration::from_millis(1400));
+        file.write_all(b"interface = \"alt0\"\n").unwrap();
+        drop(file);
+        client.join().expect("client thread")
+    });
+    let lines: Vec<&str> = out.assert_success().lines().collect();
+    let vpn = lines.iter().take_while(|l| **l == "vpn 198.18.2.2").count();
+    let alt = lines[vpn..]
+        .iter()
+        .take_while(|l| **l == "alt 198.18.3.2")
+        .count();
+    assert_eq!(vpn + alt, lines.len(), "vpn, then alt only: {out}");
+    assert!(vpn >= 10 && alt >= 10, "{out}");
+    assert_eq!(counts(&lab), (0, vpn, alt));
 }
