@@ -27,18 +27,7 @@ fn new_connections_of_a_running_process_follow_the_changed_config() {
     let config = lab.dir().join("reload.toml");
     replace(&config, VPN_PROFILE);
     // One connection every 200 ms for about 12 s, one line each.
-    let script = format!(
-        "import socket, time\n\
-         for _ in range(60):\n\
-         \x20   try:\n\
-         \x20       s = socket.create_connection(('{TARGET_V4}', {HIGH_PORT}), timeout=2)\n\
-         \x20       s.shutdown(socket.SHUT_WR)\n\
-         \x20       print(s.recv(100).decode().strip(), flush=True)\n\
-         \x20       s.close()\n\
-         \x20   except OSError as e:\n\
-         \x20       print('ERR', e, flush=True)\n\
-         \x20   time.sleep(0.2)\n"
-    );
+    let script = connections_script(60, 200);
     let vars = bound_vars(&config, "vpn");
     let vars = as_refs(&vars);
     let out = thread::scope(|scope| {
@@ -49,13 +38,7 @@ fn new_connections_of_a_running_process_follow_the_changed_config() {
         replace(&config, "[profile.vpn]\ninterface = \"alt0\"\n");
         client.join().expect("client thread")
     });
-    let lines: Vec<&str> = out.assert_success().lines().collect();
-    let vpn = lines.iter().take_while(|l| **l == "vpn 198.18.2.2").count();
-    let alt = lines[vpn..]
-        .iter()
-        .take_while(|l| **l == "alt 198.18.3.2")
-        .count();
-    assert_eq!(vpn + alt, lines.len(), "vpn, then alt only: {out}");
+    let (vpn, alt) = two_runs(out.assert_success(), "vpn 198.18.2.2", "alt 198.18.3.2");
     // The broken file came after about 1.5 s and the good one after 5 s:
     // the broken one changed nothing, and the good one took at most about
     // three seconds more.

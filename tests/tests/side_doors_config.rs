@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bindto_tests::clients::*;
 use bindto_tests::programs::{TARGET, as_refs, bound_vars};
 use bindto_tests::secure::{NOBODY, SecureLab, VPN_ANSWER};
-use bindto_tests::{HIGH_PORT, Lab, TARGET_V4, UPLINKS};
+use bindto_tests::{Lab, UPLINKS};
 
 /// A python3 program that serves itself on loopback and connects (TCP)
 /// and sends (UDP, `sendto` on an unconnected socket) to each address,
@@ -252,18 +252,7 @@ fn a_config_rewritten_in_place_is_not_read_half_written() {
     let half = "[profile.vpn]\nexclude = \"198.18.250.0/24\"\n";
     fs::write(&config, format!("{half}interface = \"vpn0\"\n")).unwrap();
     // One connection every 100 ms for about 9 s, one line each.
-    let script = format!(
-        "import socket, time\n\
-         for _ in range(90):\n\
-         \x20   try:\n\
-         \x20       s = socket.create_connection(('{TARGET_V4}', {HIGH_PORT}), timeout=2)\n\
-         \x20       s.shutdown(socket.SHUT_WR)\n\
-         \x20       print(s.recv(100).decode().strip(), flush=True)\n\
-         \x20       s.close()\n\
-         \x20   except OSError as e:\n\
-         \x20       print('ERR', e, flush=True)\n\
-         \x20   time.sleep(0.1)\n"
-    );
+    let script = connections_script(90, 100);
     let vars = bound_vars(&config, "vpn");
     let vars = as_refs(&vars);
     let out = thread::scope(|scope| {
@@ -288,13 +277,7 @@ fn a_config_rewritten_in_place_is_not_read_half_written() {
         drop(file);
         client.join().expect("client thread")
     });
-    let lines: Vec<&str> = out.assert_success().lines().collect();
-    let vpn = lines.iter().take_while(|l| **l == "vpn 198.18.2.2").count();
-    let alt = lines[vpn..]
-        .iter()
-        .take_while(|l| **l == "alt 198.18.3.2")
-        .count();
-    assert_eq!(vpn + alt, lines.len(), "vpn, then alt only: {out}");
+    let (vpn, alt) = two_runs(out.assert_success(), "vpn 198.18.2.2", "alt 198.18.3.2");
     assert!(vpn >= 10 && alt >= 10, "{out}");
     assert_eq!(counts(&lab), (0, vpn, alt));
 }
