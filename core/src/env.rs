@@ -54,6 +54,19 @@ impl Env {
         })
     }
 
+    /// The environment a privileged process (AT_SECURE: setuid, setgid,
+    /// file capabilities) follows: without the older tools' variables,
+    /// which would let whoever runs a setuid program choose its interface,
+    /// source address, excludes and DNS server, as glibc ignores
+    /// `RES_OPTIONS`, `LOCALDOMAIN` and `HOSTALIASES` there. What the
+    /// others select is then decided by the root-owned system file alone
+    /// (see [`crate::layers::paths`]).
+    pub fn privileged(mut self) -> Env {
+        self.vars
+            .retain(|(name, _)| !crate::legacy::is_variable(name));
+        self
+    }
+
     /// The value of `name`, treating an empty value as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars

@@ -22,6 +22,14 @@ pub(crate) const SELECTORS: [&str; 5] = [
     "DNS_OVERRIDE_IP",
 ];
 
+/// The one variable of the older tools that only qualifies another.
+const PORT: &str = "DNS_OVERRIDE_PORT";
+
+/// Whether `name` is one of the older tools' variables.
+pub(crate) fn is_variable(name: &str) -> bool {
+    SELECTORS.contains(&name) || name == PORT
+}
+
 /// The profile the older tools' variables describe, or `None` when none of
 /// them is set.
 pub fn profile(env: &Env) -> Result<Option<Profile>, Error> {
@@ -71,7 +79,7 @@ pub fn profile(env: &Env) -> Result<Option<Profile>, Error> {
     let mut dns = Vec::new();
     if let Some((v, value)) = var("DNS_OVERRIDE_IP") {
         let ip = parse_addr(value.trim()).map_err(|m| fail(v, m))?;
-        let port = match var("DNS_OVERRIDE_PORT") {
+        let port = match var(PORT) {
             Some((pv, p)) => port_number(p.trim()).map_err(|m| fail(pv, m))?,
             None => 53,
         };

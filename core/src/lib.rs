@@ -47,7 +47,8 @@ pub enum Setup {
 /// cache did, when there is one.
 ///
 /// `secure` is the caller's word that the process runs with raised privileges
-/// (AT_SECURE): only the root-owned system file counts then.
+/// (AT_SECURE): only the root-owned system file counts then, and `env` must
+/// be [`Env::privileged`].
 pub fn setup(
     env: &Env,
     secure: bool,

@@ -105,3 +105,37 @@ fn nothing_set_is_pass_through_and_bind_profile_wins() {
     // BIND_PROFILE selects a profile, so the legacy variable is not used.
     assert!(setup(&env, false, None).is_err());
 }
+
+/// In a setuid program the older tools' variables are the invoking user's
+/// word: ignored, so that they cannot choose its interface, excludes or
+/// DNS server. `BIND_PROFILE` still selects a profile of the system file.
+#[test]
+fn a_privileged_process_ignores_the_older_tools_variables() {
+    let vars = [
+        ("BIND_INTERFACE", "vpn0"),
+        ("BIND_SOURCE_IP", "198.18.2.2"),
+        ("BIND_ADDR", "198.18.2.2"),
+        ("BIND_EXCLUDE", "198.19.0.0/16"),
+        ("DNS_OVERRIDE_IP", "198.19.0.2"),
+        ("DNS_OVERRIDE_PORT", "5353"),
+    ];
+    for var in vars {
+        let env = Env::from_pairs([var]);
+        assert!(env.asks_anything() || var.0 == "DNS_OVERRIDE_PORT");
+        let env = env.privileged();
+        assert_eq!(env, Env::default(), "{var:?}");
+        assert!(!env.asks_anything());
+        assert!(matches!(
+            setup(&env, true, None),
+            Ok((Setup::PassThrough, None))
+        ));
+    }
+    let mut all = vars.to_vec();
+    all.push(("BIND_PROFILE", "sec"));
+    all.push(("HOME", "/home/u"));
+    let kept = Env::from_pairs(all).privileged();
+    assert_eq!(
+        kept,
+        Env::from_pairs([("BIND_PROFILE", "sec"), ("HOME", "/home/u")])
+    );
+}

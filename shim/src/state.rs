@@ -6,7 +6,11 @@
 //! reload check runs at most once a second, in whichever thread wins a
 //! compare-and-swap on the second it was last made; the clock is `time()`,
 //! which the vDSO answers from one shared word, without a syscall (a
-//! jump of the clock only brings a check forward). A fork at
+//! jump of the clock only brings a check forward). A changed file is read
+//! only once a later check, a second or more after the one that saw the
+//! change, finds it unchanged ([`Pending`]): a file rewritten in place is
+//! not read half-written (its first half alone may be a valid config). The
+//! first load of a process reads the files as they are. A fork at
 //! any moment leaves the child with a usable snapshot or none (it then
 //! builds its own).
 
@@ -43,8 +47,19 @@ pub(crate) struct State {
     /// The config files and what they looked like when `rules` was built
     /// (or last failed to build).
     watched: Vec<(PathBuf, Option<Stamp>)>,
+    /// A change of `watched` seen by a check and not read yet.
+    pending: ArcSwapOption<Pending>,
     env: Env,
     secure: bool,
+}
+
+/// The watched files as a check found them changed, and that check's
+/// second: they are read when a check at least two seconds on (so a whole
+/// second later at least) finds them the same.
+#[derive(Debug)]
+struct Pending {
+    stamps: Vec<Option<Stamp>>,
+    since: i64,
 }
 
 /// The rules in force.
@@ -333,18 +348,19 @@ pub(crate) fn settled(guard: &Guard) -> Option<&State> {
 
 /// Builds the first state; `None` when there is nothing to do.
 fn init() -> Option<()> {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     let env = Env::capture(|name| {
         let name = std::ffi::CString::new(name).ok()?;
         getenv(&name)
     });
+    let env = if secure { env.privileged() } else { env };
     if !env.asks_anything() {
         // Settled before anything slower, so that a signal handler can
         // hardly find this first call mid-way (it would get EAGAIN).
         MODE.store(PASS_THROUGH, Ordering::Relaxed);
         return None;
     }
-    // SAFETY: getauxval only reads the auxiliary vector.
-    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
     log::init(secure);
     let Some(state) = build(env, secure) else {
         tracing::debug!("no profile and none of the older tools' variables: passing through");
@@ -406,6 +422,7 @@ fn build(env: Env, secure: bool) -> Option<State> {
     Some(State {
         rules,
         watched,
+        pending: ArcSwapOption::const_empty(),
         env,
         secure,
     })
@@ -443,18 +460,45 @@ fn reload_due() -> bool {
             .is_ok()
 }
 
-/// Rebuilds the state if a watched file changed.
+/// The watched files as they are now.
+fn stamps(state: &State) -> Vec<Option<Stamp>> {
+    state.watched.iter().map(|(path, _)| stamp(path)).collect()
+}
+
+/// Rebuilds the state if a watched file changed and has since stayed the
+/// same for a second ([`Pending`]).
 fn reload(state: &State) {
-    let unchanged = state
+    let current = stamps(state);
+    if state
         .watched
         .iter()
-        .all(|(path, seen)| stamp(path) == *seen);
-    if unchanged {
+        .map(|(_, seen)| *seen)
+        .eq(current.iter().copied())
+    {
+        state.pending.store(None);
         return;
+    }
+    let now = now();
+    let pending = state.pending.load();
+    match &*pending {
+        Some(p) if p.stamps == current && now >= p.since + 2 => {}
+        Some(p) if p.stamps == current => return,
+        _ => {
+            let stamps = current;
+            state
+                .pending
+                .store(Some(Arc::new(Pending { stamps, since: now })));
+            return;
+        }
     }
     let Some(mut fresh) = build(state.env.clone(), state.secure) else {
         return;
     };
+    // Changed while being read: wait for it to settle again.
+    if stamps(state) != current {
+        state.pending.store(None);
+        return;
+    }
     match (&fresh.rules, &state.rules) {
         (Rules::Broken(error), Rules::Table(previous)) => {
             log::notice(

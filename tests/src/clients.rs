@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use crate::{Lab, RunOutput, UPLINKS};
+use crate::{HIGH_PORT, Lab, RunOutput, TARGET_V4, UPLINKS};
 
 pub const URL_V4: &str = "http://198.19.0.1/";
 pub const URL_V6: &str = "http://[2001:db8:ff::1]/";
@@ -145,4 +145,37 @@ pub fn assert_one_notice<'o>(out: &'o RunOutput, parts: &[&str]) -> &'o str {
 /// A profile file body with one profile.
 pub fn profile(name: &str, body: &str) -> String {
     format!("[profile.{name}]\n{body}")
+}
+
+/// A python3 program that connects over TCP to [`TARGET_V4`]:[`HIGH_PORT`]
+/// `count` times, `gap_ms` apart, and prints each answer on a line, or
+/// `ERR <error>`: which uplink a running process uses as time goes on.
+pub fn connections_script(count: usize, gap_ms: u64) -> String {
+    format!(
+        "import socket, time\n\
+         for _ in range({count}):\n\
+         \x20   try:\n\
+         \x20       s = socket.create_connection(('{TARGET_V4}', {HIGH_PORT}), timeout=2)\n\
+         \x20       s.shutdown(socket.SHUT_WR)\n\
+         \x20       print(s.recv(100).decode().strip(), flush=True)\n\
+         \x20       s.close()\n\
+         \x20   except OSError as e:\n\
+         \x20       print('ERR', e, flush=True)\n\
+         \x20   time.sleep({gap_ms} / 1000)\n"
+    )
+}
+
+/// How many of `text`'s lines are `first`, then how many after them are
+/// `second`; asserts there is nothing else.
+#[track_caller]
+pub fn two_runs(text: &str, first: &str, second: &str) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let a = lines.iter().take_while(|l| **l == first).count();
+    let b = lines[a..].iter().take_while(|l| **l == second).count();
+    assert_eq!(
+        a + b,
+        lines.len(),
+        "{first:?}, then {second:?} only: {text}"
+    );
+    (a, b)
 }

@@ -42,6 +42,7 @@ pub mod net;
 pub mod privilege;
 pub mod programs;
 pub mod run;
+pub mod secure;
 pub mod server;
 
 pub use lab::{CONFIG_VAR, Lab, LabBuilder, PROFILE_VAR};

@@ -498,16 +498,19 @@ struct Files {
 }
 
 fn write_profiles(o: &Opts) -> Files {
+    // Loopback is only bound when a route names it: netloop's connects
+    // and sends go to 127.0.0.1.
+    let to_lo = "[[profile.lo.route]]\nto = \"127.0.0.0/8\"\n";
     let small = o.work.join("small.toml");
     fs::write(
         &small,
-        "[profile.lo]\ninterface = \"lo\"\n\n[profile.excluded]\ninterface = \"lo\"\nexclude = [\"127.0.0.0/8\"]\n",
+        format!("[profile.lo]\ninterface = \"lo\"\n{to_lo}\n[profile.excluded]\ninterface = \"lo\"\nexclude = [\"127.0.0.0/8\"]\n"),
     )
     .expect("write small.toml");
     let big_rules = 10_000;
     let rules = random_rules(big_rules, 10_000, &["lo"]);
     let big = o.work.join("rules10k.toml");
-    fs::write(&big, profile_toml("lo", "lo", &[], &rules)).expect("write rules10k.toml");
+    fs::write(&big, profile_toml("lo", "lo", &[], &rules) + to_lo).expect("write rules10k.toml");
     let big_excluded = o.work.join("rules10k-excluded.toml");
     fs::write(
         &big_excluded,
@@ -556,7 +559,12 @@ fn setups(o: &Opts, f: &Files) -> Vec<Setup> {
             what: "no preload".into(),
             env: Vec::new(),
         },
-        shim("b", "libbindto.so, `interface = \"lo\"`", &f.small, "lo"),
+        shim(
+            "b",
+            "libbindto.so, `interface = \"lo\"` and a route naming 127.0.0.0/8",
+            &f.small,
+            "lo",
+        ),
         shim(
             "c",
             "libbindto.so, `interface = \"lo\"`, destination excluded",

@@ -30,7 +30,8 @@
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
 //!   variables (`BIND_INTERFACE`, `BIND_SOURCE_IP`, `BIND_ADDR`,
 //!   `BIND_EXCLUDE`, `DNS_OVERRIDE_IP`) is set and not empty: the rule of
-//!   the core's `Env::asks_anything`. Not asked: every slot gets libc's
+//!   the core's `Env::asks_anything`. In a privileged process (AT_SECURE)
+//!   only `BIND_PROFILE`, as the engine reads it there. Not asked: every slot gets libc's
 //!   definition and the engine is never loaded. (All are looked up then,
 //!   some 50 000 instructions once, so that no later call, in a signal
 //!   handler say, is the first to take the dynamic linker's lock.)
@@ -74,7 +75,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -201,6 +202,8 @@ macro_rules! libc {
 libc! {
     getenv(name: *const c_char) -> *const c_char, or ptr::null();
     dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int, or -1;
+    // Without it, the process is taken for a privileged one.
+    getauxval(kind: c_ulong) -> c_ulong, or 1;
     dlerror() -> *const c_char, or ptr::null();
     dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
@@ -291,6 +294,7 @@ fn local_offset() -> isize {
 
 /// The variables that ask for bindto: `BIND_PROFILE` and
 /// `bindto_core::legacy::SELECTORS` (tests/tests/front.rs checks each).
+/// A privileged process reads only the first ([`asked`]).
 const ASKING: [&[u8]; 6] = [
     b"BIND_PROFILE\0",
     b"BIND_INTERFACE\0",
@@ -1016,10 +1020,19 @@ fn settle() -> Settled {
     }
 }
 
+/// `getauxval`'s key for whether the process is privileged (setuid,
+/// setgid, file capabilities).
+const AT_SECURE: c_ulong = 23;
+
 /// Whether this process asks for bindto: the rule of the core's
-/// `Env::asks_anything`.
+/// `Env::asks_anything`, and in a privileged process of
+/// `Env::privileged`, which ignores the older tools' variables: only
+/// `BIND_PROFILE` asks there.
 fn asked() -> bool {
-    ASKING.iter().any(|name| {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let secure = unsafe { getauxval(AT_SECURE) } != 0;
+    let read = if secure { 1 } else { ASKING.len() };
+    ASKING.iter().take(read).any(|name| {
         // SAFETY: a NUL-terminated name; getenv's result is null or a
         // NUL-terminated value, of which the first byte is read.
         unsafe {
