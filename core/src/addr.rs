@@ -222,6 +222,17 @@ pub fn unmap(ip: IpAddr) -> IpAddr {
 }
 
 /// One optional address per family, from a single string or a list.
+/// Whether `addr` is a wildcard (0.0.0.0, :: or ::ffff:0.0.0.0): the bind
+/// that a profile's `listen` addresses replace.
+pub fn is_wildcard(addr: &SocketAddr) -> bool {
+    match addr {
+        SocketAddr::V4(a) => a.ip().is_unspecified(),
+        SocketAddr::V6(a) => {
+            a.ip().is_unspecified() || a.ip().to_ipv4_mapped() == Some(Ipv4Addr::UNSPECIFIED)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PerFamily {
     /// The IPv4 address, if one was given.
@@ -238,6 +249,28 @@ impl PerFamily {
             IpAddr::V4(_) => self.v4.map(IpAddr::V4),
             IpAddr::V6(_) => self.v6.map(IpAddr::V6),
         }
+    }
+
+    /// The address a wildcard bind to `requested` takes instead, as the
+    /// `listen` addresses say: the IPv4 one for an IPv4 (or IPv4-mapped)
+    /// wildcard; for `::`, the IPv6 one, else the IPv4 one (to be
+    /// IPv4-mapped) if `dual_stack()` says the socket is IPv6 and takes
+    /// IPv4 (not IPV6_V6ONLY). `None`: no address the socket can take.
+    pub fn for_wildcard(
+        &self,
+        requested: SocketAddr,
+        dual_stack: impl FnOnce() -> bool,
+    ) -> Option<IpAddr> {
+        let want_v4 = match requested {
+            SocketAddr::V4(_) => true,
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+        };
+        if want_v4 {
+            return self.v4.map(IpAddr::V4);
+        }
+        self.v6
+            .map(IpAddr::V6)
+            .or_else(|| self.v4.filter(|_| dual_stack()).map(IpAddr::V4))
     }
 
     /// Whether neither family has an address.
@@ -382,4 +415,29 @@ pub fn parse_legacy_prefix(text: &str) -> Result<IpNet, String> {
     Ipv4Net::new(Ipv4Addr::from(addr), len)
         .map(IpNet::V4)
         .map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_takes_the_listen_address_of_its_family() {
+        let both = PerFamily {
+            v4: Some(Ipv4Addr::new(198, 18, 2, 2)),
+            v6: Some("fd00:2::2".parse().unwrap()),
+        };
+        let v4_only = PerFamily { v6: None, ..both };
+        let any4: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        let any6: SocketAddr = "[::]:80".parse().unwrap();
+        let mapped: SocketAddr = "[::ffff:0.0.0.0]:80".parse().unwrap();
+        assert!(is_wildcard(&any4) && is_wildcard(&any6) && is_wildcard(&mapped));
+        assert!(!is_wildcard(&"198.18.2.2:80".parse().unwrap()));
+        assert_eq!(both.for_wildcard(any4, || true), both.v4.map(IpAddr::V4));
+        assert_eq!(both.for_wildcard(mapped, || false), both.v4.map(IpAddr::V4));
+        assert_eq!(both.for_wildcard(any6, || true), both.v6.map(IpAddr::V6));
+        // :: on a dual-stack socket, no IPv6 address: the IPv4 one.
+        assert_eq!(v4_only.for_wildcard(any6, || true), both.v4.map(IpAddr::V4));
+        assert_eq!(v4_only.for_wildcard(any6, || false), None);
+    }
 }

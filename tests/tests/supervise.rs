@@ -330,3 +330,24 @@ fn a_dead_supervisor_fails_closed() {
         (0, 0, 0)
     );
 }
+
+/// A wildcard bind takes the profile's `listen` address under
+/// supervision, as with the library: a static server (here: python under
+/// --supervise) listening on 0.0.0.0 and :: gets 198.18.2.2 and fd00:2::2.
+#[test]
+fn a_wildcard_bind_takes_the_listen_address_under_supervise() {
+    use bindto_tests::clients::python;
+    let Some(lab) = Lab::new() else { return };
+    let config = "[profile.vpn]\ninterface = \"vpn0\"\nlisten = [\"198.18.2.2\", \"fd00:2::2\"]\n";
+    let config = write(&lab, "listen.toml", config);
+    let script = "import socket\n\
+                  for family, any in ((socket.AF_INET, '0.0.0.0'), (socket.AF_INET6, '::')):\n\
+                  \x20   s = socket.socket(family, socket.SOCK_STREAM)\n\
+                  \x20   s.bind((any, 8081))\n\
+                  \x20   print(s.getsockname()[0])\n";
+    let bindto = bindto();
+    let mut args = vec![path_str(&bindto), "run", "-p", "vpn", "--supervise", "--"];
+    args.extend(python(script));
+    let out = lab.run_client(&args, &[(CONFIG_VAR, path_str(&config))]);
+    assert_eq!(out.assert_success(), "198.18.2.2\nfd00:2::2\n", "{out}");
+}

@@ -90,6 +90,7 @@ pub(super) fn answer(rules: &Rules<'_>, call: &Call<'_>) -> Answer {
             read_message(call.pid, a[1]).and_then(|m| send(rules, call, &m, a[2] as c_int))
         }
         libc::SYS_sendmmsg => send_many(rules, call),
+        libc::SYS_bind => bind(rules, call),
         libc::SYS_io_uring_setup => {
             static SAID: AtomicBool = AtomicBool::new(false);
             if !SAID.swap(true, Ordering::Relaxed) {
@@ -152,6 +153,49 @@ fn connect(rules: &Rules<'_>, call: &Call<'_>) -> Result<Answer, Answer> {
     match plan.target {
         None => Ok(Answer::Continue),
         Some(target) => done(socket.connect(&target)),
+    }
+}
+
+/// A wildcard bind (0.0.0.0, ::) takes the profile's `listen` address,
+/// port kept, as with the library. The filter stops `bind` only for a
+/// profile with `listen` addresses.
+fn bind(rules: &Rules<'_>, call: &Call<'_>) -> Result<Answer, Answer> {
+    let [fd, addr, len, ..] = call.args;
+    let listen = rules.table.listen();
+    let Some(requested) = read_name(call.pid, addr, len)? else {
+        return Ok(Answer::Continue);
+    };
+    if listen.is_empty() || !bindto_core::addr::is_wildcard(&requested) {
+        return Ok(Answer::Continue);
+    }
+    let Some(socket) = take(call, fd)? else {
+        return Ok(Answer::Continue);
+    };
+    let chosen = listen.for_wildcard(requested, || socket.v6 && !socket.v6_only());
+    let name =
+        chosen.and_then(|ip| socket::encode(SocketAddr::new(ip, requested.port()), socket.v6));
+    if let Some(name) = name {
+        return done(socket.bind_to(&name));
+    }
+    let allow = rules.table.on_failure() == OnFailure::Allow;
+    eprintln!(
+        "bindto: cannot bind {requested}: profile \"{}\" has no {} listen address this socket \
+         can take; {}",
+        rules.table.profile(),
+        match requested {
+            SocketAddr::V6(a) if a.ip().to_ipv4_mapped().is_none() => "IPv6",
+            _ => "IPv4",
+        },
+        if allow {
+            "listening on the wildcard (on_failure = \"allow\")"
+        } else {
+            "bind blocked"
+        }
+    );
+    if allow {
+        Ok(Answer::Continue)
+    } else {
+        Err(Answer::Error(libc::EADDRNOTAVAIL))
     }
 }
 

@@ -106,3 +106,43 @@ pub(super) fn last_errno() -> c_int {
         .raw_os_error()
         .unwrap_or(libc::EIO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> u32 {
+        std::process::id()
+    }
+
+    #[test]
+    fn iovecs_are_checked_before_anything_is_read() {
+        let (a, b) = (b"hello ".to_vec(), b"world".to_vec());
+        let iov = |pieces: &[(&[u8], usize)]| -> Vec<u8> {
+            pieces
+                .iter()
+                .flat_map(|(p, len)| {
+                    let mut e = (p.as_ptr() as u64).to_ne_bytes().to_vec();
+                    e.extend_from_slice(&(*len as u64).to_ne_bytes());
+                    e
+                })
+                .collect()
+        };
+        let two = iov(&[(&a, a.len()), (&b, b.len())]);
+        assert_eq!(
+            gather(me(), two.as_ptr() as u64, 2).unwrap(),
+            b"hello world"
+        );
+        // Too many iovecs, too long in all (a length that would overflow
+        // too): refused without reading the pieces.
+        assert_eq!(gather(me(), two.as_ptr() as u64, 1025), Err(libc::EMSGSIZE));
+        let long = iov(&[(&a, MAX_PAYLOAD), (&b, 1)]);
+        assert_eq!(gather(me(), long.as_ptr() as u64, 2), Err(libc::EMSGSIZE));
+        let wrap = iov(&[(&a, 1), (&b, usize::MAX)]);
+        assert_eq!(gather(me(), wrap.as_ptr() as u64, 2), Err(libc::EMSGSIZE));
+        // Memory that is not there.
+        let mut out = [0u8; 4];
+        assert_eq!(read(me(), 8, &mut out), Err(libc::EFAULT));
+        assert_eq!(read_vec(me(), 8, 1 << 20, 1024), Err(libc::EMSGSIZE));
+    }
+}

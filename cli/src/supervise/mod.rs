@@ -74,7 +74,7 @@ pub(crate) fn run(
 ) -> Result<ExitCode, Error> {
     let other = |e: io::Error| Error::Unavailable(e.to_string());
     let exec = Exec::new(path, argv, vars).map_err(other)?;
-    let program = filter::program(false);
+    let program = filter::program(!table.listen().is_empty());
     let (from_child, to_parent) = pipe().map_err(other)?;
     let (from_parent, to_child) = pipe().map_err(other)?;
     let signals = Signals::block().map_err(other)?;

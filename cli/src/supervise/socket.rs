@@ -212,7 +212,32 @@ impl Socket {
         let name = encode(SocketAddr::new(source, 0), self.v6).ok_or(libc::EAFNOSUPPORT)?;
         // Best effort: without it the bind still holds.
         self.setsockopt(libc::SOL_IP, libc::IP_BIND_ADDRESS_NO_PORT, &1 as &c_int);
-        // SAFETY: `name` is a socket address of its length.
+        match self.bind_to(&name) {
+            Ok(_) | Err(libc::EINVAL) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether an IPv6 socket refuses IPv4-mapped addresses.
+    pub(super) fn v6_only(&self) -> bool {
+        let mut value: c_int = 0;
+        let mut len = size_of::<c_int>() as socklen_t;
+        // SAFETY: `value` is writable for `len` bytes.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&mut value as *mut c_int).cast(),
+                &mut len,
+            )
+        };
+        rc == 0 && value != 0
+    }
+
+    /// `bind` on the program's behalf: 0 or the errno.
+    pub(super) fn bind_to(&self, name: &[u8]) -> Result<i64, c_int> {
+        // SAFETY: `name` is readable for its length.
         let rc = unsafe {
             libc::bind(
                 self.fd.as_raw_fd(),
@@ -220,13 +245,7 @@ impl Socket {
                 name.len() as socklen_t,
             )
         };
-        match rc {
-            0 => Ok(()),
-            _ => match last_errno() {
-                libc::EINVAL => Ok(()),
-                e => Err(e),
-            },
-        }
+        if rc == 0 { Ok(0) } else { Err(last_errno()) }
     }
 
     /// `connect` on the program's behalf: 0 or the errno.
