@@ -127,7 +127,11 @@ fn doctor_passes_when_everything_works() {
     let port = fake_dns();
     let file = s.write(
         "p.toml",
-        &format!("[profile.local]\nsource = \"127.0.0.1\"\n[profile.local.dns]\n53 = \"127.0.0.1:{port}\"\n"),
+        // Loopback is bound only when a route names it.
+        &format!(
+            "[profile.local]\nsource = \"127.0.0.1\"\n[[profile.local.route]]\nto = \"127.0.0.1\"\n\
+             [profile.local.dns]\n53 = \"127.0.0.1:{port}\"\n"
+        ),
     );
     let o = run(s
         .bindto(&["doctor", "-p", "local"])
@@ -137,23 +141,22 @@ fn doctor_passes_when_everything_works() {
         out.contains("ok    source 127.0.0.1 is assigned (to lo)"),
         "{out}"
     );
-    // Loopback destinations are left alone (direct), source or not.
     assert!(
         out.contains(&format!(
-            "ok    DNS server 127.0.0.1:{port} answers directly"
+            "ok    DNS server 127.0.0.1:{port} answers from 127.0.0.1"
         )),
         "{out}"
     );
     assert!(out.contains("SO_BINDTODEVICE is not needed"), "{out}");
     assert!(out.contains("no problems found"), "{out}");
 
-    // The same, ad hoc.
+    // The same, ad hoc, where no route can name loopback: left alone.
     let dns = format!("127.0.0.1:{port}");
     let o = run(&mut s.bindto(&["doctor", "--source", "127.0.0.1", "--dns", &dns]));
     let (out, _) = expect(&o, 0);
     assert!(out.contains("Checking the ad-hoc profile"), "{out}");
     assert!(
-        out.contains(&format!("DNS server {dns} answers directly")),
+        out.contains(&format!("DNS server {dns} answers directly (not bound)")),
         "{out}"
     );
 }
@@ -166,7 +169,8 @@ fn doctor_finds_problems_and_says_what_to_do() {
         "p.toml",
         &format!(
             "[profile.missing]\ninterface = \"nosuch0\"\nsource = \"192.0.2.254\"\n\
-             [profile.lo]\ninterface = \"lo\"\n[profile.lo.dns]\n53 = \"127.0.0.1:{port}\"\n"
+             [profile.lo]\ninterface = \"lo\"\n[[profile.lo.route]]\nto = \"127.0.0.0/8\"\n\
+             [profile.lo.dns]\n53 = \"127.0.0.1:{port}\"\n"
         ),
     );
     let o = run(s
@@ -200,8 +204,7 @@ fn doctor_finds_problems_and_says_what_to_do() {
         "{out}"
     );
     assert!(
-        // Loopback is never bound (a device cannot carry it): direct.
-        out.contains(&format!("DNS server 127.0.0.1:{port} answers directly")),
+        out.contains(&format!("DNS server 127.0.0.1:{port} answers through lo")),
         "{out}"
     );
 

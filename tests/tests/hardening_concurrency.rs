@@ -6,7 +6,9 @@
 //!
 //! The file is rewritten both ways programs do: replaced by a rename
 //! (atomic), and truncated and written in place (a reader may catch it
-//! empty; the shim then keeps the previous rules and says so).
+//! empty; the shim then keeps the previous rules and says so). A file
+//! that keeps changing is not read until it has stayed the same for a
+//! second: the last variant, alt0, takes over after the rewrites stop.
 //!
 //! And a signal handler that sends while the same thread is inside a hook
 //! (a SIGALRM every ~40 us over thousands of connects): no datagram may
@@ -24,10 +26,11 @@ use bindto_tests::{ALT, Lab, Proto, VPN};
 
 const THREADS: usize = 16;
 const PER_THREAD: usize = 300;
-const REWRITES: usize = 40;
-/// Between rewrites: 40 take about 3 s, about as long as the connections
-/// (each thread waits 10 ms between its connections), so reloads (checked
-/// at most once a second) happen while they run.
+/// Odd, so that the last is alt0.
+const REWRITES: usize = 21;
+/// Between rewrites: 21 take about 1.6 s, and the last variant is read
+/// within 3 s more, while the connections still run (each thread waits
+/// 20 ms between its connections: 6 s).
 const REWRITE_EVERY: Duration = Duration::from_millis(75);
 
 fn variant(dev: &str) -> String {
@@ -53,7 +56,7 @@ fn threads_connect_while_the_config_is_rewritten() {
         &per_thread,
         TARGET,
         "80",
-        "10000",
+        "20000",
     ];
     let out = thread::scope(|scope| {
         let run = scope.spawn(|| lab.run_client(&args, &as_refs(&vars)));
