@@ -76,6 +76,7 @@
 
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
@@ -1226,7 +1227,9 @@ unsafe fn engine() -> Result<(), Failure> {
     ) -> c_int;
     // SAFETY: the engine's `bindto_engine_attach`, of this prototype.
     let attach = unsafe { core::mem::transmute::<*mut c_void, Attach>(attach) };
-    let mut found = [ptr::null_mut(); COUNT];
+    // Not zeroed: the engine writes every answer, and zeroing this many
+    // words would be a call of libc's memset, an import more.
+    let mut found = [const { MaybeUninit::<*mut c_void>::uninit() }; COUNT];
     // SAFETY: NAMES holds COUNT NUL-terminated names; `found` has room for
     // COUNT answers.
     let version = unsafe {
@@ -1234,13 +1237,16 @@ unsafe fn engine() -> Result<(), Failure> {
             next_symbol,
             NAMES.as_ptr().cast(),
             COUNT,
-            found.as_mut_ptr(),
+            found.as_mut_ptr().cast(),
             local_offset(),
         )
     };
     if version != ENGINE_ABI {
         return Err(Failure::Version);
     }
+    // SAFETY: an engine of this interface version wrote all COUNT answers
+    // (null for a name it does not export).
+    let found = found.map(|f| unsafe { f.assume_init() });
     if let Some((hook, _)) = Hook::all().zip(&found).find(|(_, f)| f.is_null()) {
         return Err(Failure::Missing(hook.name()));
     }
