@@ -7,16 +7,6 @@ use std::path::{Path, PathBuf};
 
 use common::{Scratch, expect, run};
 
-/// Skips, or fails when the end-to-end tests are required (CI sets
-/// `BINDTO_E2E=require`, so that a demo that cannot run never passes).
-fn skip(reason: &str) {
-    assert!(
-        std::env::var("BINDTO_E2E").as_deref() != Ok("require"),
-        "BINDTO_E2E=require, but the demo cannot run: {reason}"
-    );
-    eprintln!("SKIP: {reason}");
-}
-
 /// `name` from the workspace's release or debug build.
 fn built(name: &str) -> Option<PathBuf> {
     let debug = Path::new(common::BINDTO).parent()?;
@@ -34,8 +24,8 @@ fn the_demo_shows_the_uplinks_and_cleans_up() {
         built("libbindto_engine.so"),
         built("uplink-server"),
     ) else {
-        eprintln!(
-            "SKIP: build the workspace first (cargo build --release): no shim, engine or uplink-server"
+        common::skip(
+            "build the workspace first (cargo build --release): no shim, engine or uplink-server",
         );
         return;
     };
@@ -53,7 +43,7 @@ fn the_demo_shows_the_uplinks_and_cleans_up() {
     let out = common::stdout(&o);
     let err = common::stderr(&o);
     if o.status.code() == Some(1) && err.contains("needs root") {
-        skip(&err);
+        common::skip(&err);
         return;
     }
     expect(&o, 0);

@@ -200,7 +200,7 @@ fn a_script_is_judged_by_its_interpreter() {
 #[test]
 fn setuid_and_capability_binaries_are_refused() {
     if !common::is_root() {
-        eprintln!("SKIP: needs root to make a setuid binary of another user");
+        common::skip("needs root to make a setuid binary of another user");
         return;
     }
     let Some((s, exe)) = setup("setid") else {
@@ -225,7 +225,7 @@ fn setuid_and_capability_binaries_are_refused() {
         .arg(&program)
         .output();
     if !setcap.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIP: setcap is missing or refused here");
+        common::skip("setcap (libcap2-bin) is missing or refused here");
         return;
     }
     let o = run(s
