@@ -53,8 +53,13 @@ $(RELEASE)/.bindto-built: $(SOURCES)
 	$(CARGO) build --release --target-dir $(TARGET_DIR) -p bindto-cli -p bindto-shim -p bindto-tests
 	touch $@
 
-install: $(RELEASE)/.bindto-built $(if $(HAVE_I686),$(RELEASE32)/.bindto-built)
-	install -d $(BINDIR) $(LIBDIR) $(SHAREDIR)/doc/bindto \
+# The shim alone; its build script links the result into $(RELEASE)/i686/.
+$(RELEASE32)/.bindto-built: $(SOURCES) $(RELEASE)/.bindto-built
+	$(CARGO) build --release --target-dir $(TARGET_DIR) --target $(I686) -p bindto-shim
+	touch $@
+
+install: all
+	install -d $(BINDIR) $(LIBDIR)/x86_64 $(SHAREDIR)/doc/bindto \
 		$(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions \
 		$(SHAREDIR)/fish/vendor_completions.d
 	install -m 755 $(RELEASE)/bindto $(BINDIR)/bindto
@@ -63,7 +68,7 @@ install: $(RELEASE)/.bindto-built $(if $(HAVE_I686),$(RELEASE32)/.bindto-built)
 	ln -sfn ../libbindto.so $(LIBDIR)/x86_64/libbindto.so
 	ln -sfn ../libbindto_engine.so $(LIBDIR)/x86_64/libbindto_engine.so
 	for alias in haswell xeon_phi; do ln -sfn x86_64 $(LIBDIR)/$$alias; done
-	if [ -f $(RELEASE32)/libbindto.so ]; then \
+	@if [ -f $(RELEASE32)/libbindto.so ]; then \
 		install -d $(LIBDIR)/i686 && \
 		install -m 755 $(RELEASE32)/libbindto.so $(RELEASE32)/libbindto_engine.so $(LIBDIR)/i686/; \
 	else \
