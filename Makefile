@@ -10,6 +10,13 @@
 # <prefix>/lib/bindto/libbindto_engine.so, the demo's
 # <prefix>/lib/bindto/uplink-server, shell completions and the example
 # profiles. DESTDIR stages for packaging.
+#
+# 32-bit programs: where the i686 Rust target and gcc-multilib are there,
+# the i686 build too. Each build goes in <prefix>/lib/bindto/<platform>/
+# (x86_64, i686: what ld.so makes of $PLATFORM in a process of that
+# class; haswell and xeon_phi, what glibc 2.26-2.36 make of it on some
+# x86_64 CPUs, link to x86_64: see shim/build.rs), and `bindto run` preloads
+# <prefix>/lib/bindto/$PLATFORM/libbindto.so.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -17,6 +24,12 @@ CARGO ?= cargo
 TARGET_DIR ?= target
 
 RELEASE := $(TARGET_DIR)/release
+I686 := i686-unknown-linux-gnu
+RELEASE32 := $(TARGET_DIR)/$(I686)/release
+# Whether the i686 build can be made here: the Rust target and a C
+# compiler that links 32-bit programs (gcc-multilib).
+HAVE_I686 := $(shell rustup target list --installed 2>/dev/null | grep -qx $(I686) && \
+	echo 'int main(void) { return 0; }' | $${CC:-cc} -m32 -x c -o /dev/null - 2>/dev/null && echo yes)
 BINDIR := $(DESTDIR)$(PREFIX)/bin
 LIBDIR := $(DESTDIR)$(PREFIX)/lib/bindto
 SHAREDIR := $(DESTDIR)$(PREFIX)/share
@@ -31,7 +44,7 @@ SOURCES := Cargo.toml $(wildcard Cargo.lock) shim/front/Cargo.lock \
 
 .PHONY: all install uninstall
 
-all: $(RELEASE)/.bindto-built
+all: $(RELEASE)/.bindto-built $(if $(HAVE_I686),$(RELEASE32)/.bindto-built)
 
 # One cargo run builds them all (the default members: core, shim, cli, tests;
 # shim's build script builds the front, shim/front, and copies
@@ -40,13 +53,27 @@ $(RELEASE)/.bindto-built: $(SOURCES)
 	$(CARGO) build --release --target-dir $(TARGET_DIR) -p bindto-cli -p bindto-shim -p bindto-tests
 	touch $@
 
-install: $(RELEASE)/.bindto-built
-	install -d $(BINDIR) $(LIBDIR) $(SHAREDIR)/doc/bindto \
+# The shim alone; its build script links the result into $(RELEASE)/i686/.
+$(RELEASE32)/.bindto-built: $(SOURCES) $(RELEASE)/.bindto-built
+	$(CARGO) build --release --target-dir $(TARGET_DIR) --target $(I686) -p bindto-shim
+	touch $@
+
+install: all
+	install -d $(BINDIR) $(LIBDIR)/x86_64 $(SHAREDIR)/doc/bindto \
 		$(SHAREDIR)/bash-completion/completions $(SHAREDIR)/zsh/site-functions \
 		$(SHAREDIR)/fish/vendor_completions.d
 	install -m 755 $(RELEASE)/bindto $(BINDIR)/bindto
 	install -m 755 $(RELEASE)/libbindto.so $(LIBDIR)/libbindto.so
 	install -m 755 $(RELEASE)/libbindto_engine.so $(LIBDIR)/libbindto_engine.so
+	ln -sfn ../libbindto.so $(LIBDIR)/x86_64/libbindto.so
+	ln -sfn ../libbindto_engine.so $(LIBDIR)/x86_64/libbindto_engine.so
+	for alias in haswell xeon_phi; do ln -sfn x86_64 $(LIBDIR)/$$alias; done
+	@if [ -f $(RELEASE32)/libbindto.so ]; then \
+		install -d $(LIBDIR)/i686 && \
+		install -m 755 $(RELEASE32)/libbindto.so $(RELEASE32)/libbindto_engine.so $(LIBDIR)/i686/; \
+	else \
+		echo "bindto: 64-bit library only; for 32-bit programs: rustup target add $(I686), apt-get install gcc-multilib, then make install again"; \
+	fi
 	install -m 755 $(RELEASE)/uplink-server $(LIBDIR)/uplink-server
 	$(RELEASE)/bindto completions bash > $(SHAREDIR)/bash-completion/completions/bindto
 	$(RELEASE)/bindto completions zsh > $(SHAREDIR)/zsh/site-functions/_bindto
@@ -55,7 +82,10 @@ install: $(RELEASE)/.bindto-built
 
 uninstall:
 	rm -f $(BINDIR)/bindto $(LIBDIR)/libbindto.so $(LIBDIR)/libbindto_engine.so \
+		$(LIBDIR)/x86_64/libbindto.so $(LIBDIR)/x86_64/libbindto_engine.so \
+		$(LIBDIR)/i686/libbindto.so $(LIBDIR)/i686/libbindto_engine.so \
+		$(LIBDIR)/haswell $(LIBDIR)/xeon_phi \
 		$(LIBDIR)/uplink-server \
 		$(SHAREDIR)/bash-completion/completions/bindto $(SHAREDIR)/zsh/site-functions/_bindto \
 		$(SHAREDIR)/fish/vendor_completions.d/bindto.fish $(SHAREDIR)/doc/bindto/profiles.example.toml
-	-rmdir $(LIBDIR) $(SHAREDIR)/doc/bindto 2>/dev/null
+	-rmdir $(LIBDIR)/x86_64 $(LIBDIR)/i686 $(LIBDIR) $(SHAREDIR)/doc/bindto 2>/dev/null

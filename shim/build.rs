@@ -120,6 +120,57 @@ fn build_front() {
         .nth(3)
         .expect("OUT_DIR is under the profile directory");
     install(&built, &profile_dir.join("libbindto.so"));
+    link_platform(profile_dir, &target, cross);
+}
+
+/// What glibc 2.26 to 2.36 make of `$PLATFORM` in an x86_64 process on a
+/// CPU with AVX2 (`haswell`) or AVX512ER (`xeon_phi`) instead of its
+/// `AT_PLATFORM`, `x86_64` (sysdeps/x86/cpu-features.c): links to the
+/// `x86_64` directory. The Makefile installs the same.
+const X86_64_ALIASES: [&str; 2] = ["haswell", "xeon_phi"];
+
+/// Links `<host profile dir>/<platform>/` to this build's libbindto.so and
+/// libbindto_engine.so, `<platform>` being what `ld.so` makes of
+/// `$PLATFORM` for a process of the target (`AT_PLATFORM`: `x86_64`, and
+/// `i686` for an i386 process on an x86_64 kernel; for x86_64 also
+/// [`X86_64_ALIASES`]). `bindto run` preloads
+/// `<dir>/$PLATFORM/libbindto.so` where such directories are, so that each
+/// process of a chain gets the build of its own class (see
+/// `cli/src/library.rs`).
+fn link_platform(profile_dir: &Path, target: &str, cross: bool) {
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("set by cargo");
+    let platform = if arch == "x86" { "i686" } else { arch.as_str() };
+    let profile = profile_dir.file_name().expect("a profile directory");
+    // From <host profile dir>/<platform>/ to this build's profile directory.
+    let (host_dir, up) = if cross {
+        let root = profile_dir
+            .ancestors()
+            .nth(2)
+            .expect("<target>/<triple>/<profile>");
+        let up = Path::new("../..").join(target).join(profile);
+        (root.join(profile), up)
+    } else {
+        (profile_dir.to_owned(), PathBuf::from(".."))
+    };
+    let dir = host_dir.join(platform);
+    fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    for name in ["libbindto.so", "libbindto_engine.so"] {
+        // Through a temporary name, as in `install`.
+        let link = dir.join(name);
+        let temporary = link.with_extension("so.part");
+        let _ = fs::remove_file(&temporary);
+        std::os::unix::fs::symlink(up.join(name), &temporary)
+            .and_then(|()| fs::rename(&temporary, &link))
+            .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
+    }
+    if platform == "x86_64" {
+        for alias in X86_64_ALIASES {
+            let link = host_dir.join(alias);
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(platform, &link)
+                .unwrap_or_else(|e| panic!("cannot link {}: {e}", link.display()));
+        }
+    }
 }
 
 /// Copies `from` to `to` through a temporary name, so that a test running
@@ -154,7 +205,9 @@ fn link_gcc_eh() {
 /// compiler that does not know the file prints the bare name back, which is
 /// not absolute.
 fn gcc_eh() -> Option<PathBuf> {
-    let out = Command::new(target_cc()?)
+    let (cc, flags) = target_cc()?;
+    let out = Command::new(cc)
+        .args(flags)
         .arg("-print-file-name=libgcc_eh.a")
         .output()
         .ok()?;
@@ -168,8 +221,9 @@ fn gcc_eh() -> Option<PathBuf> {
 /// The C compiler for the target, found as the cc crate finds it: `CC_<target>`
 /// or `TARGET_CC`, else `CC` or `cc` when building for the host. A cross build
 /// without a named target compiler gets none: the host's archive would not
-/// link.
-fn target_cc() -> Option<OsString> {
+/// link; but i686 on an x86_64 host gets the host's with `-m32`, as the cc
+/// crate does (gcc-multilib's 32-bit libgcc).
+fn target_cc() -> Option<(OsString, &'static [&'static str])> {
     let target = env::var("TARGET").ok()?;
     let names = [
         format!("CC_{target}"),
@@ -181,7 +235,15 @@ fn target_cc() -> Option<OsString> {
         println!("cargo:rerun-if-env-changed={name}");
     }
     if let Some(cc) = names[..3].iter().find_map(env::var_os) {
-        return Some(cc);
+        return Some((cc, &[]));
     }
-    (env::var("HOST").ok()? == target).then(|| env::var_os("CC").unwrap_or_else(|| "cc".into()))
+    let host = env::var("HOST").ok()?;
+    let flags: &'static [&'static str] = if host == target {
+        &[]
+    } else if host == "x86_64-unknown-linux-gnu" && target == "i686-unknown-linux-gnu" {
+        &["-m32"]
+    } else {
+        return None;
+    };
+    Some((env::var_os("CC").unwrap_or_else(|| "cc".into()), flags))
 }

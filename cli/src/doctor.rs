@@ -45,6 +45,7 @@ pub(crate) fn run(args: DoctorArgs) -> Outcome {
     check_dns(&mut report, profile);
     check_permission(&mut report, profile);
     check_supervision(&mut report, profile);
+    check_libraries(&mut report);
 
     let summary = match (report.problems, report.warnings) {
         (0, 0) => report.style.good("no problems found"),
@@ -103,6 +104,32 @@ impl Report {
     fn fail(&mut self, message: String, hints: &[String]) {
         self.problems += 1;
         self.line(self.style.bad("FAIL "), &message, hints);
+    }
+}
+
+/// Which builds of the library are installed: a program of a class without
+/// one is refused by `bindto run`.
+fn check_libraries(report: &mut Report) {
+    let front = match crate::library::locate() {
+        Ok(front) => front,
+        Err(why) => return report.fail(why, &[]),
+    };
+    let (_, builds) = crate::library::builds(&front);
+    let mut targets = Vec::new();
+    for build in &builds {
+        match crate::library::elf(build) {
+            Ok(elf) => targets.push(elf.target()),
+            Err(why) => return report.fail(why, &[]),
+        }
+    }
+    let installed = format!("libbindto.so for {} programs", targets.join(" and "));
+    if targets.iter().any(|t| t == crate::inspect::I386) {
+        report.ok(installed);
+    } else {
+        report.note(format!(
+            "{installed} only; for 32-bit ones: {}",
+            crate::library::ADD_I686
+        ));
     }
 }
 

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::elf::{self, Elf};
 
+/// [`Elf::target`] of a 32-bit x86 program, for which bindto has a build.
+pub(crate) const I386: &str = "32-bit i386";
+
 /// PATH when the environment has none, as glibc's execvp uses.
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 /// How many `#!` interpreters deep to follow (the kernel allows 4).
@@ -58,9 +61,17 @@ impl Unbound {
                 library,
             } => format!(
                 "{} is a {target} program but libbindto.so is {library}, so the loader would \
-                 skip the library and its traffic would leave unbound. Build bindto for that \
-                 target; --allow-unbound runs it anyway, unbound.",
-                via(path)
+                 skip the library and its traffic would leave unbound. {}; --allow-unbound \
+                 runs it anyway, unbound.",
+                via(path),
+                if target == I386 {
+                    format!(
+                        "No 32-bit library is installed: add it with {}",
+                        crate::library::ADD_I686
+                    )
+                } else {
+                    "Build bindto for that target".to_owned()
+                }
             ),
             Unbound::SetId { path, bit } => format!(
                 "{} is {bit}, so the loader ignores LD_PRELOAD and its traffic would leave \
@@ -122,12 +133,12 @@ pub(crate) fn resolve(command: &OsStr, path_var: Option<&OsStr>) -> io::Result<P
     }
 }
 
-/// Checks that the loader will load a library built as `library` into
-/// `path`, following `#!` lines to the binary that really runs; returns
+/// Checks that the loader will load one of the libraries built as
+/// `libraries` into `path`, following `#!` lines to the binary that really runs; returns
 /// that binary's ELF (`None` where nothing would run).
 pub(crate) fn check(
     path: &Path,
-    library: &Elf,
+    libraries: &[Elf],
     path_var: Option<&OsStr>,
 ) -> Result<Option<Elf>, Unbound> {
     let mut current = path.to_owned();
@@ -153,7 +164,9 @@ pub(crate) fn check(
             interpreter(head, path_var)
         } else {
             match elf::read(&file).map_err(unreadable)? {
-                Some(elf) => return check_elf(&current, &meta, &elf, library).map(|()| Some(elf)),
+                Some(elf) => {
+                    return check_elf(&current, &meta, &elf, libraries).map(|()| Some(elf));
+                }
                 // Neither ELF nor #!: execvp hands it to /bin/sh.
                 None => Some(PathBuf::from("/bin/sh")),
             }
@@ -167,16 +180,17 @@ pub(crate) fn check(
     Ok(None)
 }
 
-fn check_elf(path: &Path, meta: &Metadata, elf: &Elf, library: &Elf) -> Result<(), Unbound> {
+fn check_elf(path: &Path, meta: &Metadata, elf: &Elf, libraries: &[Elf]) -> Result<(), Unbound> {
     let path = path.to_owned();
     if elf.interpreter.is_none() {
         return Err(Unbound::Static { path });
     }
-    if !elf.same_target(library) {
+    if !libraries.iter().any(|library| elf.same_target(library)) {
+        let built: Vec<String> = libraries.iter().map(Elf::target).collect();
         return Err(Unbound::OtherTarget {
             path,
             target: elf.target(),
-            library: library.target(),
+            library: built.join(" and "),
         });
     }
     if let Some(bit) = set_id(meta) {
@@ -312,9 +326,9 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let script = dir.join("script");
         std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-        assert!(check(&script, &lib, None).is_ok());
+        assert!(check(&script, std::slice::from_ref(&lib), None).is_ok());
         std::fs::write(&script, "#!/no/such/interpreter\n").unwrap();
-        assert!(check(&script, &lib, None).is_ok());
+        assert!(check(&script, std::slice::from_ref(&lib), None).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -11,6 +11,16 @@
 //! bindto it loads the engine, libbindto_engine.so, from its own directory.
 //! A front without its engine would block every connection, so the engine
 //! must be beside it too.
+//!
+//! One build per process class: beside the flat `libbindto.so` (the
+//! native build), `<dir>/<platform>/` holds each build under the name
+//! `ld.so` gives `$PLATFORM` in a process of its class (`x86_64`, or on
+//! some CPUs `haswell` or `xeon_phi`, linked to it; `i686` for an i386
+//! process on an x86_64 kernel): shim/build.rs links them in
+//! the build tree, `make install` copies them. Where they are, `run`
+//! preloads `<dir>/$PLATFORM/libbindto.so`, literally: `ld.so` expands it
+//! per process (ld.so(8)), so that a 32-bit program started from a 64-bit
+//! shell, and the 64-bit programs it starts, each load their own build.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -23,6 +33,31 @@ pub(crate) const ENGINE: &str = "libbindto_engine.so";
 
 /// Where the library is looked for, relative to the executable's directory.
 const PLACES: [&str; 2] = [".", "../lib/bindto"];
+
+/// How to add the 32-bit build where there is none.
+pub(crate) const ADD_I686: &str = "`rustup target add i686-unknown-linux-gnu`, \
+    `apt-get install gcc-multilib`, then `make install`";
+
+/// The platform directories looked for beside the flat library, as
+/// `ld.so` names them (`AT_PLATFORM`).
+const PLATFORMS: [&str; 2] = ["x86_64", "i686"];
+
+/// What `LD_PRELOAD` gets for `front`, and the builds that value loads:
+/// `<dir>/$PLATFORM/libbindto.so` and each platform directory with a front
+/// and its engine, else `front` alone.
+pub(crate) fn builds(front: &Path) -> (PathBuf, Vec<PathBuf>) {
+    let dir = front.parent().unwrap_or(Path::new("/"));
+    let found: Vec<PathBuf> = PLATFORMS
+        .iter()
+        .map(|platform| dir.join(platform).join(FILE))
+        .filter(|path| path.is_file() && engine_of(path).is_file())
+        .collect();
+    if found.is_empty() {
+        (front.to_owned(), vec![front.to_owned()])
+    } else {
+        (dir.join("$PLATFORM").join(FILE), found)
+    }
+}
 
 /// The library beside the running executable, or why it is not there.
 pub(crate) fn locate() -> Result<PathBuf, String> {
@@ -144,6 +179,26 @@ mod tests {
             preload_list(lib, Some("/a.so /opt/bindto/lib/bindto/libbindto.so:/b.so")),
             "/opt/bindto/lib/bindto/libbindto.so:/a.so:/b.so"
         );
+    }
+
+    #[test]
+    fn platform_directories_give_one_value_for_all() {
+        let root = std::env::temp_dir().join(format!("bindto-plat-{}", std::process::id()));
+        let front = root.join(FILE);
+        std::fs::create_dir_all(root.join("i686")).unwrap();
+        assert_eq!(builds(&front), (front.clone(), vec![front.clone()]));
+        // A front without its engine is no build.
+        std::fs::write(root.join("i686").join(FILE), b"").unwrap();
+        assert_eq!(builds(&front).0, front);
+        std::fs::write(root.join("i686").join(ENGINE), b"").unwrap();
+        assert_eq!(
+            builds(&front),
+            (
+                root.join("$PLATFORM").join(FILE),
+                vec![root.join("i686").join(FILE)]
+            )
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -49,23 +49,27 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
         Fail::new(code, format!("{}: {e}", program.to_string_lossy()))
     })?;
 
-    let lib_elf =
-        library::elf(&library).map_err(|m| Fail::refused(format!("refusing to run: {m}")))?;
-    // The front loads the engine into the same process: one of another
-    // target would not load, and every network call would be refused.
-    let engine = library::engine_of(&library);
-    let engine_elf =
-        library::elf(&engine).map_err(|m| Fail::refused(format!("refusing to run: {m}")))?;
-    if !engine_elf.same_target(&lib_elf) {
-        return Err(Fail::refused(format!(
-            "refusing to run: {} is {} but {} is {}; install both from one build",
-            engine.display(),
-            engine_elf.target(),
-            library.display(),
-            lib_elf.target()
-        )));
+    let refused = |m: String| Fail::refused(format!("refusing to run: {m}"));
+    let (preload, builds) = library::builds(&library);
+    let mut lib_elfs = Vec::new();
+    for front in &builds {
+        let lib_elf = library::elf(front).map_err(refused)?;
+        // The front loads the engine into the same process: one of another
+        // target would not load, and every network call would be refused.
+        let engine = library::engine_of(front);
+        let engine_elf = library::elf(&engine).map_err(refused)?;
+        if !engine_elf.same_target(&lib_elf) {
+            return Err(refused(format!(
+                "{} is {} but {} is {}; install both from one build",
+                engine.display(),
+                engine_elf.target(),
+                front.display(),
+                lib_elf.target()
+            )));
+        }
+        lib_elfs.push(lib_elf);
     }
-    let checked = inspect::check(&resolved, &lib_elf, path_var.as_deref());
+    let checked = inspect::check(&resolved, &lib_elfs, path_var.as_deref());
     // The library cannot see a static program's calls, nor a Go program's
     // (Go makes its own system calls even when dynamically linked).
     let needs = match &checked {
@@ -117,7 +121,7 @@ pub(crate) fn run(args: RunArgs) -> Outcome {
     let existing = std::env::var("LD_PRELOAD").ok();
     command.env(
         "LD_PRELOAD",
-        library::preload_list(&library, existing.as_deref()),
+        library::preload_list(&preload, existing.as_deref()),
     );
     Err(exec_failed(program, &command.exec()))
 }

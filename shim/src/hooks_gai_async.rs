@@ -356,7 +356,8 @@ fn signals_blocked<R>(f: impl FnOnce() -> R) -> R {
 fn sleep(seen: u32, timeout: Option<Duration>) -> c_int {
     let timeout = timeout.map(|d| timespec {
         tv_sec: d.as_secs().try_into().unwrap_or(libc::time_t::MAX),
-        tv_nsec: d.subsec_nanos().into(),
+        // Below 10^9: fits i686's 32-bit long too.
+        tv_nsec: d.subsec_nanos() as libc::c_long,
     });
     let saved = errno::get();
     // SAFETY: the futex word is a live static; the timeout is null or valid.

@@ -21,8 +21,10 @@ const FIRST_USER_ADDRESS: usize = 4096;
 /// user's half of the address space never reaches the top bit.
 #[cfg(target_pointer_width = "64")]
 const USER_END: usize = 1 << 63;
+/// A 32-bit process: the top of an IA-32 task's address space on an x86_64
+/// kernel (`IA32_PAGE_OFFSET`); a 32-bit kernel's is lower still.
 #[cfg(not(target_pointer_width = "64"))]
-const USER_END: usize = usize::MAX;
+const USER_END: usize = 0xFFFF_E000;
 
 /// Whether `len` bytes at `ptr` could be user memory. `false` for pointers
 /// the kernel can never read either (null, page zero, the kernel's half,

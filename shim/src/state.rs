@@ -444,8 +444,9 @@ fn release_parse_memory() {
 /// load where `clock_gettime` runs a sequence-counter loop.
 #[inline]
 fn now() -> i64 {
+    // (time_t is 32 bits on i686.)
     // SAFETY: a null argument asks only for the return value.
-    unsafe { libc::time(ptr::null_mut()) }
+    unsafe { libc::time(ptr::null_mut()) as i64 }
 }
 
 /// Whether this thread should check the files now: the second changed

@@ -35,6 +35,8 @@
  *                                   own), one datagram from it with sendto;
  *                                   prints the answer or `error ENAME`
  *   netclient whoami                prints `secure=S euid=E ruid=R`
+ *   netclient resolve NAME          getaddrinfo(NAME) for TCP; prints each
+ *                                   address on a line, or `error RC`
  *   netclient sigstorm N HOST PORT UDP_HOST UDP_PORT
  *                                   N connections to HOST:PORT in the main
  *                                   thread while a SIGALRM every ~40 us
@@ -48,6 +50,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -380,6 +383,25 @@ int main(int argc, char **argv)
 
     if (!strcmp(mode, "whoami")) {
         printf("secure=%lu euid=%d ruid=%d\n", getauxval(AT_SECURE), (int)geteuid(), (int)getuid());
+        return 0;
+    }
+    if (!strcmp(mode, "resolve")) {
+        if (argc != 3)
+            return usage();
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *list;
+        int rc = getaddrinfo(argv[2], NULL, &hints, &list);
+        if (rc) {
+            printf("error %d\n", rc);
+            return 1;
+        }
+        for (struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+            char text[INET6_ADDRSTRLEN];
+            const void *addr = ai->ai_family == AF_INET
+                                   ? (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                                   : (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr;
+            printf("%s\n", inet_ntop(ai->ai_family, addr, text, sizeof text));
+        }
+        freeaddrinfo(list);
         return 0;
     }
     if (!strcmp(mode, "vfork") || !strcmp(mode, "spawn")) {

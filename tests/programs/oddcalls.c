@@ -405,7 +405,8 @@ int main(int argc, char **argv)
     odd.msg_control = wild;
     CALL("sendmsg_control_minus1", sendmsg(fd, &odd, 0));
     odd.msg_control = control.bytes;
-    odd.msg_controllen = (size_t)1 << 40;
+    /* 2^40, or 2^31 where size_t is 32 bits (-m32) */
+    odd.msg_controllen = (size_t)(sizeof(size_t) > 4 ? 1ULL << 40 : 1ULL << 31);
     CALL("sendmsg_controllen_2e40", sendmsg(fd, &odd, 0));
     odd.msg_controllen = 200000;
     CALL("sendmsg_controllen_200000", sendmsg(fd, &odd, 0));

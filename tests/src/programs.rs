@@ -53,6 +53,36 @@ pub fn compile_as(dir: &Path, name: &str, out: &str, flags: &[&str]) -> PathBuf 
     out
 }
 
+/// The 32-bit build of the shim, `<shim's directory>/i686/libbindto.so`
+/// (shim/build.rs links it there when `cargo build --release --target
+/// i686-unknown-linux-gnu -p bindto-shim` builds it), if it is there and
+/// gcc builds 32-bit programs in `dir` (gcc-multilib); else `None` after
+/// the lab's skip, a failure under `BINDTO_E2E=require`.
+pub fn i686_shim(dir: &Path) -> Option<PathBuf> {
+    let shim = run::shim_path().with_file_name("i686").join(run::SHIM_FILE);
+    if !shim.is_file() {
+        crate::privilege::skip(&format!(
+            "{} is not built: `rustup target add i686-unknown-linux-gnu`, then              `cargo build --release --target i686-unknown-linux-gnu -p bindto-shim`",
+            shim.display()
+        ));
+        return None;
+    }
+    let probe = dir.join("probe32.c");
+    fs::write(&probe, "int main(void) { return 0; }\n")
+        .unwrap_or_else(|error| panic!("{}: {error}", probe.display()));
+    let built = Command::new("gcc")
+        .args(["-m32", "-o"])
+        .arg(dir.join("probe32"))
+        .arg(&probe)
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !built {
+        crate::privilege::skip("gcc -m32 cannot build a program: `apt-get install gcc-multilib`");
+        return None;
+    }
+    Some(shim)
+}
+
 /// The shim's absolute path, as text for `LD_PRELOAD`.
 pub fn shim() -> String {
     path_str(&run::shim_path()).to_owned()

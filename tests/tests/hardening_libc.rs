@@ -10,8 +10,12 @@
 //! excludes everything, and under a profile that binds to `lo`, except
 //! where that profile must change the outcome ([`PROFILE_CHANGES`]).
 
+use std::path::Path;
+
 use bindto_tests::Lab;
-use bindto_tests::programs::{as_refs, bound_vars, compile, path_str, shim, write};
+use bindto_tests::programs::{
+    as_refs, bound_vars, compile, compile_as, i686_shim, path_str, shim, write,
+};
 
 /// An address in the client whose SYNs are dropped without an answer:
 /// behind a veth (`bh0`) whose peer (`bh1`) ignores frames for another
@@ -83,7 +87,24 @@ fn compare(name: &str, libc: &[&str], shim: &[&str], allowed: &[&str]) {
 fn odd_calls_answer_as_libc_does() {
     let Some(lab) = Lab::new() else { return };
     let program = compile(lab.dir(), "oddcalls");
+    odd_calls(&lab, &program, &shim());
+}
 
+/// The same in a 32-bit program under the i686 build: its own struct
+/// layouts (`msghdr`, `cmsghdr`, `mmsghdr`) and glibc's `socketcall`.
+#[test]
+fn odd_calls_answer_as_libc_does_in_a_32_bit_program() {
+    let Some(lab) = Lab::new() else { return };
+    let Some(shim) = i686_shim(lab.dir()) else {
+        return;
+    };
+    let program = compile_as(lab.dir(), "oddcalls", "oddcalls32", &["-m32"]);
+    odd_calls(&lab, &program, path_str(&shim));
+}
+
+/// Runs `program` (oddcalls) with libc alone, then preloading `shim`
+/// under no profile and the two above, and compares.
+fn odd_calls(lab: &Lab, program: &Path, shim: &str) {
     // The black hole: a veth pair inside the client; frames to bh0's
     // static neighbour reach bh1, which drops them (not its MAC, no
     // address), so a connect waits for a SYN-ACK that never comes.
@@ -103,7 +124,7 @@ fn odd_calls_answer_as_libc_does() {
         "permanent",
     ]);
 
-    let args = [path_str(&program), BLACKHOLE];
+    let args = [path_str(program), BLACKHOLE];
     let libc = lab.run_client(&args, &[]);
     let libc_lines: Vec<&str> = libc.assert_success().lines().collect();
     assert_eq!(libc_lines.last(), Some(&"end"), "{libc}");
@@ -129,19 +150,20 @@ fn odd_calls_answer_as_libc_does() {
         assert!(libc_lines.contains(&line), "no {line:?} in\n{libc}");
     }
 
-    let shim = shim();
-    let excluded = write(&lab, "excluded.toml", EXCLUDED);
-    let bound = write(&lab, "bound.toml", BOUND);
+    let excluded = write(lab, "excluded.toml", EXCLUDED);
+    let bound = write(lab, "bound.toml", BOUND);
     let runs = [
         (
             "no profile",
-            vec![("LD_PRELOAD".to_owned(), shim.clone())],
+            vec![("LD_PRELOAD".to_owned(), shim.to_owned())],
             &[][..],
         ),
         ("lo, all excluded", bound_vars(&excluded, "odd"), &[][..]),
         ("lo", bound_vars(&bound, "odd"), PROFILE_CHANGES),
     ];
-    for (name, vars, allowed) in runs {
+    for (name, mut vars, allowed) in runs {
+        // bound_vars preloads the 64-bit build.
+        vars[0].1 = shim.to_owned();
         let out = lab.run_client(&args, &as_refs(&vars));
         let lines: Vec<&str> = out.assert_success().lines().collect();
         compare(name, &libc_lines, &lines, allowed);

@@ -50,7 +50,7 @@
 //!   `pthread_cancel`) go to libc.
 //!
 //! Besides the hooks, the front exports `dlopen` and `dlmopen` of its own
-//! ([`plugins`], x86_64): they need no engine, and keep plugins from
+//! ([`plugins`], x86_64 and i686): they need no engine, and keep plugins from
 //! binding to libc past the front.
 //!
 //! Concurrency ([`settle`]): the state is one atomic word, unset, ready,

@@ -29,10 +29,9 @@
 //! sees the caller's return address. The route function runs at every
 //! call: these are not hot paths, and one shape serves both functions.
 //!
-//! x86_64 only for now: elsewhere the front exports neither, and plugins
-//! keep the door. An i686 variant would save nothing (its arguments are
-//! on the stack already): push `esp + 4`, call the same route function,
-//! pop, and jump to what it returns.
+//! x86_64 and i686: elsewhere the front exports neither, and plugins keep
+//! the door. On i686 the arguments are on the stack already, where the
+//! route function changes them in place.
 
 use core::ffi::{c_char, c_int, c_long, c_void};
 use core::ptr;
@@ -177,11 +176,13 @@ unsafe fn namespace(dlmopen: Dlmopen) -> Option<c_long> {
     None
 }
 
-/// Defines a naked export (x86_64) that pushes its argument registers
+/// Defines a naked export that, on x86_64, pushes its argument registers
 /// (`save`, so that the last pushed is the first argument, and the call
 /// below stays 16-byte aligned), calls `route` with their address, pops
 /// them (`restore`) and jumps where `route` answered: a jump, not a call,
-/// as libc's function finds its caller by its return address.
+/// as libc's function finds its caller by its return address. On i686
+/// `route` gets the address of the arguments the caller pushed (above the
+/// return address), behind 8 bytes that keep the call 16-byte aligned.
 macro_rules! trampoline {
     ($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*) via $route:ident,
         save [$($save:literal),*], restore [$($restore:literal),*]) => {
@@ -199,6 +200,25 @@ macro_rules! trampoline {
                 "call {route}",
                 $($restore,)*
                 "jmp rax",
+                route = sym $route,
+            )
+        }
+
+        $(#[$doc])*
+        ///
+        /// # Safety
+        #[doc = concat!("As libc's `", stringify!($name), "`.")]
+        #[cfg(target_arch = "x86")]
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub(crate) unsafe extern "C" fn $name($($arg: $ty),*) -> *mut c_void {
+            core::arch::naked_asm!(
+                "lea eax, [esp + 4]",
+                "sub esp, 8",
+                "push eax",
+                "call {route}",
+                "add esp, 12",
+                "jmp eax",
                 route = sym $route,
             )
         }

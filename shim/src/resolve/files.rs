@@ -25,16 +25,18 @@ struct Stamp {
     dev: u64,
     ino: u64,
     size: i64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    mtime: (libc::time_t, libc::c_long),
+    ctime: (libc::time_t, libc::c_long),
 }
 
 impl Stamp {
     /// `None` when the file is missing or unreadable.
     fn of(path: &CStr) -> Option<Stamp> {
-        let mut st = MaybeUninit::<libc::stat>::uninit();
+        // stat64: on i686 plain stat fails with EOVERFLOW for an inode
+        // number past 32 bits; on x86_64 the two are one.
+        let mut st = MaybeUninit::<libc::stat64>::uninit();
         // SAFETY: a NUL-terminated path and a stat buffer to fill.
-        if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        if unsafe { libc::stat64(path.as_ptr(), st.as_mut_ptr()) } != 0 {
             return None;
         }
         // SAFETY: stat succeeded, so it filled the buffer.
