@@ -28,7 +28,7 @@
 //! [`Local`] instead ([`attach`]): two instructions.
 
 use std::cell::Cell;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use crate::state::Cached;
@@ -58,45 +58,56 @@ thread_local! {
 
 /// Bytes of the front's per-thread block (`LOCAL_SIZE` in
 /// `shim/front/src/lib.rs`), aligned to as many.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 const FRONT_BLOCK: usize = 64;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 const _: () = assert!(size_of::<Local>() <= FRONT_BLOCK && align_of::<Local>() <= FRONT_BLOCK);
 
 /// Offset from the thread pointer of the front's block, 0 until
 /// [`attach`] (and for good where the engine is preloaded itself).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 static FRONT_LOCAL: AtomicIsize = AtomicIsize::new(0);
 
 /// Keeps every thread's [`Local`] at `offset` from its thread pointer from
 /// now on. Called once, before any hook, so that no thread has used the
-/// engine's own thread-local yet. Elsewhere than on x86_64 the front
-/// hands over no block.
+/// engine's own thread-local yet. Elsewhere than on x86_64 and i686 the
+/// front hands over no block.
 ///
 /// # Safety
 /// At `offset` from every thread's thread pointer, for as long as the
 /// thread lives, lies a zeroed block of [`FRONT_BLOCK`] bytes, aligned to
 /// as many, that nothing else uses: the front's initial-exec TLS.
 pub(crate) unsafe fn attach(offset: isize) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
     FRONT_LOCAL.store(offset, Ordering::Relaxed);
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
     let _ = offset;
 }
 
 /// Runs `f` with this thread's [`Local`], if the thread still has one.
 #[inline(always)]
 pub(crate) fn local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
     {
         let offset = FRONT_LOCAL.load(Ordering::Relaxed);
         if offset != 0 {
             let tp: usize;
             // SAFETY: on x86_64 Linux the word at %fs:0 is the thread
             // pointer itself (the TCB's self-pointer); reads only.
+            #[cfg(target_arch = "x86_64")]
             unsafe {
                 std::arch::asm!(
                     "mov {}, qword ptr fs:[0]",
+                    out(reg) tp,
+                    options(nostack, pure, readonly, preserves_flags),
+                );
+            }
+            // SAFETY: on i386 Linux the word at %gs:0 is the thread
+            // pointer itself, as %fs:0 on x86_64; reads only.
+            #[cfg(target_arch = "x86")]
+            unsafe {
+                std::arch::asm!(
+                    "mov {}, dword ptr gs:[0]",
                     out(reg) tp,
                     options(nostack, pure, readonly, preserves_flags),
                 );

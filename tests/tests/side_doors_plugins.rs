@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use bindto_tests::dns::{self, DnsServer};
-use bindto_tests::programs::{TARGET, compile_as, path_str};
+use bindto_tests::programs::{TARGET, compile_as, i686_shim, path_str};
 use bindto_tests::{ECHO_PORT, HTTP_PORT, Lab, RunOutput, VPN as VPN_LINK, WAN};
 
 /// The profile of the issue: bound to vpn0, names asked of the vpn-side
@@ -38,20 +38,31 @@ struct Plugins {
 }
 
 fn plugins(lab: &Lab) -> Plugins {
+    plugins_as(lab, &[])
+}
+
+/// [`plugins`] built with `flags` too (`-m32`).
+fn plugins_as(lab: &Lab, flags: &[&str]) -> Plugins {
     let dir = lab.dir();
-    let host = compile_as(dir, "plugins", "plugins", &["-rdynamic"]);
-    let plugin = compile_as(dir, "plugin", "plugin.so", &["-shared", "-fPIC"]);
-    compile_as(dir, "plugin", "sub/libplugin.so", &["-shared", "-fPIC"]);
+    let with = |more: &[&'static str]| [flags, more].concat();
+    let host = compile_as(dir, "plugins", "plugins", &with(&["-rdynamic"]));
+    let plugin = compile_as(dir, "plugin", "plugin.so", &with(&["-shared", "-fPIC"]));
+    compile_as(
+        dir,
+        "plugin",
+        "sub/libplugin.so",
+        &with(&["-shared", "-fPIC"]),
+    );
     let loader = compile_as(
         dir,
         "loader",
         "libloader.so",
-        &[
+        &with(&[
             "-shared",
             "-fPIC",
             "-Wl,--enable-new-dtags",
             "-Wl,-rpath,$ORIGIN/sub",
-        ],
+        ]),
     );
     Plugins {
         host,
@@ -104,6 +115,35 @@ fn a_plugin_opened_by_bare_name_is_found_through_its_callers_runpath() {
         &["runpath", loader, "libplugin.so", TARGET, &port],
         &[],
     );
+    assert_eq!(out.assert_success(), format!("sendto {VPN}\n"), "{out}");
+    assert_eq!(lab.count("wan"), 0);
+}
+
+/// The i686 front's `dlopen` and `dlmopen` (their arguments on the stack):
+/// a 32-bit host's plugin opened with RTLD_DEEPBIND, into a new namespace,
+/// and by bare name along its caller's RUNPATH, all through vpn0.
+#[test]
+fn a_32_bit_programs_plugins_send_through_vpn0() {
+    let Some(lab) = Lab::new() else { return };
+    let Some(shim) = i686_shim(lab.dir()) else {
+        return;
+    };
+    let p = plugins_as(&lab, &["-m32"]);
+    let port = ECHO_PORT.to_string();
+    let preload = [("LD_PRELOAD", path_str(&shim))];
+    for mode in ["deepbind", "dlmopen"] {
+        let out = p.run(&lab, &[mode, path_str(&p.plugin), TARGET, &port], &preload);
+        let both = format!("connected {VPN}\nsendto {VPN}\n");
+        assert_eq!(out.assert_success(), both, "{mode}: {out}");
+    }
+    let runpath = [
+        "runpath",
+        path_str(&p.loader),
+        "libplugin.so",
+        TARGET,
+        &port,
+    ];
+    let out = p.run(&lab, &runpath, &preload);
     assert_eq!(out.assert_success(), format!("sendto {VPN}\n"), "{out}");
     assert_eq!(lab.count("wan"), 0);
 }

@@ -8,7 +8,7 @@
 //! printer alone are ~47 imports and ~250 relocations), which cost every
 //! exec ~85 000 instructions. This front is `no_std`, has no dependencies,
 //! one import (`dlsym`) and one relocation per hook (its slot's first
-//! value), plus, on x86_64, one for the engine's per-thread block
+//! value), plus, on x86_64 and i686, one for the engine's per-thread block
 //! ([`local_offset`]), so a process that never makes a network call pays
 //! for little more than mapping it.
 //!
@@ -250,7 +250,7 @@ const ENGINE_ABI: c_int = 2;
 
 /// Bytes of the per-thread block the front keeps for the engine: the
 /// engine's `guard::Local` (`shim/src/guard.rs` checks that it fits).
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 const LOCAL_SIZE: usize = 64;
 
 // The engine's per-thread state, in the front's static TLS: a preloaded
@@ -258,9 +258,9 @@ const LOCAL_SIZE: usize = 64;
 // (the initial-exec model), which the engine then reads in two
 // instructions, where its own (a `dlopen`ed library's, general-dynamic)
 // cost a call of `__tls_get_addr` on every hook. Zeroed, as the engine's
-// const initialiser is. x86_64 only, for now: elsewhere the front hands
-// over no block and the engine uses its own thread-local.
-#[cfg(target_arch = "x86_64")]
+// const initialiser is. x86_64 and i686 only, for now: elsewhere the
+// front hands over no block and the engine uses its own thread-local.
+#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
 core::arch::global_asm!(
     ".section .tbss,\"awT\",@nobits",
     ".p2align 6",
@@ -289,7 +289,27 @@ fn local_offset() -> isize {
         }
         offset
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(target_arch = "x86")]
+    {
+        let offset: isize;
+        // SAFETY: finds the GOT from the address the call pushes (i386
+        // code has no PC-relative load) and reads its entry that the
+        // loader filled with the block's offset (R_386_TLS_TPOFF); the
+        // call and pop leave the stack as they found it.
+        unsafe {
+            core::arch::asm!(
+                "calll 2f",
+                "2:",
+                "popl {0}",
+                "addl $_GLOBAL_OFFSET_TABLE_+(.-2b), {0}",
+                "movl bindto_front_local@GOTNTPOFF({0}), {0}",
+                out(reg) offset,
+                options(att_syntax, pure, readonly),
+            );
+        }
+        offset
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
     0
 }
 
