@@ -397,7 +397,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 /// `192.168.` and `192.168` are 192.168.0.0/16, `10.1` is 10.1.0.0/16 (never
 /// 10.100.x.x), `127.0.0.1` is a host. CIDRs and IPv6 addresses are taken as
 /// in profiles.
-pub fn parse_legacy_prefix(text: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_legacy_prefix(text: &str) -> Result<IpNet, String> {
     let trimmed = text.trim().trim_end_matches('.');
     if trimmed.contains(':') || trimmed.contains('/') {
         return parse_net(trimmed);

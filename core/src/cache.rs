@@ -39,7 +39,7 @@ pub(crate) const FORMAT: u64 = 4;
 const HEADER: usize = 40;
 
 /// Cache files the directory holds at most.
-pub const KEEP: u64 = 16;
+pub(crate) const KEEP: u64 = 16;
 
 /// No table comes near this; a bigger file is not read.
 const MAX_SIZE: u64 = 256 << 20;

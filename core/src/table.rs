@@ -866,11 +866,6 @@ impl Table {
     pub fn bindings(&self) -> &[Binding] {
         &self.bindings
     }
-
-    /// Number of rules: routes, excludes and the loopback rule.
-    pub fn rule_count(&self) -> usize {
-        self.rule_count
-    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! The resolver's waits run inside the panic boundary with cancellation
 //! off (`crate::boundary`: glibc's forced unwind cannot get through
 //! `catch_unwind`), so glibc cannot cancel the thread there. The shim sees
-//! `pthread_cancel` itself ([`crate::hooks_dns::pthread_cancel`]) and
+//! `pthread_cancel` itself ([`crate::hooks::dns::pthread_cancel`]) and
 //! notes the thread here; the resolver's waits poll in slices and give up
 //! once their thread is noted, and the lookup's export then lets the
 //! cancellation act, after its boundary. A lookup is thus cancelled within

@@ -28,12 +28,12 @@ const ABI: c_int = 2;
 /// hook but the `__res_*` aliases, which the front sends to their plain
 /// names as the engine's aliases do.
 macro_rules! exports {
-    ($($module:ident :: $name:ident),* $(,)?) => {
+    ($(($($module:ident)::+) $name:ident),* $(,)?) => {
         /// The engine's export `name`, or null if it has none.
         fn export(name: &CStr) -> *mut c_void {
             $(
                 if name.to_bytes() == stringify!($name).as_bytes() {
-                    return crate::$module::$name as *mut c_void;
+                    return crate::$($module::)+$name as *mut c_void;
                 }
             )*
             std::ptr::null_mut()
@@ -42,39 +42,39 @@ macro_rules! exports {
 }
 
 exports!(
-    hooks::socket,
-    hooks::close,
-    hooks::close_range,
-    hooks::closefrom,
-    hooks::dup2,
-    hooks::dup3,
-    hooks::connect,
-    hooks::bind,
-    hooks::sendto,
-    hooks::sendmsg,
-    hooks::sendmmsg,
-    hooks_dns::getaddrinfo,
-    hooks_dns::freeaddrinfo,
-    hooks_dns::getnameinfo,
-    hooks_dns::gethostbyname,
-    hooks_dns::gethostbyname2,
-    hooks_dns::gethostbyname_r,
-    hooks_dns::gethostbyname2_r,
-    hooks_dns::gethostbyaddr,
-    hooks_dns::gethostbyaddr_r,
-    hooks_gai_async::getaddrinfo_a,
-    hooks_gai_async::gai_suspend,
-    hooks_gai_async::gai_error,
-    hooks_gai_async::gai_cancel,
-    hooks_dns::pthread_cancel,
-    hooks_res::res_query,
-    hooks_res::res_nquery,
-    hooks_res::res_search,
-    hooks_res::res_nsearch,
-    hooks_res::res_querydomain,
-    hooks_res::res_nquerydomain,
-    hooks_res::res_send,
-    hooks_res::res_nsend,
+    (hooks) socket,
+    (hooks) close,
+    (hooks) close_range,
+    (hooks) closefrom,
+    (hooks) dup2,
+    (hooks) dup3,
+    (hooks) connect,
+    (hooks) bind,
+    (hooks) sendto,
+    (hooks) sendmsg,
+    (hooks) sendmmsg,
+    (hooks::dns) getaddrinfo,
+    (hooks::dns) freeaddrinfo,
+    (hooks::dns) getnameinfo,
+    (hooks::dns) gethostbyname,
+    (hooks::dns) gethostbyname2,
+    (hooks::dns) gethostbyname_r,
+    (hooks::dns) gethostbyname2_r,
+    (hooks::dns) gethostbyaddr,
+    (hooks::dns) gethostbyaddr_r,
+    (hooks::gai_async) getaddrinfo_a,
+    (hooks::gai_async) gai_suspend,
+    (hooks::gai_async) gai_error,
+    (hooks::gai_async) gai_cancel,
+    (hooks::dns) pthread_cancel,
+    (hooks::res) res_query,
+    (hooks::res) res_nquery,
+    (hooks::res) res_search,
+    (hooks::res) res_nsearch,
+    (hooks::res) res_querydomain,
+    (hooks::res) res_nquerydomain,
+    (hooks::res) res_send,
+    (hooks::res) res_nsend,
 );
 
 /// Called by the front right after it `dlopen`s the engine, before any

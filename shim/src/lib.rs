@@ -15,7 +15,7 @@
 //! `socket`, `close`, `close_range`, `closefrom`, `dup2` and `dup3` so that
 //! the hot path needs no syscall to tell a TCP socket from anything else.
 //! With a DNS server in the profile it also answers name lookups
-//! ([`hooks_dns`]) and `res_query` and its kin ([`hooks_res`]) itself. Every decision comes from the pure
+//! ([`hooks::dns`]) and `res_query` and its kin ([`hooks::res`]) itself. Every decision comes from the pure
 //! `bindto_core` table; this crate only reads the environment, applies
 //! decisions to sockets and reports failures.
 //!
@@ -43,9 +43,6 @@ mod fds;
 mod front;
 mod guard;
 pub mod hooks;
-pub mod hooks_dns;
-pub mod hooks_gai_async;
-pub mod hooks_res;
 mod log;
 mod real;
 mod resolve;

@@ -767,7 +767,7 @@ hooks! {
 
 /// The refusals of network calls made while the engine cannot decide, with
 /// the engine's values for a config it cannot read (`shim/src/hooks`,
-/// `hooks_dns.rs`, `hooks_res.rs`): EPERM (EAGAIN mid-load) for TCP and
+/// `hooks/dns.rs`, `hooks/res.rs`): EPERM (EAGAIN mid-load) for TCP and
 /// UDP, EAI_FAIL, NULL or ENOENT with h_errno NO_RECOVERY, -1 with h_errno
 /// NO_RECOVERY.
 mod refuse {

@@ -36,8 +36,11 @@
 //! caller left it.
 
 mod decide;
+pub mod dns;
+pub mod gai_async;
 mod listen;
 mod quick;
+pub mod res;
 mod send;
 
 use libc::{c_int, c_uint, c_void, iovec, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};

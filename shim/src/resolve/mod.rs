@@ -8,7 +8,7 @@
 //! of the profile's server ([`query`]) over a socket bound exactly as the
 //! profile binds a connection to that server, with the search domains and
 //! options of [`conf`]. Profiles without a DNS server never get here: their
-//! lookups go to libc untouched (see [`crate::hooks_dns`]).
+//! lookups go to libc untouched (see [`crate::hooks::dns`]).
 
 pub(crate) mod addrinfo;
 mod conf;

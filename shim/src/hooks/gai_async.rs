@@ -4,7 +4,7 @@
 //! glibc (in libc since 2.34, in libanl before) answers `getaddrinfo_a` on
 //! threads of its own that call libc's internal `getaddrinfo`, which no
 //! hook sees: the queries would leave by the default route. So when the
-//! profile names a DNS server (the decision of [`crate::hooks_dns`]), the
+//! profile names a DNS server (the decision of [`crate::hooks::dns`]), the
 //! shim answers the requests itself: up to 20 threads (glibc's pool has as
 //! many) take them in order, each through the shim's `getaddrinfo`, and
 //! fill the request's `ar_result`, then its `__return` (which glibc's
@@ -44,7 +44,7 @@ use libc::{addrinfo, c_char, c_int, c_void, pid_t, pthread_attr_t, timespec, uid
 
 use crate::boundary;
 use crate::errno;
-use crate::hooks_dns::{self, Next, next};
+use crate::hooks::dns::{self, Next, next};
 use crate::resolve::Failure;
 
 /// glibc's `struct gaicb`.
@@ -417,7 +417,7 @@ fn serve() {
         let mut result = ptr::null_mut();
         // SAFETY: the request's own arguments, valid until it is done.
         let code = unsafe {
-            hooks_dns::getaddrinfo(
+            dns::getaddrinfo(
                 (*req).ar_name,
                 (*req).ar_service,
                 (*req).ar_request,
@@ -535,7 +535,7 @@ pub unsafe extern "C" fn getaddrinfo_a(
         // SAFETY: the caller's arguments, as given.
         unsafe { f(mode, list, ent, sig) }
     };
-    hooks_dns::resolving(
+    dns::resolving(
         |failure| match failure {
             // A signal handler that interrupted a hook of this thread.
             Failure::Again => libc::EAI_AGAIN,

@@ -5,7 +5,7 @@
 //! Why: since glibc 2.34 these live in libc and reach the nameserver of
 //! `/etc/resolv.conf` through libc-internal sockets that no hook sees, so a
 //! bound program's MX, SRV or TXT lookups would leave by the default route.
-//! Under the same condition as [`crate::hooks_dns`] (the profile names a DNS
+//! Under the same condition as [`crate::hooks::dns`] (the profile names a DNS
 //! server) the shim asks the profile's server itself, over a socket bound
 //! as the profile binds, and hands back the server's whole reply as glibc
 //! does; otherwise each call goes to libc untouched.
@@ -22,7 +22,7 @@ use std::ptr;
 use libc::{c_char, c_int, c_uchar, c_uint, c_ulong, c_ushort};
 
 use crate::errno;
-use crate::hooks_dns::{Next, next, resolving, set_h_errno, text};
+use crate::hooks::dns::{Next, next, resolving, set_h_errno, text};
 use crate::log;
 use crate::resolve::{self, Failure, Resolver};
 

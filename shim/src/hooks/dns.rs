@@ -36,7 +36,7 @@ use crate::state::{self, Rules};
 
 /// libc's definitions, found with [`crate::real::next`] on first use (the
 /// generic [`crate::real`] slots fail with -1, which these functions
-/// cannot return). Shared with [`crate::hooks_res`].
+/// cannot return). Shared with [`crate::hooks::res`].
 pub(crate) struct Next {
     slot: AtomicPtr<c_void>,
     name: &'static CStr,
