@@ -62,7 +62,8 @@ pub fn i686_shim(dir: &Path) -> Option<PathBuf> {
     let shim = run::shim_path().with_file_name("i686").join(run::SHIM_FILE);
     if !shim.is_file() {
         crate::privilege::skip(&format!(
-            "{} is not built: `rustup target add i686-unknown-linux-gnu`, then              `cargo build --release --target i686-unknown-linux-gnu -p bindto-shim`",
+            "{} is not built: `rustup target add i686-unknown-linux-gnu`, then \
+             `cargo build --release --target i686-unknown-linux-gnu -p bindto-shim`",
             shim.display()
         ));
         return None;
