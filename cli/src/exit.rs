@@ -28,7 +28,7 @@ impl From<Code> for ExitCode {
     }
 }
 
-/// The exit codes, for `--help` and the README.
+/// The exit codes, for `--help` and docs/REFERENCE.md ("Exit status").
 pub(crate) const HELP: &str = "\
 Exit status:
   0    success

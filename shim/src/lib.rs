@@ -31,7 +31,7 @@
 //! - errno is exactly what the real call leaves, or the documented errno of
 //!   a refusal ([`errno`], [`hooks`]).
 //!
-//! Policies that the README documents are written where they are enforced:
+//! Policies that docs/REFERENCE.md documents are written where they are enforced:
 //! [`hooks`] (errnos, wildcard binds), [`apply`] (sockets the program bound
 //! itself), [`log`] (what is written where).
 

@@ -37,7 +37,7 @@ interface = "bh0"
 
 /// Lines of `oddcalls` that [`BOUND`] changes, with what it prints
 /// instead: a wildcard bind (0.0.0.0 or ::) becomes the profile's
-/// `listen` address of the socket's family (README, `listen`).
+/// `listen` address of the socket's family (docs/REFERENCE.md, Policies).
 const PROFILE_CHANGES: &[&str] = &[
     "bind_wildcard4 rc=0 errno=12345 local=127.0.0.1",
     "bind_wildcard6 rc=0 errno=12345 local=::1",

@@ -1,7 +1,7 @@
 //! The exported functions that stand in for libc's.
 //!
 //! Each runs inside the panic [`boundary`], decides, and calls the real
-//! function. What the calls do, and the errno of each refusal:
+//! function. What the calls do:
 //!
 //! | call | socket | what the shim does |
 //! | --- | --- | --- |
@@ -11,18 +11,9 @@
 //! | `bind` to 0.0.0.0 or `::` | TCP, UDP | the profile's `listen` address instead, port kept |
 //! | `bind` to an address of the profile's own interface | TCP, UDP | SO_BINDTODEVICE to it too |
 //!
-//! | refusal | errno |
-//! | --- | --- |
-//! | the config cannot be read (unknown profile, syntax error, ...) | EPERM, for every intercepted call |
-//! | a route with `action = "block"` | EPERM |
-//! | SO_BINDTODEVICE refused, interface missing | the kernel's (EPERM, ENODEV) |
-//! | interface missing, for a datagram | ENODEV |
-//! | source address cannot be bound | the kernel's (EADDRNOTAVAIL) |
-//! | the binding names no interface and no source of the destination's family | ENETUNREACH |
-//! | a DNS rewrite to an IPv6 server for an IPv4 socket | EAFNOSUPPORT |
-//! | a wildcard bind with no `listen` address the socket can take | EADDRNOTAVAIL |
-//! | a panic inside the shim | EPERM |
-//! | a call from a signal handler that interrupted the shim's own work in the same thread | EAGAIN |
+//! The errno of each refusal is listed once, in docs/REFERENCE.md
+//! ("Errno of each refusal"), which `tests/tests/docs.rs` checks against
+//! the code.
 //!
 //! With `on_failure = "allow"`, a binding that cannot be made (the
 //! interface, source, family and listen cases) is a warning and the call
