@@ -104,7 +104,7 @@ const ROWS: &[Row] = &[
                 "Failure::Again => libc::EAI_AGAIN",
             ),
             ("shim/src/resolve/mod.rs", "Failure::Again => TRY_AGAIN"),
-            ("shim/src/hooks_dns.rs", "libc::EAGAIN"),
+            ("shim/src/hooks/dns.rs", "libc::EAGAIN"),
         ],
     },
     Row {
