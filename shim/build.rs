@@ -68,7 +68,7 @@ fn bind_own_functions() {
 fn build_front() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let front = manifest.join("front");
-    for path in ["Cargo.toml", "Cargo.lock", "build.rs", "src"] {
+    for path in ["Cargo.toml", "Cargo.lock", "build.rs", "src", "../abi"] {
         println!("cargo:rerun-if-changed={}", front.join(path).display());
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo"));
