@@ -108,8 +108,10 @@ struct File {
     profile: BTreeMap<String, Spanned<Keys>>,
 }
 
+/// A profile as the layers write it: its keys merged over the layers, and
+/// where each layer wrote it.
 #[derive(Debug, Clone)]
-struct Entry {
+struct Merged {
     keys: Keys,
     /// Layer and offset of the profile's first definition.
     header: (usize, usize),
@@ -180,7 +182,7 @@ fn parse(text: &str) -> Result<File, (usize, String)> {
 /// whereas tracking the path while deserialising would instantiate the whole
 /// deserialiser a second time.
 fn key_path(text: &str, span: &Range<usize>, item: Option<usize>) -> String {
-    let mut found = Found {
+    let mut found = Enclosing {
         len: usize::MAX,
         path: String::new(),
         list: false,
@@ -197,7 +199,7 @@ fn key_path(text: &str, span: &Range<usize>, item: Option<usize>) -> String {
 /// The smallest node holding the span so far. Ties go to the node visited
 /// last, which is the deeper one where a table shares its span with the
 /// tables its header implies.
-struct Found {
+struct Enclosing {
     len: usize,
     path: String,
     /// Whether the node is a list under a key, as every list of items that
@@ -205,7 +207,7 @@ struct Found {
     list: bool,
 }
 
-impl Found {
+impl Enclosing {
     fn table(&mut self, table: &DeTable<'_>, span: &Range<usize>, path: &mut String) {
         for (key, value) in table {
             let parent = path.len();
@@ -284,7 +286,7 @@ pub struct Config {
     lines: Vec<Vec<usize>>,
     /// Whether each layer is pure ASCII, where a column is a byte offset.
     ascii: Vec<bool>,
-    profiles: BTreeMap<String, Entry>,
+    profiles: BTreeMap<String, Merged>,
     resolved: BTreeMap<String, Profile>,
 }
 
@@ -311,7 +313,7 @@ impl Config {
     }
 
     fn with_searched(layers: Vec<Layer>, searched: Vec<PathBuf>) -> Result<Config, Error> {
-        let mut profiles: BTreeMap<String, Entry> = BTreeMap::new();
+        let mut profiles: BTreeMap<String, Merged> = BTreeMap::new();
         for (index, layer) in layers.iter().enumerate() {
             let file = parse(&layer.text)
                 .map_err(|(at, message)| Error::at(&layer.path, &layer.text, at, message))?;
@@ -328,7 +330,7 @@ impl Config {
                         let written = vec![(index, names)];
                         profiles.insert(
                             name,
-                            Entry {
+                            Merged {
                                 keys,
                                 header: (index, start),
                                 written,

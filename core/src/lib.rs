@@ -26,7 +26,7 @@ pub use env::Env;
 pub use error::Error;
 pub use layers::{Layer, Source};
 pub use profile::{Binding, DnsOptions, OnFailure, Origin, Profile, Protocol, RuleKind};
-pub use table::{Decision, Table, Verdict};
+pub use table::{Decision, Table, Verdict, VerdictId};
 
 /// What the environment asks of a process, and where it came from.
 #[derive(Debug)]

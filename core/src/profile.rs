@@ -31,7 +31,8 @@ pub enum OnFailure {
     Allow,
 }
 
-/// What a route does with the traffic it matches.
+/// What a route says to do with the traffic it matches, as written: the
+/// [`Verdict`](crate::Verdict) it asks for, before a binding is chosen.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {

@@ -62,28 +62,41 @@ pub struct Decision<'t> {
     pub origin: &'t Origin,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
-    Direct,
-    Bind(u32),
-    Block,
-}
+/// A [`Verdict`] as a table stores it: its place in [`Table::verdicts`],
+/// leave alone, block, then each of [`Table::bindings`] in order. One
+/// number, so that a leaf holds it in a few bits and the hooks index their
+/// own per-verdict arrays with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VerdictId(u32);
 
-impl Act {
-    /// The act as one number: 0 direct, 1 block, 2 + n bind to binding n.
-    fn code(self) -> u32 {
-        match self {
-            Act::Direct => 0,
-            Act::Block => 1,
-            Act::Bind(b) => b.saturating_add(2),
-        }
+impl VerdictId {
+    /// [`Verdict::Direct`].
+    pub const DIRECT: VerdictId = VerdictId(0);
+    /// [`Verdict::Block`].
+    pub const BLOCK: VerdictId = VerdictId(1);
+    /// How many ids come before the first binding's.
+    const BINDINGS_FROM: u32 = 2;
+
+    /// [`Verdict::Bind`] to binding `n` of [`Table::bindings`].
+    fn bind(n: usize) -> VerdictId {
+        VerdictId(u32::try_from(n).map_or(u32::MAX, |n| n.saturating_add(Self::BINDINGS_FROM)))
+    }
+
+    /// How many ids a table of `bindings` bindings has.
+    fn count(bindings: usize) -> usize {
+        bindings.saturating_add(Self::BINDINGS_FROM as usize)
+    }
+
+    /// Its place in [`Table::verdicts`].
+    #[inline(always)]
+    pub fn index(self) -> usize {
+        self.0 as usize
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Rule {
-    /// [`Act::code`].
-    act: u32,
+    verdict: VerdictId,
     origin: u32,
     /// Index in `Table::filters`.
     filter: u32,
@@ -116,13 +129,13 @@ impl Filter {
 const RUN: u32 = 1 << 31;
 /// The interval's chain starts at the index of `Table::chains` below this
 /// bit. Without it (and without [`RUN`]), the value is a leaf
-/// ([`Leaves`]).
+/// ([`LeafLayout`]).
 const CHAIN: u32 = 1 << 30;
 
 /// One entry of a run: where an interval starts, and its value. The first
 /// entry of each run holds the run's length in place of its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Entry<S> {
+struct Interval<S> {
     start: S,
     value: u32,
 }
@@ -138,7 +151,7 @@ struct Lpm<K: Key> {
     /// buckets too full for their slot. The first entry of a run is the
     /// interval holding the bucket's first address; those after it start
     /// inside the bucket. The search and the answer share cache lines.
-    entries: Vec<Entry<K::Stored>>,
+    entries: Vec<Interval<K::Stored>>,
     /// Shift that turns an address into its bucket.
     shift: u32,
 }
@@ -377,7 +390,7 @@ impl<K: Key> Lpm<K> {
     fn push_run(&mut self, run: &[(K, u32)]) {
         self.entries
             .extend(run.iter().enumerate().map(|(i, &(start, value))| {
-                Entry {
+                Interval {
                     start: if i == 0 {
                         K::from_len(run.len())
                     } else {
@@ -464,7 +477,7 @@ fn last_at_or_below<K: Ord>(len: usize, key: K, start: impl Fn(usize) -> K) -> u
 struct Chains<'r> {
     rules: &'r [Rule],
     default: Rule,
-    leaves: Leaves,
+    leaves: LeafLayout,
     links: Vec<Rule>,
     seen: HashMap<Vec<u32>, u32>,
 }
@@ -476,7 +489,7 @@ impl Chains<'_> {
             [rule] => Some(self.rules[rule as usize]).filter(|r| !r.is_filtered()),
             _ => None,
         };
-        if let Some(leaf) = alone.and_then(|r| self.leaves.leaf(r.act, r.origin)) {
+        if let Some(leaf) = alone.and_then(|r| self.leaves.leaf(r.verdict, r.origin)) {
             return leaf;
         }
         if let Some(&value) = self.seen.get(chain) {
@@ -511,39 +524,39 @@ fn unmapped(destination: SocketAddr) -> SocketAddr {
     }
 }
 
-/// How a leaf holds its act code and origin: the act in the low bits, as
-/// few as a table's act codes need, so that the hooks' question (the act
-/// alone) is one mask; the origin's index above.
+/// How a leaf holds its [`VerdictId`] and origin: the verdict in the low
+/// bits, as few as a table's verdicts need, so that the hooks' question
+/// (the verdict alone) is one mask; the origin's index above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Leaves {
-    /// Bits of the act (at most 30: a table with more act codes has no
+struct LeafLayout {
+    /// Bits of the verdict (at most 30: a table with more verdicts has no
     /// leaves).
     bits: u32,
-    /// Those bits set: kept rather than derived, so that the act is one
+    /// Those bits set: kept rather than derived, so that the verdict is one
     /// `and` with a loaded word.
     mask: u32,
 }
 
-impl Leaves {
+impl LeafLayout {
     /// The layout for a table of `bindings` bindings.
-    fn new(bindings: usize) -> Leaves {
-        let acts = bindings.saturating_add(2);
-        let bits = (usize::BITS - (acts - 1).leading_zeros()).min(30);
-        Leaves {
+    fn new(bindings: usize) -> LeafLayout {
+        let verdicts = VerdictId::count(bindings);
+        let bits = (usize::BITS - (verdicts - 1).leading_zeros()).min(30);
+        LeafLayout {
             bits,
             mask: !(u32::MAX << bits),
         }
     }
 
-    /// The leaf for this act code and origin, if both fit below [`CHAIN`].
-    fn leaf(self, act: u32, origin: u32) -> Option<u32> {
-        let leaf = u64::from(origin) << self.bits | u64::from(act);
-        (act & !self.mask == 0 && leaf < u64::from(CHAIN)).then_some(leaf as u32)
+    /// The leaf for this verdict and origin, if both fit below [`CHAIN`].
+    fn leaf(self, verdict: VerdictId, origin: u32) -> Option<u32> {
+        let leaf = u64::from(origin) << self.bits | u64::from(verdict.0);
+        (verdict.0 & !self.mask == 0 && leaf < u64::from(CHAIN)).then_some(leaf as u32)
     }
 
     #[inline(always)]
-    fn act(self, leaf: u32) -> u32 {
-        leaf & self.mask
+    fn verdict(self, leaf: u32) -> VerdictId {
+        VerdictId(leaf & self.mask)
     }
 
     #[inline(always)]
@@ -574,8 +587,8 @@ pub struct Table {
     /// walking a chain is no further load; each chain ends with a rule
     /// without filter.
     chains: Vec<Rule>,
-    /// How leaves hold their act and origin.
-    leaves: Leaves,
+    /// How leaves hold their verdict and origin.
+    leaves: LeafLayout,
     v4: Lpm<u32>,
     v6: Lpm<u128>,
 }
@@ -610,7 +623,7 @@ impl Table {
                     bindings.push(binding);
                     bindings.len() - 1
                 });
-            Act::Bind(i as u32)
+            VerdictId::bind(i)
         };
         let mut origin = |o: &Origin| {
             origins.push(o.clone());
@@ -618,26 +631,25 @@ impl Table {
         };
 
         let default = Rule {
-            act: if profile.binding.is_empty() {
-                Act::Direct
+            verdict: if profile.binding.is_empty() {
+                VerdictId::DIRECT
             } else {
                 bind(profile.binding)
-            }
-            .code(),
+            },
             origin: origin(&profile.origin),
             filter: 0,
         };
         let mut rules = Vec::new();
         let mut prefixes: Vec<(IpNet, u32)> = Vec::new();
         for route in &profile.routes {
-            let act = match route.action {
+            let verdict = match route.action {
                 Action::Bind => bind(route.binding),
-                Action::Direct => Act::Direct,
-                Action::Block => Act::Block,
+                Action::Direct => VerdictId::DIRECT,
+                Action::Block => VerdictId::BLOCK,
             };
             let index = rules.len() as u32;
             rules.push(Rule {
-                act: act.code(),
+                verdict,
                 origin: origin(&route.origin),
                 filter: filter(route.protocol, &route.ports),
             });
@@ -646,7 +658,7 @@ impl Table {
         for (net, o) in &profile.exclude {
             let index = rules.len() as u32;
             rules.push(Rule {
-                act: Act::Direct.code(),
+                verdict: VerdictId::DIRECT,
                 origin: origin(o),
                 filter: 0,
             });
@@ -656,7 +668,7 @@ impl Table {
         // comes first in the decision order.
         let index = rules.len() as u32;
         rules.push(Rule {
-            act: Act::Direct.code(),
+            verdict: VerdictId::DIRECT,
             origin: origin(&Origin {
                 profile: profile.origin.profile.clone(),
                 kind: RuleKind::Loopback,
@@ -671,7 +683,7 @@ impl Table {
             .map(|r| (r.port, r.server, origin(&r.origin)))
             .collect();
 
-        let leaves = Leaves::new(bindings.len());
+        let leaves = LeafLayout::new(bindings.len());
         let mut chains = Chains {
             rules: &rules,
             default,
@@ -736,14 +748,14 @@ impl Table {
         self.decision(destination, rewrite, protocol)
     }
 
-    /// Where the verdict for `destination` as it is, not rewritten, stands
-    /// in [`Table::verdicts`], for a caller that keeps something of its own
-    /// per verdict: the verdict [`Table::decide`] gives unless the table
+    /// The verdict for `destination` as it is, not rewritten, by its id,
+    /// for a caller that keeps something of its own per verdict: the
+    /// verdict [`Table::decide`] gives unless the table
     /// [`Table::rewrites`]. Leaner than `decide` once inlined: no
     /// destination or origin to carry out, and no rewrite to look for.
     #[inline(always)]
-    pub fn verdict_index(&self, destination: SocketAddr, protocol: Protocol) -> usize {
-        self.act(unmapped(destination), protocol).0 as usize
+    pub fn verdict_id(&self, destination: SocketAddr, protocol: Protocol) -> VerdictId {
+        self.matching(unmapped(destination), protocol).0
     }
 
     /// Whether the profile rewrites some destinations (DNS).
@@ -751,11 +763,10 @@ impl Table {
         !self.dns.is_empty()
     }
 
-    /// Every verdict the table can give, each once, in the order that
-    /// [`Table::verdict_index`] counts: leave alone, block, then each of
-    /// [`Table::bindings`].
+    /// Every verdict the table can give, each once, in the order of their
+    /// [`VerdictId`]s: leave alone, block, then each of [`Table::bindings`].
     pub fn verdicts(&self) -> impl ExactSizeIterator<Item = Verdict<'_>> {
-        (0..self.bindings.len() as u32 + 2).map(|act| self.verdict_of(act))
+        (0..VerdictId::count(self.bindings.len()) as u32).map(|id| self.verdict(VerdictId(id)))
     }
 
     /// The decision for a destination already rewritten.
@@ -766,48 +777,41 @@ impl Table {
         rewrite: Option<&'t Origin>,
         protocol: Protocol,
     ) -> Decision<'t> {
-        let (act, origin) = self.act(destination, protocol);
+        let (verdict, origin) = self.matching(destination, protocol);
         Decision {
-            verdict: self.verdict_of(act),
+            verdict: self.verdict(verdict),
             destination,
             rewrite,
             origin: &self.origins[origin as usize],
         }
     }
 
-    /// The act code and origin that decide `destination`, already rewritten.
-    /// Every table has a rule (loopback's), so every destination is looked
-    /// up.
+    /// The verdict an id stands for.
     #[inline(always)]
-    fn act(&self, destination: SocketAddr, protocol: Protocol) -> (u32, u32) {
-        self.matching(destination, protocol)
-    }
-
-    /// What an act code does.
-    #[inline(always)]
-    fn verdict_of(&self, act: u32) -> Verdict<'_> {
-        match act {
-            0 => Verdict::Direct,
-            1 => Verdict::Block,
-            b => Verdict::Bind(&self.bindings[b as usize - 2]),
+    fn verdict(&self, id: VerdictId) -> Verdict<'_> {
+        match id {
+            VerdictId::DIRECT => Verdict::Direct,
+            VerdictId::BLOCK => Verdict::Block,
+            VerdictId(n) => Verdict::Bind(&self.bindings[(n - VerdictId::BINDINGS_FROM) as usize]),
         }
     }
 
-    /// The act code and origin of the first rule of the destination's
-    /// chain that takes this protocol and port, or of the profile's own
-    /// binding.
+    /// The verdict and origin of the first rule of the destination's chain
+    /// that takes this protocol and port, or of the profile's own binding.
+    /// Every table has a rule (loopback's), so every destination is looked
+    /// up.
     #[inline(always)]
-    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> (u32, u32) {
+    fn matching(&self, destination: SocketAddr, protocol: Protocol) -> (VerdictId, u32) {
         let value = match destination.ip() {
             IpAddr::V4(a) => self.v4.lookup(a.into()),
             IpAddr::V6(a) => self.v6.lookup(a.into()),
         };
         // Most intervals decide alone: no chain to walk.
         if value & CHAIN == 0 {
-            return (self.leaves.act(value), self.leaves.origin(value));
+            return (self.leaves.verdict(value), self.leaves.origin(value));
         }
         let rule = self.walk((value & !CHAIN) as usize, destination.port(), protocol);
-        (rule.act, rule.origin)
+        (rule.verdict, rule.origin)
     }
 
     /// The first rule of the chain at `start` that takes this protocol and
@@ -857,7 +861,7 @@ impl Table {
     /// gets) and where the profile says it.
     pub fn own(&self) -> (Verdict<'_>, &Origin) {
         (
-            self.verdict_of(self.default.act),
+            self.verdict(self.default.verdict),
             &self.origins[self.default.origin as usize],
         )
     }

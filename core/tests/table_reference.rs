@@ -298,7 +298,7 @@ fn check(profile: &Profile, dests: &[(SocketAddr, Protocol)]) -> Result<(), Test
         prop_assert_eq!(table.rewrites(), !profile.dns.is_empty());
         if !table.rewrites() {
             prop_assert_eq!(
-                table.verdicts().nth(table.verdict_index(dest, proto)),
+                table.verdicts().nth(table.verdict_id(dest, proto).index()),
                 Some(d.verdict),
                 "lean verdict for {}",
                 dest

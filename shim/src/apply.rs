@@ -19,11 +19,11 @@ use libc::{c_int, c_void, socklen_t};
 use crate::errno;
 use crate::fds::Family;
 use crate::real;
-use crate::sockaddr::Raw;
+use crate::sockaddr::SockaddrBuf;
 
 /// Why a binding could not be made, with the errno the call fails with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum BindError {
     /// SO_BINDTODEVICE failed, or (for IP_PKTINFO) the interface does not
     /// exist.
     Interface(IfName, c_int),
@@ -33,15 +33,15 @@ pub(crate) enum Failure {
     Family(IpAddr),
 }
 
-impl Failure {
+impl BindError {
     /// The errno the refused call fails with: the kernel's own for a failed
     /// setsockopt or bind, ENETUNREACH when the profile offers no way to
     /// the destination's family (so that a program falls back to the other
     /// family, as it would on a host without that family's route).
     pub(crate) fn errno(&self) -> c_int {
         match *self {
-            Failure::Interface(_, e) | Failure::Source(_, e) => e,
-            Failure::Family(_) => libc::ENETUNREACH,
+            BindError::Interface(_, e) | BindError::Source(_, e) => e,
+            BindError::Family(_) => libc::ENETUNREACH,
         }
     }
 }
@@ -55,16 +55,16 @@ pub(crate) fn connected(
     family: Family,
     binding: &Binding,
     destination: IpAddr,
-) -> Result<(), Failure> {
+) -> Result<(), BindError> {
     let source = binding.source.for_family_of(destination);
     if binding.interface.is_none() && source.is_none() {
-        return Err(Failure::Family(destination));
+        return Err(BindError::Family(destination));
     }
     if let Some(name) = &binding.interface {
-        device(fd, name).map_err(|e| Failure::Interface(*name, e))?;
+        device(fd, name).map_err(|e| BindError::Interface(*name, e))?;
     }
     if let Some(source) = source {
-        bind_source(fd, family, source).map_err(|e| Failure::Source(source, e))?;
+        bind_source(fd, family, source).map_err(|e| BindError::Source(source, e))?;
     }
     Ok(())
 }
@@ -140,7 +140,7 @@ fn bound_device(fd: c_int) -> Option<[u8; IfName::CAPACITY + 1]> {
 /// ephemeral port of its own. EINVAL means the program bound the socket
 /// already: it keeps its address.
 fn bind_source(fd: c_int, family: Family, source: IpAddr) -> Result<(), c_int> {
-    let addr = Raw::source(source, family).ok_or(libc::EAFNOSUPPORT)?;
+    let addr = SockaddrBuf::source(source, family).ok_or(libc::EAFNOSUPPORT)?;
     // Best effort: without it the bind still holds, only less thriftily.
     setsockopt(
         fd,

@@ -74,12 +74,12 @@ impl Inet {
 
 /// What `socket(domain, ty, protocol)` creates, as [`record`] keeps it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Kind(u8);
+pub(crate) struct SocketKind(u8);
 
 /// The kind of socket `socket(domain, ty, protocol)` creates.
 #[inline]
-pub(crate) fn classify(domain: c_int, ty: c_int, protocol: c_int) -> Kind {
-    Kind(record_of(domain, ty, protocol))
+pub(crate) fn classify(domain: c_int, ty: c_int, protocol: c_int) -> SocketKind {
+    SocketKind(record_of(domain, ty, protocol))
 }
 
 /// The record for `socket(domain, ty, protocol)`.
@@ -104,7 +104,7 @@ fn slot(fd: c_int) -> Option<&'static AtomicU8> {
 
 /// Records what `socket()` returned: a descriptor of `kind`, or an
 /// error (negative), which records nothing.
-pub(crate) fn record(fd: c_int, kind: Kind) {
+pub(crate) fn record(fd: c_int, kind: SocketKind) {
     if let Some(slot) = slot(fd) {
         slot.store(kind.0, Ordering::Relaxed);
     }

@@ -190,7 +190,7 @@ fn zeroed_in6() -> sockaddr_in6 {
 
 /// A socket address built by the shim, for a socket of a given family.
 #[derive(Clone, Copy)]
-pub(crate) struct Raw {
+pub(crate) struct SockaddrBuf {
     storage: Storage,
     len: socklen_t,
 }
@@ -202,19 +202,19 @@ union Storage {
     v6: sockaddr_in6,
 }
 
-impl std::fmt::Debug for Raw {
+impl std::fmt::Debug for SockaddrBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Raw")
+        f.debug_struct("SockaddrBuf")
             .field("len", &self.len)
             .finish_non_exhaustive()
     }
 }
 
-impl Raw {
+impl SockaddrBuf {
     /// `addr` as a socket of `family` takes it: an IPv4 address on an IPv6
     /// socket becomes IPv4-mapped (::ffff:a.b.c.d). `None` when the socket
     /// cannot reach that family (an IPv6 address for an IPv4 socket).
-    pub(crate) fn new(addr: SocketAddr, family: Family) -> Option<Raw> {
+    pub(crate) fn new(addr: SocketAddr, family: Family) -> Option<SockaddrBuf> {
         let v6 = |ip: Ipv6Addr, flowinfo: u32, scope_id: u32| {
             let mut sin6 = zeroed_in6();
             sin6.sin6_family = libc::AF_INET6 as sa_family_t;
@@ -222,13 +222,13 @@ impl Raw {
             sin6.sin6_flowinfo = flowinfo.to_be();
             sin6.sin6_addr.s6_addr = ip.octets();
             sin6.sin6_scope_id = scope_id;
-            Raw {
+            SockaddrBuf {
                 storage: Storage { v6: sin6 },
                 len: size_of::<sockaddr_in6>() as socklen_t,
             }
         };
         match (addr, family) {
-            (SocketAddr::V4(a), Family::V4) => Some(Raw {
+            (SocketAddr::V4(a), Family::V4) => Some(SockaddrBuf {
                 storage: Storage {
                     v4: sockaddr_in {
                         sin_family: libc::AF_INET as sa_family_t,
@@ -248,8 +248,8 @@ impl Raw {
     }
 
     /// `ip` with port 0, as a socket of `family` binds it.
-    pub(crate) fn source(ip: IpAddr, family: Family) -> Option<Raw> {
-        Raw::new(SocketAddr::new(ip, 0), family)
+    pub(crate) fn source(ip: IpAddr, family: Family) -> Option<SockaddrBuf> {
+        SockaddrBuf::new(SocketAddr::new(ip, 0), family)
     }
 
     pub(crate) fn as_ptr(&self) -> *const sockaddr {
@@ -276,7 +276,7 @@ mod tests {
     use super::*;
 
     fn round_trip(addr: SocketAddr, family: Family) -> Option<SocketAddr> {
-        let raw = Raw::new(addr, family)?;
+        let raw = SockaddrBuf::new(addr, family)?;
         // SAFETY: `raw` holds `raw.len()` initialised bytes.
         unsafe { read(raw.as_ptr(), raw.len()) }
     }
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn short_and_foreign_addresses_are_not_read() {
-        let raw = Raw::new("198.19.0.1:80".parse().unwrap(), Family::V4).unwrap();
+        let raw = SockaddrBuf::new("198.19.0.1:80".parse().unwrap(), Family::V4).unwrap();
         // SAFETY: shorter than what `raw` holds.
         assert_eq!(unsafe { read(raw.as_ptr(), raw.len() - 1) }, None);
         // SAFETY: a null pointer is allowed.
@@ -305,7 +305,7 @@ mod tests {
         let unix = [family[0], family[1], b'/', 0];
         // SAFETY: four readable bytes.
         assert_eq!(unsafe { read(unix.as_ptr().cast(), 4) }, None);
-        let v6 = Raw::new("[2001:db8::1]:53".parse().unwrap(), Family::V6).unwrap();
+        let v6 = SockaddrBuf::new("[2001:db8::1]:53".parse().unwrap(), Family::V6).unwrap();
         // SAFETY: 24 of its 28 bytes: the RFC 2133 length.
         let short = unsafe { read(v6.as_ptr(), 24) };
         assert_eq!(short, Some("[2001:db8::1]:53".parse().unwrap()));
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn af_unspec_names_are_read_as_ipv4_only_when_asked() {
-        let mut raw = Raw::new("198.19.0.1:7".parse().unwrap(), Family::V4).unwrap();
+        let mut raw = SockaddrBuf::new("198.19.0.1:7".parse().unwrap(), Family::V4).unwrap();
         raw.storage.v4.sin_family = libc::AF_UNSPEC as sa_family_t;
         // SAFETY: `raw` holds `raw.len()` initialised bytes.
         assert_eq!(unsafe { read(raw.as_ptr(), raw.len()) }, None);
@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(unspec, Some("198.19.0.1:7".parse().unwrap()));
         // SAFETY: shorter than what `raw` holds.
         assert_eq!(unsafe { read_unspec(raw.as_ptr(), raw.len() - 1) }, None);
-        let v4 = Raw::new("198.19.0.1:7".parse().unwrap(), Family::V4).unwrap();
+        let v4 = SockaddrBuf::new("198.19.0.1:7".parse().unwrap(), Family::V4).unwrap();
         // SAFETY: as above.
         assert_eq!(unsafe { read_unspec(v4.as_ptr(), v4.len()) }, None);
     }
@@ -334,7 +334,7 @@ mod tests {
             let got = unsafe { read(bad as *const sockaddr, 16) };
             assert_eq!(got, None, "{bad:#x}");
         }
-        let v4 = Raw::new("198.19.0.1:80".parse().unwrap(), Family::V4).unwrap();
+        let v4 = SockaddrBuf::new("198.19.0.1:80".parse().unwrap(), Family::V4).unwrap();
         assert!(readable(v4.as_ptr(), 16));
         assert!(!readable(usize::MAX as *const u8, 1));
     }

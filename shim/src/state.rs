@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
-use bindto_core::{Binding, Env, IfName, Setup, Table, Verdict, cache, layers};
+use bindto_core::{Binding, Env, IfName, Setup, Table, Verdict, VerdictId, cache, layers};
 
 use crate::guard::{self, Guard};
 use crate::log::{self, Notice};
@@ -131,11 +131,13 @@ impl Loaded {
         }
     }
 
-    /// What the quick connect does for the verdict at `index` of
-    /// `table.verdicts()`: the long way where there is no entry.
+    /// What the quick connect does for this verdict: the long way where
+    /// there is no entry.
     #[inline(always)]
-    pub(crate) fn quick_connect(&self, index: usize) -> &QuickConnect {
-        self.connects.get(index).unwrap_or(&QuickConnect::Long)
+    pub(crate) fn quick_connect(&self, verdict: VerdictId) -> &QuickConnect {
+        self.connects
+            .get(verdict.index())
+            .unwrap_or(&QuickConnect::Long)
     }
 
     /// The index of `binding`, which comes from this table's

@@ -109,7 +109,7 @@ pub(super) fn answer(rules: &Rules<'_>, call: &Call<'_>) -> Answer {
 
 /// How the destination's verdict is put into effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Way {
+enum Scope {
     /// On the socket (connect, TCP Fast Open).
     Socket,
     /// On the datagram (unconnected UDP).
@@ -149,7 +149,7 @@ fn connect(rules: &Rules<'_>, call: &Call<'_>) -> Result<Answer, Answer> {
     let Some(socket) = take(call, fd)? else {
         return Ok(Answer::Continue);
     };
-    let plan = outbound(rules, &socket, destination, Way::Socket)?;
+    let plan = outbound(rules, &socket, destination, Scope::Socket)?;
     match plan.target {
         None => Ok(Answer::Continue),
         Some(target) => done(socket.connect(&target)),
@@ -251,13 +251,13 @@ fn send(
     let Some(socket) = take(call, fd)? else {
         return Ok(Answer::Continue);
     };
-    let way = match socket.protocol {
-        Protocol::Tcp if flags & libc::MSG_FASTOPEN != 0 => Way::Socket,
+    let scope = match socket.protocol {
+        Protocol::Tcp if flags & libc::MSG_FASTOPEN != 0 => Scope::Socket,
         // A connected TCP socket ignores the address.
         Protocol::Tcp => return Ok(Answer::Continue),
-        Protocol::Udp => Way::Datagram,
+        Protocol::Udp => Scope::Datagram,
     };
-    let plan = outbound(rules, &socket, destination, way)?;
+    let plan = outbound(rules, &socket, destination, scope)?;
     if plan.is_empty() {
         return Ok(Answer::Continue);
     }
@@ -369,7 +369,7 @@ fn send_one(
     let read = read_name(call.pid, message.name.0, message.name.1).map_err(errno_of)?;
     match read {
         Some(destination) if socket.protocol == Protocol::Udp => {
-            let plan = outbound(rules, socket, destination, Way::Datagram).map_err(errno_of)?;
+            let plan = outbound(rules, socket, destination, Scope::Datagram).map_err(errno_of)?;
             let name = name_for(&plan, destination, socket)?;
             perform(rules, call, socket, &name, message, flags, plan.pktinfo)
         }
@@ -424,7 +424,7 @@ fn outbound(
     rules: &Rules<'_>,
     socket: &Socket,
     destination: SocketAddr,
-    way: Way,
+    scope: Scope,
 ) -> Result<Plan, Answer> {
     let decision = rules.table.decide(destination, socket.protocol);
     let mut plan = Plan::default();
@@ -456,16 +456,16 @@ fn outbound(
         }
     };
     let ip = decision.destination.ip();
-    let bound = match way {
-        Way::Socket => socket.bind(binding, ip),
-        Way::Datagram => {
+    let bound = match scope {
+        Scope::Socket => socket.bind(binding, ip),
+        Scope::Datagram => {
             let source = binding.source.for_family_of(ip);
             match binding.interface {
-                None if source.is_none() => Err(socket::Failure::Family(ip)),
+                None if source.is_none() => Err(socket::BindError::Family(ip)),
                 None => Ok(0),
                 Some(name) => rules
                     .ifindex(&name)
-                    .ok_or(socket::Failure::Interface(name, libc::ENODEV)),
+                    .ok_or(socket::BindError::Interface(name, libc::ENODEV)),
             }
             .map(|ifindex| {
                 plan.pktinfo = Some(Pktinfo {
@@ -479,10 +479,10 @@ fn outbound(
     };
     if let Err(failure) = bound {
         let allow = rules.table.on_failure() == OnFailure::Allow;
-        let outcome = match (allow, way) {
+        let outcome = match (allow, scope) {
             (true, _) => "continuing unbound (on_failure = \"allow\")",
-            (false, Way::Socket) => "connection blocked",
-            (false, Way::Datagram) => "datagram blocked",
+            (false, Scope::Socket) => "connection blocked",
+            (false, Scope::Datagram) => "datagram blocked",
         };
         eprintln!("bindto: {failure} for {}; {outcome}", decision.origin);
         if !allow {

@@ -87,36 +87,36 @@ pub(super) struct Socket {
 
 /// Why a binding could not be made, with the errno the call fails with.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Failure {
+pub(super) enum BindError {
     Interface(IfName, c_int),
     Source(IpAddr, c_int),
     /// No interface and no source of the destination's family.
     Family(IpAddr),
 }
 
-impl Failure {
+impl BindError {
     pub(super) fn errno(self) -> c_int {
         match self {
-            Failure::Interface(_, e) | Failure::Source(_, e) => e,
-            Failure::Family(_) => libc::ENETUNREACH,
+            BindError::Interface(_, e) | BindError::Source(_, e) => e,
+            BindError::Family(_) => libc::ENETUNREACH,
         }
     }
 }
 
-impl std::fmt::Display for Failure {
+impl std::fmt::Display for BindError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::Interface(name, e) => write!(
+            BindError::Interface(name, e) => write!(
                 f,
                 "cannot bind socket to interface \"{name}\" ({})",
                 std::io::Error::from_raw_os_error(*e)
             ),
-            Failure::Source(ip, e) => write!(
+            BindError::Source(ip, e) => write!(
                 f,
                 "cannot bind socket to source address {ip} ({})",
                 std::io::Error::from_raw_os_error(*e)
             ),
-            Failure::Family(ip) => write!(
+            BindError::Family(ip) => write!(
                 f,
                 "no interface and no {} source to bind a socket to {ip}",
                 if ip.is_ipv4() { "IPv4" } else { "IPv6" }
@@ -161,18 +161,18 @@ impl Socket {
     /// Binds the socket for `destination` as `binding` says: the device
     /// first, then the source address of the destination's family unless
     /// the program bound the socket itself.
-    pub(super) fn bind(&self, binding: &Binding, destination: IpAddr) -> Result<(), Failure> {
+    pub(super) fn bind(&self, binding: &Binding, destination: IpAddr) -> Result<(), BindError> {
         let source = binding.source.for_family_of(destination);
         if binding.interface.is_none() && source.is_none() {
-            return Err(Failure::Family(destination));
+            return Err(BindError::Family(destination));
         }
         if let Some(name) = &binding.interface {
             self.device(name)
-                .map_err(|e| Failure::Interface(*name, e))?;
+                .map_err(|e| BindError::Interface(*name, e))?;
         }
         if let Some(source) = source {
             self.source(source)
-                .map_err(|e| Failure::Source(source, e))?;
+                .map_err(|e| BindError::Source(source, e))?;
         }
         Ok(())
     }

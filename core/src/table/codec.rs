@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{CHAIN, Filter, Key, Leaves, Lpm, RUN, Rule, Table};
+use super::{CHAIN, Filter, Key, LeafLayout, Lpm, RUN, Rule, Table, VerdictId};
 use crate::addr::{IfName, PerFamily, PortRange};
 use crate::profile::{Binding, DnsOptions, OnFailure, Origin, Protocol, RuleKind};
 
@@ -156,10 +156,10 @@ impl Table {
             return None;
         }
 
-        let leaves = Leaves::new(bindings.len());
-        let act_ok = |act: u32| (act as usize) < bindings.len() + 2;
+        let leaves = LeafLayout::new(bindings.len());
+        let verdict_ok = |id: VerdictId| id.index() < VerdictId::count(bindings.len());
         let rule_ok = |rule: &Rule| {
-            act_ok(rule.act)
+            verdict_ok(rule.verdict)
                 && (rule.origin as usize) < origins.len()
                 && (rule.filter as usize) < filters.len()
         };
@@ -169,7 +169,7 @@ impl Table {
             } else if value & CHAIN != 0 {
                 ((value & !CHAIN) as usize) < chains.len()
             } else {
-                act_ok(leaves.act(value)) && (leaves.origin(value) as usize) < origins.len()
+                verdict_ok(leaves.verdict(value)) && (leaves.origin(value) as usize) < origins.len()
             }
         };
         // Every walk along `chains` stops at a rule without filter at the
@@ -283,7 +283,7 @@ impl Writer {
     }
 
     fn rule(&mut self, rule: &Rule) {
-        self.u32(rule.act);
+        self.u32(rule.verdict.0);
         self.u32(rule.origin);
         self.u32(rule.filter);
     }
@@ -433,7 +433,7 @@ impl<'a> Reader<'a> {
 
     fn rule(&mut self) -> Option<Rule> {
         Some(Rule {
-            act: self.u32()?,
+            verdict: VerdictId(self.u32()?),
             origin: self.u32()?,
             filter: self.u32()?,
         })
@@ -641,7 +641,7 @@ interface = "tun1"
         let (leaves, origins) = (table.leaves, table.origins.len() as u32);
 
         let mut table = full_table();
-        table.chains[0].act = bindings + 2;
+        table.chains[0].verdict = VerdictId::bind(bindings as usize);
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
         let mut table = full_table();
@@ -657,7 +657,7 @@ interface = "tun1"
         table.filters[0] = table.filters[1];
         assert!(Table::decode(&table.encode().unwrap()).is_none());
 
-        // A leaf's act past the bindings: FULL has three, so that the
+        // A leaf's verdict past the bindings: FULL has three, so that the
         // leaf's bits can say one.
         assert!(leaves.mask >= bindings + 2, "{bindings} bindings");
         for value in [CHAIN | chains, bindings + 2, origins << leaves.bits, RUN] {

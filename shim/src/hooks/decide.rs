@@ -8,13 +8,13 @@ use std::net::{IpAddr, SocketAddr};
 use bindto_core::{Binding, IfName, OnFailure, Protocol, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
-use crate::apply::{self, Failure, Pktinfo};
+use crate::apply::{self, BindError, Pktinfo};
 use crate::boundary::{Failed, NoCancel};
 use crate::errno;
 use crate::fds::{self, Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
-use crate::sockaddr::{Raw, read as read_addr, read_unspec};
+use crate::sockaddr::{SockaddrBuf, read as read_addr, read_unspec};
 use crate::state::{self, Loaded, Rules, State};
 
 /// Why a call goes straight to the real function, untouched.
@@ -36,21 +36,21 @@ pub(super) enum Bypass {
 
 /// What becomes of an intercepted call when it does not just go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stop {
+pub(super) enum Unbound {
     Bypass(Bypass),
     /// Fail with this errno.
     Refuse(c_int),
 }
 
-impl From<Bypass> for Stop {
-    fn from(bypass: Bypass) -> Stop {
-        Stop::Bypass(bypass)
+impl From<Bypass> for Unbound {
+    fn from(bypass: Bypass) -> Unbound {
+        Unbound::Bypass(bypass)
     }
 }
 
-/// How an outgoing call picks its way out.
+/// What an outgoing call's binding applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Way {
+pub(super) enum Scope {
     /// The socket itself is bound (connect, TCP Fast Open).
     Socket,
     /// Each datagram carries its own pktinfo (unconnected UDP).
@@ -59,9 +59,9 @@ pub(super) enum Way {
 
 /// What an outgoing call goes ahead with.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Go {
+pub(super) struct Prepared {
     /// The rewritten destination, for the socket's family.
-    pub(super) target: Option<Raw>,
+    pub(super) target: Option<SockaddrBuf>,
     /// Ancillary data for the datagram.
     pub(super) pktinfo: Option<Datagram>,
 }
@@ -97,7 +97,7 @@ impl Datagram {
 
 /// The table, or the refusal of a process whose config is broken.
 #[inline(always)]
-pub(super) fn loaded(state: &State) -> Result<&Loaded, Stop> {
+pub(super) fn loaded(state: &State) -> Result<&Loaded, Unbound> {
     match &state.rules {
         Rules::Table(loaded) => Ok(loaded),
         Rules::Broken(error) => Err(broken(error)),
@@ -107,16 +107,16 @@ pub(super) fn loaded(state: &State) -> Result<&Loaded, Stop> {
 /// The refusal of every call in a process whose config is broken.
 #[cold]
 #[inline(never)]
-pub(super) fn broken(error: &str) -> Stop {
+pub(super) fn broken(error: &str) -> Unbound {
     log::notice(
         Notice::Setup,
         format_args!("{error}; network calls are blocked"),
     );
-    Stop::Refuse(libc::EPERM)
+    Unbound::Refuse(libc::EPERM)
 }
 
 /// Decides an outgoing call on `fd` to `destination` the long way,
-/// prepares the socket and fills in `go`: every verdict, refusal, rewrite,
+/// prepares the socket and fills in `prepared`: every verdict, refusal, rewrite,
 /// source address and notice. The common cases have settled in
 /// [`super::quick`] before; only sendmmsg's messages come here first.
 pub(super) fn outbound(
@@ -124,17 +124,17 @@ pub(super) fn outbound(
     fd: c_int,
     socket: Inet,
     destination: &SocketAddr,
-    way: Way,
-    go: &mut Go,
-) -> Result<(), Stop> {
+    scope: Scope,
+    prepared: &mut Prepared,
+) -> Result<(), Unbound> {
     let loaded = loaded(state)?;
     let decision = &loaded.table.decide(*destination, socket.protocol());
     if log::enabled() {
-        log_decision(fd, socket, *destination, way, decision);
+        log_decision(fd, socket, *destination, scope, decision);
     }
     if let Some(origin) = decision.rewrite {
-        go.target = Some(
-            Raw::new(decision.destination, socket.family()).ok_or_else(|| {
+        prepared.target = Some(
+            SockaddrBuf::new(decision.destination, socket.family()).ok_or_else(|| {
                 log::notice(
                     Notice::Family,
                     format_args!(
@@ -142,17 +142,17 @@ pub(super) fn outbound(
                         decision.destination
                     ),
                 );
-                Stop::Refuse(libc::EAFNOSUPPORT)
+                Unbound::Refuse(libc::EAFNOSUPPORT)
             })?,
         );
     }
     let binding = match decision.verdict {
         Verdict::Bind(binding) => binding,
         Verdict::Direct => {
-            if way == Way::Socket && socket.device_set() {
+            if scope == Scope::Socket && socket.device_set() {
                 unbind(fd, decision)?;
             }
-            return match go.target {
+            return match prepared.target {
                 None => Err(Bypass::Direct.into()),
                 Some(_) => Ok(()),
             };
@@ -170,16 +170,18 @@ pub(super) fn outbound(
                     decision.origin
                 ),
             );
-            return Err(Stop::Refuse(libc::EPERM));
+            return Err(Unbound::Refuse(libc::EPERM));
         }
     };
     let destination = decision.destination.ip();
-    let bound = match way {
-        Way::Socket => apply::connected(fd, socket.family(), binding, destination),
-        Way::Datagram => datagram(loaded, binding, destination).map(|d| go.pktinfo = Some(d)),
+    let bound = match scope {
+        Scope::Socket => apply::connected(fd, socket.family(), binding, destination),
+        Scope::Datagram => {
+            datagram(loaded, binding, destination).map(|d| prepared.pktinfo = Some(d))
+        }
     };
     if let Err(failure) = bound {
-        failed(loaded, failure, decision.origin, way)?;
+        failed(loaded, failure, decision.origin, scope)?;
     }
     Ok(())
 }
@@ -187,7 +189,7 @@ pub(super) fn outbound(
 /// Undoes the shim's own SO_BINDTODEVICE for a destination the profile
 /// leaves alone (a UDP socket connected again elsewhere).
 #[cold]
-pub(super) fn unbind(fd: c_int, decision: &bindto_core::Decision<'_>) -> Result<(), Stop> {
+pub(super) fn unbind(fd: c_int, decision: &bindto_core::Decision<'_>) -> Result<(), Unbound> {
     apply::clear_device(fd).map_err(|e| {
         log::notice(
             Notice::Unbind,
@@ -198,7 +200,7 @@ pub(super) fn unbind(fd: c_int, decision: &bindto_core::Decision<'_>) -> Result<
                 decision.origin
             ),
         );
-        Stop::Refuse(e)
+        Unbound::Refuse(e)
     })
 }
 
@@ -207,14 +209,14 @@ pub(super) fn log_decision(
     fd: c_int,
     socket: Inet,
     destination: SocketAddr,
-    way: Way,
+    scope: Scope,
     decision: &bindto_core::Decision<'_>,
 ) {
     tracing::debug!(
         "{} fd {fd} to {destination} ({}){}: {} by {}",
-        match way {
-            Way::Socket => "connect",
-            Way::Datagram => "sendto",
+        match scope {
+            Scope::Socket => "connect",
+            Scope::Datagram => "sendto",
         },
         match socket.protocol() {
             Protocol::Tcp => "tcp",
@@ -235,32 +237,32 @@ pub(super) fn log_decision(
 #[inline(never)]
 pub(super) fn failed(
     loaded: &Loaded,
-    failure: Failure,
+    failure: BindError,
     origin: &bindto_core::Origin,
-    way: Way,
-) -> Result<(), Stop> {
+    scope: Scope,
+) -> Result<(), Unbound> {
     let allow = loaded.table.on_failure() == OnFailure::Allow;
-    let outcome = match (allow, way) {
+    let outcome = match (allow, scope) {
         (true, _) => "continuing unbound (on_failure = \"allow\")",
-        (false, Way::Socket) => "connection blocked",
-        (false, Way::Datagram) => "datagram blocked",
+        (false, Scope::Socket) => "connection blocked",
+        (false, Scope::Datagram) => "datagram blocked",
     };
     let (kind, what) = match failure {
-        Failure::Interface(name, e) => (
+        BindError::Interface(name, e) => (
             Notice::Interface,
             format!(
                 "cannot bind socket to interface \"{name}\" ({})",
                 log::strerror(e)
             ),
         ),
-        Failure::Source(ip, e) => (
+        BindError::Source(ip, e) => (
             Notice::Source,
             format!(
                 "cannot bind socket to source address {ip} ({})",
                 log::strerror(e)
             ),
         ),
-        Failure::Family(ip) => (
+        BindError::Family(ip) => (
             Notice::Family,
             format!(
                 "no interface and no {} source to bind a socket to {ip}",
@@ -272,7 +274,7 @@ pub(super) fn failed(
     if allow {
         Ok(())
     } else {
-        Err(Stop::Refuse(failure.errno()))
+        Err(Unbound::Refuse(failure.errno()))
     }
 }
 
@@ -281,16 +283,16 @@ pub(super) fn datagram(
     loaded: &Loaded,
     binding: &Binding,
     destination: IpAddr,
-) -> Result<Datagram, Failure> {
+) -> Result<Datagram, BindError> {
     let source = binding.source.for_family_of(destination);
     let (ifindex, interface) = match binding.interface {
-        None if source.is_none() => return Err(Failure::Family(destination)),
+        None if source.is_none() => return Err(BindError::Family(destination)),
         None => (0, None),
         Some(name) => {
             let index = loaded.index_of(binding);
             let ifindex = loaded
                 .ifindex(index, &name)
-                .ok_or(Failure::Interface(name, libc::ENODEV))?;
+                .ok_or(BindError::Interface(name, libc::ENODEV))?;
             (ifindex, Some((index, name)))
         }
     };
@@ -346,11 +348,11 @@ pub(super) enum Call {
 }
 
 impl Call {
-    /// How the call picks its way out of `socket`.
-    pub(super) fn way(self, socket: Inet) -> Result<Way, Bypass> {
+    /// What the binding of this call on `socket` applies to.
+    pub(super) fn scope(self, socket: Inet) -> Result<Scope, Bypass> {
         match self {
-            Call::Connect => Ok(Way::Socket),
-            Call::Send(flags) => send_way(socket, flags),
+            Call::Connect => Ok(Scope::Socket),
+            Call::Send(flags) => send_scope(socket, flags),
         }
     }
 }
@@ -437,20 +439,20 @@ pub(super) unsafe fn outgoing<R: Failed>(
     addr: *const sockaddr,
     len: socklen_t,
     call: Call,
-) -> Result<R, Go> {
+) -> Result<R, Prepared> {
     let saved = errno::get();
-    let mut plan = Go::default();
+    let mut plan = Prepared::default();
     // SAFETY: as the caller promises.
     match unsafe { decide_outgoing(fd, addr, len, call, &mut plan) } {
         Ok(()) => {
             errno::set(saved);
             Err(plan)
         }
-        Err(Stop::Bypass(_)) => {
+        Err(Unbound::Bypass(_)) => {
             errno::set(saved);
-            Err(Go::default())
+            Err(Prepared::default())
         }
-        Err(Stop::Refuse(e)) => {
+        Err(Unbound::Refuse(e)) => {
             errno::set(e);
             Ok(R::FAILED)
         }
@@ -463,7 +465,7 @@ pub(super) unsafe fn outgoing<R: Failed>(
 /// call. The interrupted hook cannot be re-entered safely, and letting the
 /// call through undecided would send it unbound: it is refused, with the
 /// errno of a call worth retrying.
-pub(super) const REENTERED: Stop = Stop::Refuse(libc::EAGAIN);
+pub(super) const REENTERED: Unbound = Unbound::Refuse(libc::EAGAIN);
 
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
@@ -472,40 +474,41 @@ pub(super) unsafe fn decide_outgoing(
     addr: *const sockaddr,
     len: socklen_t,
     call: Call,
-    go: &mut Go,
-) -> Result<(), Stop> {
+    prepared: &mut Prepared,
+) -> Result<(), Unbound> {
     if state::passing_through() {
         return Err(Bypass::NoProfile.into());
     }
     // SAFETY: as the caller promises.
     let (socket, destination) = unsafe { destination(fd, addr, len, call) }?;
-    let way = call.way(socket)?;
+    let scope = call.scope(socket)?;
     let mut guard = Guard::enter().ok_or(REENTERED)?;
     // The config, the log and the notices are the shim's own libc calls.
     let _no_cancel = NoCancel::new();
     state::with(&mut guard, |state| {
-        outbound(state, fd, socket, &destination, way, go)
+        outbound(state, fd, socket, &destination, scope, prepared)
     })
     .unwrap_or(Err(Bypass::NoProfile.into()))
 }
 
 /// The destination of a call, or the caller's.
 pub(super) fn target_or(
-    go: &Go,
+    prepared: &Prepared,
     addr: *const sockaddr,
     len: socklen_t,
 ) -> (*const sockaddr, socklen_t) {
-    go.target
+    prepared
+        .target
         .as_ref()
         .map_or((addr, len), |t| (t.as_ptr(), t.len()))
 }
 
 /// How a send with a destination is decided: TCP only when it connects
 /// (`MSG_FASTOPEN`), UDP per datagram.
-pub(super) fn send_way(socket: Inet, flags: c_int) -> Result<Way, Bypass> {
+pub(super) fn send_scope(socket: Inet, flags: c_int) -> Result<Scope, Bypass> {
     match socket.protocol() {
-        Protocol::Tcp if flags & libc::MSG_FASTOPEN != 0 => Ok(Way::Socket),
+        Protocol::Tcp if flags & libc::MSG_FASTOPEN != 0 => Ok(Scope::Socket),
         Protocol::Tcp => Err(Bypass::NoDestination),
-        Protocol::Udp => Ok(Way::Datagram),
+        Protocol::Udp => Ok(Scope::Datagram),
     }
 }

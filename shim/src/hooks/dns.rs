@@ -278,12 +278,12 @@ fn host_lookup(
     resolver: &Resolver<'_>,
     name: &CStr,
     family: c_int,
-) -> Result<resolve::Found, Failure> {
+) -> Result<resolve::Resolved, Failure> {
     let want = want_of(family).ok_or(Failure::NoName)?;
     let text = name.to_str().map_err(|_| Failure::NoName)?;
     if let Some(number) = numeric::parse(text) {
         return if want.accepts(number.ip) {
-            Ok(resolve::Found {
+            Ok(resolve::Resolved {
                 canonical: text.to_owned(),
                 aliases: Vec::new(),
                 addrs: vec![number.ip],

@@ -8,15 +8,15 @@ use std::net::{IpAddr, SocketAddr};
 use bindto_core::{OnFailure, Verdict};
 use libc::{c_int, sockaddr, socklen_t};
 
-use crate::apply::{self, Failure};
+use crate::apply::{self, BindError};
 use crate::boundary::NoCancel;
 use crate::fds::{Family, Inet};
 use crate::guard::Guard;
 use crate::log::{self, Notice};
-use crate::sockaddr::{Raw, is_wildcard, read as read_addr, read_unspec};
+use crate::sockaddr::{SockaddrBuf, is_wildcard, read as read_addr, read_unspec};
 use crate::state::{self, Loaded};
 
-use super::decide::{Bypass, Call, REENTERED, Stop, Way, failed, loaded, socket_for};
+use super::decide::{Bypass, Call, REENTERED, Scope, Unbound, failed, loaded, socket_for};
 
 /// # Safety
 /// `addr` is null or valid for reads of `len` bytes.
@@ -25,7 +25,7 @@ pub(super) unsafe fn decide_bind(
     fd: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-) -> Result<Option<Raw>, Stop> {
+) -> Result<Option<SockaddrBuf>, Unbound> {
     if state::passing_through() {
         return Err(Bypass::NoProfile.into());
     }
@@ -45,7 +45,7 @@ pub(super) unsafe fn decide_bind(
         let loaded = loaded(state)?;
         let (raw, local) = match listen_address(loaded, fd, socket, requested) {
             Ok((raw, local)) => (Some(raw), local),
-            Err(Stop::Bypass(_)) => (None, requested.ip()),
+            Err(Unbound::Bypass(_)) => (None, requested.ip()),
             Err(refused) => return Err(refused),
         };
         own_interface(loaded, fd, local)?;
@@ -60,7 +60,7 @@ pub(super) unsafe fn decide_bind(
 /// the default route, though the client came in on the interface (an
 /// active-FTP data listener, a server on the tunnel's address). A wildcard
 /// that keeps its wildcard listens on every interface, and is left alone.
-fn own_interface(loaded: &Loaded, fd: c_int, local: IpAddr) -> Result<(), Stop> {
+fn own_interface(loaded: &Loaded, fd: c_int, local: IpAddr) -> Result<(), Unbound> {
     let (Verdict::Bind(binding), origin) = loaded.table.own() else {
         return Ok(());
     };
@@ -74,8 +74,14 @@ fn own_interface(loaded: &Loaded, fd: c_int, local: IpAddr) -> Result<(), Stop> 
     if log::enabled() {
         tracing::debug!("bind fd {fd} to {local}, an address of {name}: bound to {name}");
     }
-    apply::device(fd, name)
-        .or_else(|e| failed(loaded, Failure::Interface(*name, e), origin, Way::Socket))
+    apply::device(fd, name).or_else(|e| {
+        failed(
+            loaded,
+            BindError::Interface(*name, e),
+            origin,
+            Scope::Socket,
+        )
+    })
 }
 
 /// A bind to AF_UNSPEC with INADDR_ANY, which inet_bind takes as
@@ -102,7 +108,7 @@ pub(super) fn listen_address(
     fd: c_int,
     socket: Inet,
     requested: SocketAddr,
-) -> Result<(Raw, IpAddr), Stop> {
+) -> Result<(SockaddrBuf, IpAddr), Unbound> {
     let listen = loaded.table.listen();
     if !is_wildcard(&requested) || listen.is_empty() {
         return Err(Bypass::ExplicitBind.into());
@@ -122,7 +128,7 @@ pub(super) fn listen_address(
                 .map(IpAddr::V4)
         })
     };
-    let raw = chosen.and_then(|ip| Raw::new(SocketAddr::new(ip, requested.port()), family));
+    let raw = chosen.and_then(|ip| SockaddrBuf::new(SocketAddr::new(ip, requested.port()), family));
     if log::enabled() {
         tracing::debug!(
             "bind fd {fd} to {requested}: {} by the listen addresses of profile \"{}\"",
@@ -153,7 +159,7 @@ pub(super) fn listen_address(
     if allow {
         Err(Bypass::ExplicitBind.into())
     } else {
-        Err(Stop::Refuse(libc::EADDRNOTAVAIL))
+        Err(Unbound::Refuse(libc::EADDRNOTAVAIL))
     }
 }
 

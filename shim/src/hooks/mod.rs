@@ -41,9 +41,9 @@ use crate::boundary::{self, NoCancel};
 use crate::errno;
 use crate::fds;
 use crate::real;
-use crate::sockaddr::{Raw, readable};
+use crate::sockaddr::{SockaddrBuf, readable};
 
-use decide::{Call, Go, Stop, outgoing, target_or};
+use decide::{Call, Prepared, Unbound, outgoing, target_or};
 use listen::decide_bind;
 use quick::{Quick, quick_datagram, ready_to_connect};
 use send::{send_many, send_quick, send_with_pktinfo, sendto_message};
@@ -188,23 +188,23 @@ unsafe fn connect_decided(
     fd: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-) -> Result<c_int, Option<Raw>> {
+) -> Result<c_int, Option<SockaddrBuf>> {
     // SAFETY: as the caller promises.
-    unsafe { outgoing(fd, addr, len, Call::Connect) }.map_err(|go| go.target)
+    unsafe { outgoing(fd, addr, len, Call::Connect) }.map_err(|prepared| prepared.target)
 }
 
 /// What a send leaves to do after the panic boundary.
 enum Then {
     /// The real call, as planned.
-    Real(Go),
+    Real(Prepared),
     /// The datagram, sent with this pktinfo: the quick way.
     Quick(Pktinfo),
 }
 
 impl Then {
-    fn of(quick: Quick, long: impl FnOnce() -> Result<ssize_t, Go>) -> Result<ssize_t, Then> {
+    fn of(quick: Quick, long: impl FnOnce() -> Result<ssize_t, Prepared>) -> Result<ssize_t, Then> {
         match quick {
-            Quick::Pass => Err(Then::Real(Go::default())),
+            Quick::Pass => Err(Then::Real(Prepared::default())),
             Quick::Send(info) => Err(Then::Quick(info)),
             Quick::Long => long().map_err(Then::Real),
         }
@@ -232,8 +232,8 @@ pub unsafe extern "C-unwind" fn sendto(
         // SAFETY: as above.
         unsafe { sendto_decided(fd, buf, n, flags, addr, len) }
     };
-    let real = |go: Go| {
-        let (addr, len) = target_or(&go, addr, len);
+    let real = |prepared: Prepared| {
+        let (addr, len) = target_or(&prepared, addr, len);
         // SAFETY: as above.
         unsafe { real::sendto(fd, buf, n, flags, addr, len) }
     };
@@ -241,7 +241,7 @@ pub unsafe extern "C-unwind" fn sendto(
         // SAFETY: as above.
         || Then::of(unsafe { quick_datagram(fd, addr, len, flags) }, long),
         |then| match then {
-            Then::Real(go) => real(go),
+            Then::Real(prepared) => real(prepared),
             Then::Quick(info) => {
                 let mut iov = iovec {
                     iov_base: buf.cast_mut(),
@@ -274,21 +274,21 @@ unsafe fn sendto_decided(
     flags: c_int,
     addr: *const sockaddr,
     len: socklen_t,
-) -> Result<ssize_t, Go> {
+) -> Result<ssize_t, Prepared> {
     // SAFETY: as the caller promises.
-    let go = match unsafe { outgoing(fd, addr, len, Call::Send(flags)) } {
-        Err(go) if go.pktinfo.is_some() => go,
+    let prepared = match unsafe { outgoing(fd, addr, len, Call::Send(flags)) } {
+        Err(prepared) if prepared.pktinfo.is_some() => prepared,
         other => return other,
     };
     let _no_cancel = NoCancel::new();
-    let (addr, len) = target_or(&go, addr, len);
+    let (addr, len) = target_or(&prepared, addr, len);
     let mut iov = iovec {
         iov_base: buf.cast_mut(),
         iov_len: n,
     };
     let msg = sendto_message(&mut iov, addr, len);
     // SAFETY: the caller's buffer, the planned destination (a local copy).
-    Ok(go.pktinfo.as_ref().map_or(-1, |pktinfo| unsafe {
+    Ok(prepared.pktinfo.as_ref().map_or(-1, |pktinfo| unsafe {
         send_with_pktinfo(fd, &msg, flags, pktinfo)
     }))
 }
@@ -311,9 +311,9 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
         // SAFETY: as above.
         unsafe { sendmsg_decided(fd, &caller, flags) }
     };
-    let real = |go: Go| {
+    let real = |prepared: Prepared| {
         let mut local = caller;
-        let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
+        let (addr, len) = target_or(&prepared, local.msg_name.cast(), local.msg_namelen);
         local.msg_name = addr.cast_mut().cast();
         local.msg_namelen = len;
         // SAFETY: as above.
@@ -333,7 +333,7 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
             Then::of(quick, long)
         },
         |then| match then {
-            Then::Real(go) => real(go),
+            Then::Real(prepared) => real(prepared),
             // SAFETY: as above.
             Then::Quick(info) => match unsafe { send_quick(fd, &caller, flags, &info) } {
                 Some(sent) => sent,
@@ -348,9 +348,9 @@ pub unsafe extern "C-unwind" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_
 /// # Safety
 /// As libc's `sendmsg`; `caller` is a copy of the caller's message.
 #[inline(never)]
-unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ssize_t, Go> {
+unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ssize_t, Prepared> {
     // SAFETY: as the caller promises.
-    let go = match unsafe {
+    let prepared = match unsafe {
         outgoing(
             fd,
             caller.msg_name.cast_const().cast(),
@@ -358,17 +358,17 @@ unsafe fn sendmsg_decided(fd: c_int, caller: &msghdr, flags: c_int) -> Result<ss
             Call::Send(flags),
         )
     } {
-        Err(go) if go.pktinfo.is_some() => go,
+        Err(prepared) if prepared.pktinfo.is_some() => prepared,
         other => return other,
     };
     let _no_cancel = NoCancel::new();
     let mut local = *caller;
-    let (addr, len) = target_or(&go, local.msg_name.cast(), local.msg_namelen);
+    let (addr, len) = target_or(&prepared, local.msg_name.cast(), local.msg_namelen);
     local.msg_name = addr.cast_mut().cast();
     local.msg_namelen = len;
     // SAFETY: the caller's message with the planned destination, a local
     // copy.
-    Ok(go.pktinfo.as_ref().map_or(-1, |pktinfo| unsafe {
+    Ok(prepared.pktinfo.as_ref().map_or(-1, |pktinfo| unsafe {
         send_with_pktinfo(fd, &local, flags, pktinfo)
     }))
 }
@@ -413,12 +413,12 @@ pub unsafe extern "C-unwind" fn bind(fd: c_int, addr: *const sockaddr, len: sock
                 // SAFETY: a valid address of `raw.len()` bytes.
                 unsafe { real::bind(fd, raw.as_ptr(), raw.len()) }
             }
-            Ok(None) | Err(Stop::Bypass(_)) => {
+            Ok(None) | Err(Unbound::Bypass(_)) => {
                 errno::set(saved);
                 // SAFETY: the caller's arguments, as given.
                 unsafe { real::bind(fd, addr, len) }
             }
-            Err(Stop::Refuse(e)) => {
+            Err(Unbound::Refuse(e)) => {
                 errno::set(e);
                 -1
             }

@@ -13,7 +13,7 @@ use crate::log;
 use crate::sockaddr::{read as read_addr, read_unspec};
 use crate::state::{self, Mode, QuickConnect, Rules};
 
-use super::decide::{Way, pktinfo, send_way};
+use super::decide::{Scope, pktinfo, send_scope};
 
 /// The common connects, settled without touching errno: `true` when the
 /// socket is ready for the caller's connect as it is, because the shim
@@ -49,7 +49,7 @@ pub(super) unsafe fn ready_to_connect(fd: c_int, addr: *const sockaddr, len: soc
         return true;
     };
     // A profile that rewrites has no entries: the long way.
-    match loaded.quick_connect(loaded.table.verdict_index(destination, protocol)) {
+    match loaded.quick_connect(loaded.table.verdict_id(destination, protocol)) {
         // On failure the long way tries again and reports it. errno is
         // then the failure's, not the caller's, which only shows if
         // `on_failure = "allow"` lets the connect go on and succeed:
@@ -124,8 +124,8 @@ pub(super) unsafe fn quick_datagram(
         return Quick::Long;
     };
     // Only a UDP record is trusted here, for a datagram.
-    match send_way(socket, flags) {
-        Ok(Way::Datagram) => {}
+    match send_scope(socket, flags) {
+        Ok(Scope::Datagram) => {}
         _ => return Quick::Long,
     }
     if !state::checked_now() {

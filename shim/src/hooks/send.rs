@@ -12,10 +12,12 @@ use crate::errno;
 use crate::fds::Inet;
 use crate::guard::Guard;
 use crate::real;
-use crate::sockaddr::{Raw, read as read_addr, read_unspec, readable};
+use crate::sockaddr::{SockaddrBuf, read as read_addr, read_unspec, readable};
 use crate::state::{self, State};
 
-use super::decide::{Call, Datagram, Go, Stop, Way, outbound, socket_for, unspec_datagram};
+use super::decide::{
+    Call, Datagram, Prepared, Scope, Unbound, outbound, socket_for, unspec_datagram,
+};
 use super::sendmsg;
 
 /// Sends `msg` with `pktinfo` appended to its control data; on ENODEV or
@@ -194,7 +196,7 @@ pub(super) const MAX_MESSAGES: usize = 1024;
 /// can be replaced without writing to the caller's.
 pub(super) struct Run {
     msgs: [mmsghdr; RUN],
-    targets: [Option<Raw>; RUN],
+    targets: [Option<SockaddrBuf>; RUN],
     controls: [Option<ControlBuf>; RUN],
     /// Messages ready to send.
     ready: usize,
@@ -221,21 +223,28 @@ impl Run {
                 // SAFETY: as above.
                 .or_else(|| unsafe { unspec_datagram(fd, name, namelen) }.map(|(_, d)| d));
             if let Some(destination) = read {
-                let mut go = Go::default();
-                match outbound(state, fd, socket, &destination, Way::Datagram, &mut go) {
+                let mut prepared = Prepared::default();
+                match outbound(
+                    state,
+                    fd,
+                    socket,
+                    &destination,
+                    Scope::Datagram,
+                    &mut prepared,
+                ) {
                     Ok(()) => {}
-                    Err(Stop::Bypass(_)) => go = Go::default(),
-                    Err(Stop::Refuse(e)) => {
+                    Err(Unbound::Bypass(_)) => prepared = Prepared::default(),
+                    Err(Unbound::Refuse(e)) => {
                         run.refused = Some(e);
                         break;
                     }
                 }
-                if let Some(target) = go.target {
+                if let Some(target) = prepared.target {
                     let target = run.targets[i].insert(target);
                     hdr.msg_name = target.as_ptr().cast_mut().cast();
                     hdr.msg_namelen = target.len();
                 }
-                if let Some(pktinfo) = go.pktinfo {
+                if let Some(pktinfo) = prepared.pktinfo {
                     // SAFETY: the caller's control data is valid, or
                     // refused as the kernel would.
                     let control = match unsafe { control_bytes(hdr) } {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use libc::{addrinfo, c_int};
 
 use crate::fds::Family;
-use crate::sockaddr::Raw;
+use crate::sockaddr::SockaddrBuf;
 
 /// List heads recorded at once; more are still freed correctly (see the
 /// module docs).
@@ -34,7 +34,7 @@ static HELD: AtomicUsize = AtomicUsize::new(0);
 
 /// One result: an address and the socket type to use it with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Entry {
+pub(crate) struct Endpoint {
     pub(crate) addr: SocketAddr,
     pub(crate) socktype: c_int,
     pub(crate) protocol: c_int,
@@ -42,7 +42,7 @@ pub(crate) struct Entry {
 
 /// Builds the list for `entries` (not empty), with `canonical` on the
 /// first node; `None` if memory ran out (nothing is leaked then).
-pub(crate) fn build(entries: &[Entry], canonical: Option<&CStr>) -> Option<*mut addrinfo> {
+pub(crate) fn build(entries: &[Endpoint], canonical: Option<&CStr>) -> Option<*mut addrinfo> {
     let mut head: *mut addrinfo = ptr::null_mut();
     // Built back to front, so each node is linked as it is made.
     for entry in entries.iter().rev() {
@@ -74,12 +74,12 @@ pub(crate) fn build(entries: &[Entry], canonical: Option<&CStr>) -> Option<*mut 
 }
 
 /// One node and its socket address in one allocation, as glibc makes them.
-fn node(entry: &Entry) -> Option<*mut addrinfo> {
+fn node(entry: &Endpoint) -> Option<*mut addrinfo> {
     let (family, domain) = match entry.addr {
         SocketAddr::V4(_) => (Family::V4, libc::AF_INET),
         SocketAddr::V6(_) => (Family::V6, libc::AF_INET6),
     };
-    let raw = Raw::new(entry.addr, family)?;
+    let raw = SockaddrBuf::new(entry.addr, family)?;
     let len = raw.len() as usize;
     // SAFETY: plain allocation; malloc's alignment suits addrinfo, and the
     // socket address that follows it at an 8-byte multiple.
@@ -159,12 +159,12 @@ mod tests {
     #[test]
     fn lists_are_recorded_until_freed() {
         let entries = [
-            Entry {
+            Endpoint {
                 addr: "198.19.0.1:80".parse().unwrap(),
                 socktype: libc::SOCK_STREAM,
                 protocol: libc::IPPROTO_TCP,
             },
-            Entry {
+            Endpoint {
                 addr: "[2001:db8:ff::1]:80".parse().unwrap(),
                 socktype: libc::SOCK_DGRAM,
                 protocol: libc::IPPROTO_UDP,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bindto_core::DnsOptions;
 
-use super::wire::{Kind, Query};
+use super::wire::{Query, RecordType};
 
 /// Defaults of glibc's resolver, except the timeout, which glibc also
 /// takes as 5 s.
@@ -95,7 +95,7 @@ pub(crate) struct Candidate<'a> {
 
 impl Candidate<'_> {
     /// The query for this name, or `None` if it is not a domain name.
-    pub(crate) fn query(&self, id: u16, kind: Kind) -> Option<Query> {
+    pub(crate) fn query(&self, id: u16, kind: RecordType) -> Option<Query> {
         match self.domain {
             None => Query::new(id, self.name, kind),
             Some(domain) => Query::within(id, self.name, domain, kind),

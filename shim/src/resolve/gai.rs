@@ -1,6 +1,6 @@
 //! `getaddrinfo` itself: hints, flags and service as glibc reads them, the
 //! host from a number, `/etc/hosts` or the profile's server, and one
-//! [`Entry`] per address and socket type.
+//! [`Endpoint`] per address and socket type.
 //!
 //! Order: addresses in the order found (for a name asked of DNS with
 //! AF_UNSPEC: IPv4, then IPv6). glibc's RFC 6724 sorting (gai.conf) is not
@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use libc::c_int;
 
-use super::addrinfo::Entry;
+use super::addrinfo::Endpoint;
 use super::numeric::{self, Numeric};
 use super::service::{self, Service};
 use super::{Resolver, Want};
@@ -49,7 +49,7 @@ pub(crate) fn lookup(
     node: Option<&CStr>,
     service: Option<&CStr>,
     hints: Hints,
-) -> Result<(Vec<Entry>, Option<CString>), c_int> {
+) -> Result<(Vec<Endpoint>, Option<CString>), c_int> {
     let canon = hints.flags & libc::AI_CANONNAME != 0;
     if hints.flags & !KNOWN_FLAGS != 0 || (canon && node.is_none()) {
         return Err(libc::EAI_BADFLAGS);
@@ -75,7 +75,7 @@ pub(crate) fn lookup(
     let entries = addrs
         .iter()
         .flat_map(|&(ip, scope)| {
-            kinds.iter().map(move |kind| Entry {
+            kinds.iter().map(move |kind| Endpoint {
                 addr: match ip {
                     IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, kind.port, 0, scope)),
                     IpAddr::V4(_) => SocketAddr::new(ip, kind.port),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::{Found, Want};
+use super::{Resolved, Want};
 
 /// `/etc/hosts`, parsed: each line with an address and at least one name.
 #[derive(Debug, Default)]
@@ -32,14 +32,14 @@ impl Hosts {
     /// with the canonical name (the first name of the first matching
     /// line) and that line's other names as aliases. `None` if no line of
     /// a wanted family names it.
-    pub(crate) fn lookup(&self, name: &str, want: Want) -> Option<Found> {
+    pub(crate) fn lookup(&self, name: &str, want: Want) -> Option<Resolved> {
         let name = name.strip_suffix('.').unwrap_or(name);
-        let mut found: Option<Found> = None;
+        let mut found: Option<Resolved> = None;
         for (addr, names) in &self.lines {
             if !want.accepts(*addr) || !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                 continue;
             }
-            let found = found.get_or_insert_with(|| Found {
+            let found = found.get_or_insert_with(|| Resolved {
                 canonical: names[0].to_string(),
                 aliases: names[1..].iter().map(|n| n.to_string()).collect(),
                 addrs: Vec::new(),

@@ -29,7 +29,7 @@ use libc::c_int;
 
 use self::conf::{Candidate, Conf};
 use self::query::{Exchange, Socket};
-use self::wire::{Kind, Query, Reply};
+use self::wire::{Query, RecordType, Reply};
 use crate::apply;
 use crate::fds::Family;
 use crate::log::{self, Notice};
@@ -52,18 +52,18 @@ impl Want {
         }
     }
 
-    fn kinds(self) -> &'static [Kind] {
+    fn kinds(self) -> &'static [RecordType] {
         match self {
-            Want::V4 => &[Kind::A],
-            Want::V6 => &[Kind::Aaaa],
-            Want::Any => &[Kind::A, Kind::Aaaa],
+            Want::V4 => &[RecordType::A],
+            Want::V6 => &[RecordType::Aaaa],
+            Want::Any => &[RecordType::A, RecordType::Aaaa],
         }
     }
 }
 
 /// A name's addresses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Found {
+pub(crate) struct Resolved {
     /// The canonical name: the end of the CNAME chain, or the first name
     /// of its `/etc/hosts` line.
     pub(crate) canonical: String,
@@ -124,16 +124,16 @@ impl Failure {
 /// which glibc leaves in the caller's buffer even when it fails the call,
 /// and what it amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Raw {
+pub(crate) struct RawReply {
     /// `None` when no reply came (or no query could be sent).
     pub(crate) reply: Option<Vec<u8>>,
     /// `Ok` when the reply is NOERROR with answers.
     pub(crate) outcome: Result<(), Failure>,
 }
 
-impl Raw {
-    fn none(failure: Failure) -> Raw {
-        Raw {
+impl RawReply {
+    fn none(failure: Failure) -> RawReply {
+        RawReply {
             reply: None,
             outcome: Err(failure),
         }
@@ -179,7 +179,7 @@ impl<'s> Resolver<'s> {
     }
 
     /// `name`'s addresses: `/etc/hosts` first, then the profile's server.
-    pub(crate) fn lookup(&self, name: &str, want: Want) -> Result<Found, Failure> {
+    pub(crate) fn lookup(&self, name: &str, want: Want) -> Result<Resolved, Failure> {
         if name.is_empty() {
             return Err(Failure::NoName);
         }
@@ -191,17 +191,17 @@ impl<'s> Resolver<'s> {
 
     /// The server's reply to a query of `class` and `rtype` for `name`
     /// exactly as it is (`res_query`): no hosts file, no search domains.
-    pub(crate) fn query(&self, name: &str, class: u16, rtype: u16) -> Raw {
+    pub(crate) fn query(&self, name: &str, class: u16, rtype: u16) -> RawReply {
         match &self.dns {
             Some(dns) => dns.raw(name, class, rtype),
-            None => Raw::none(Failure::Fail),
+            None => RawReply::none(Failure::Fail),
         }
     }
 
     /// As [`Resolver::query`], for each of `name`'s search candidates in
     /// turn until one has answers (`res_search`); the reply kept is the
     /// last one heard.
-    pub(crate) fn query_search(&self, name: &str, class: u16, rtype: u16) -> Raw {
+    pub(crate) fn query_search(&self, name: &str, class: u16, rtype: u16) -> RawReply {
         let mut last = None;
         let outcome = self.search(name, |dns, candidate| {
             let raw = dns.raw(&candidate.text(), class, rtype);
@@ -210,7 +210,7 @@ impl<'s> Resolver<'s> {
             }
             raw.outcome
         });
-        Raw {
+        RawReply {
             reply: last,
             outcome,
         }
@@ -265,7 +265,7 @@ impl Dns<'_> {
     /// Asks for `name`'s addresses (A and AAAA at once for [`Want::Any`]).
     /// The aliases are as glibc's: the name asked and the CNAME targets
     /// before the canonical name, when it is not the name asked.
-    fn addresses(&self, name: Candidate<'_>, want: Want) -> Result<Found, Failure> {
+    fn addresses(&self, name: Candidate<'_>, want: Want) -> Result<Resolved, Failure> {
         let queries: Vec<Query> = want
             .kinds()
             .iter()
@@ -273,7 +273,7 @@ impl Dns<'_> {
             .collect::<Option<_>>()
             .ok_or(Failure::NoName)?;
         let replies = self.ask(&queries)?;
-        let mut found: Option<Found> = None;
+        let mut found: Option<Resolved> = None;
         for reply in replies.iter() {
             if let Reply::Found(records) = reply {
                 match &mut found {
@@ -283,7 +283,7 @@ impl Dns<'_> {
                             aliases.push(name.text());
                             aliases.extend(records.aliases.iter().cloned());
                         }
-                        found = Some(Found {
+                        found = Some(Resolved {
                             canonical: records.canonical.clone(),
                             aliases,
                             addrs: records.addrs.clone(),
@@ -308,20 +308,20 @@ impl Dns<'_> {
     }
 
     /// The reply to one query of any class and type, as it came.
-    fn raw(&self, name: &str, class: u16, rtype: u16) -> Raw {
+    fn raw(&self, name: &str, class: u16, rtype: u16) -> RawReply {
         // A name res_mkquery cannot encode is NO_RECOVERY in glibc.
         let Some(query) = wire::raw_query(id(), name, class, rtype) else {
-            return Raw::none(Failure::Fail);
+            return RawReply::none(Failure::Fail);
         };
         match self.exchange(&[&query]) {
             Ok(mut replies) => {
                 let reply = replies.pop().unwrap_or_default();
-                Raw {
+                RawReply {
                     outcome: wire::outcome(&reply),
                     reply: Some(reply),
                 }
             }
-            Err(failure) => Raw::none(failure),
+            Err(failure) => RawReply::none(failure),
         }
     }
 

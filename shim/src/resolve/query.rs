@@ -19,7 +19,7 @@ use crate::cancel;
 use crate::errno;
 use crate::fds::{self, Family};
 use crate::real;
-use crate::sockaddr::Raw;
+use crate::sockaddr::SockaddrBuf;
 
 /// The largest DNS message, over TCP.
 const MAX_MESSAGE: usize = 65_535;
@@ -79,7 +79,7 @@ impl Socket {
         } else {
             Family::V6
         };
-        let raw = Raw::new(server, family).ok_or(Error::Unreachable(libc::EAFNOSUPPORT))?;
+        let raw = SockaddrBuf::new(server, family).ok_or(Error::Unreachable(libc::EAFNOSUPPORT))?;
         // SAFETY: `raw` holds a socket address of `raw.len()` bytes.
         if unsafe { real::connect(self.0, raw.as_ptr(), raw.len()) } == 0 {
             return Ok(());

@@ -9,7 +9,7 @@ use libc::{c_char, c_int, servent, size_t};
 
 /// One socket type a result can have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Kind {
+pub(crate) struct ServiceSocket {
     pub(crate) socktype: c_int,
     pub(crate) protocol: c_int,
     pub(crate) port: u16,
@@ -62,8 +62,8 @@ impl Proto {
             && (protocol == 0 || self.any_protocol || protocol == self.protocol)
     }
 
-    fn kind(&self, protocol: c_int, port: u16) -> Kind {
-        Kind {
+    fn kind(&self, protocol: c_int, port: u16) -> ServiceSocket {
+        ServiceSocket {
             socktype: self.socktype,
             protocol: if self.any_protocol {
                 protocol
@@ -115,7 +115,7 @@ pub(crate) fn kinds(
     socktype: c_int,
     protocol: c_int,
     service: Service<'_>,
-) -> Result<Vec<Kind>, c_int> {
+) -> Result<Vec<ServiceSocket>, c_int> {
     let hinted = if socktype != 0 || protocol != 0 {
         let Some(row) = PROTOS.iter().find(|p| p.matches(socktype, protocol)) else {
             return Err(if socktype != 0 {
@@ -139,7 +139,7 @@ pub(crate) fn kinds(
             let rows = PROTOS
                 .iter()
                 .filter(|p| !p.no_service && p.matches(socktype, protocol));
-            let found: Vec<Kind> = match hinted {
+            let found: Vec<ServiceSocket> = match hinted {
                 Some(row) => lookup(name, row.name)
                     .map(|port| row.kind(protocol, port))
                     .into_iter()
@@ -261,8 +261,8 @@ fn with_servent<T>(
 mod tests {
     use super::*;
 
-    fn kind(socktype: c_int, protocol: c_int, port: u16) -> Kind {
-        Kind {
+    fn kind(socktype: c_int, protocol: c_int, port: u16) -> ServiceSocket {
+        ServiceSocket {
             socktype,
             protocol,
             port,

@@ -40,18 +40,18 @@ const RCODE_NXDOMAIN: u8 = 3;
 
 /// The record types the resolver asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
+pub(crate) enum RecordType {
     A,
     Aaaa,
     Ptr,
 }
 
-impl Kind {
+impl RecordType {
     fn rtype(self) -> u16 {
         match self {
-            Kind::A => TYPE_A,
-            Kind::Aaaa => TYPE_AAAA,
-            Kind::Ptr => TYPE_PTR,
+            RecordType::A => TYPE_A,
+            RecordType::Aaaa => TYPE_AAAA,
+            RecordType::Ptr => TYPE_PTR,
         }
     }
 }
@@ -59,7 +59,7 @@ impl Kind {
 /// A query on the wire, kept to match its answer.
 #[derive(Clone)]
 pub(crate) struct Query {
-    pub(crate) kind: Kind,
+    pub(crate) kind: RecordType,
     len: usize,
     bytes: [u8; MAX_QUERY],
 }
@@ -78,14 +78,14 @@ impl Query {
     /// `\.` and `\DDD` escapes, an optional final dot), or `None` if
     /// `name` is not a domain name (an empty label, a label over 63
     /// bytes, over 255 in all).
-    pub(crate) fn new(id: u16, name: &str, kind: Kind) -> Option<Query> {
+    pub(crate) fn new(id: u16, name: &str, kind: RecordType) -> Option<Query> {
         let mut query = Query::start(id, kind);
         query.push_text(name)?;
         query.finish()
     }
 
     /// The query for `name` under the search domain `domain`.
-    pub(crate) fn within(id: u16, name: &str, domain: &str, kind: Kind) -> Option<Query> {
+    pub(crate) fn within(id: u16, name: &str, domain: &str, kind: RecordType) -> Option<Query> {
         let mut query = Query::start(id, kind);
         query.push_text(name.strip_suffix('.').unwrap_or(name))?;
         query.len -= 1; // the root label: the domain follows
@@ -95,7 +95,7 @@ impl Query {
 
     /// The PTR query for `ip` (`4.3.2.1.in-addr.arpa`, `...ip6.arpa`).
     pub(crate) fn reverse(id: u16, ip: IpAddr) -> Option<Query> {
-        let mut query = Query::start(id, Kind::Ptr);
+        let mut query = Query::start(id, RecordType::Ptr);
         let mut label = |text: &[u8]| {
             query.bytes[query.len] = text.len() as u8;
             query.bytes[query.len + 1..][..text.len()].copy_from_slice(text);
@@ -125,7 +125,7 @@ impl Query {
         query.finish()
     }
 
-    fn start(id: u16, kind: Kind) -> Query {
+    fn start(id: u16, kind: RecordType) -> Query {
         let mut bytes = [0u8; MAX_QUERY];
         bytes[..2].copy_from_slice(&id.to_be_bytes());
         bytes[2] = 0x01; // RD
@@ -502,7 +502,7 @@ pub(crate) struct Records {
 
 /// The records of a NOERROR reply to a `kind` query, read once in order;
 /// `None` if the message cannot be read (glibc: NO_RECOVERY).
-fn records(message: &[u8], kind: Kind) -> Option<Reply> {
+fn records(message: &[u8], kind: RecordType) -> Option<Reply> {
     let ancount = u16_at(message, 6)?;
     let mut expected = WireName::empty();
     let mut at = expected.read(message, HEADER)? + 4;
@@ -548,13 +548,13 @@ fn records(message: &[u8], kind: Kind) -> Option<Reply> {
                     continue;
                 }
                 match (kind, rdata.len()) {
-                    (Kind::A, 4) => {
+                    (RecordType::A, 4) => {
                         addrs.push(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(rdata).ok()?)))
                     }
-                    (Kind::Aaaa, 16) => addrs.push(IpAddr::V6(Ipv6Addr::from(
+                    (RecordType::Aaaa, 16) => addrs.push(IpAddr::V6(Ipv6Addr::from(
                         <[u8; 16]>::try_from(rdata).ok()?,
                     ))),
-                    (Kind::Ptr, _) => {
+                    (RecordType::Ptr, _) => {
                         let mut target = WireName::empty();
                         target.read(message, data)?;
                         if !target.is_host_name() {
@@ -637,7 +637,7 @@ pub(crate) mod tests {
 
     #[test]
     fn addresses_of_the_canonical_name() {
-        let query = Query::new(7, "www.bindto.test", Kind::A).unwrap();
+        let query = Query::new(7, "www.bindto.test", RecordType::A).unwrap();
         let v4: IpAddr = "198.19.0.1".parse().unwrap();
         let bytes = answer(&query, Rcode::NOERROR, Some("host.bindto.test"), &[v4]);
         let Some(Reply::Found(records)) = query.answer(&bytes) else {
@@ -649,7 +649,7 @@ pub(crate) mod tests {
 
     #[test]
     fn failures_and_strangers() {
-        let query = Query::new(7, "nx.bindto.test", Kind::Aaaa).unwrap();
+        let query = Query::new(7, "nx.bindto.test", RecordType::Aaaa).unwrap();
         assert_eq!(
             query.answer(&answer(&query, Rcode::NXDOMAIN, None, &[])),
             Some(Reply::NxDomain)
@@ -662,7 +662,7 @@ pub(crate) mod tests {
             query.answer(&answer(&query, Rcode::SERVFAIL, None, &[])),
             Some(Reply::ServFail)
         );
-        let other = Query::new(8, "nx.bindto.test", Kind::Aaaa).unwrap();
+        let other = Query::new(8, "nx.bindto.test", RecordType::Aaaa).unwrap();
         assert_eq!(
             query.answer(&answer(&other, Rcode::NXDOMAIN, None, &[])),
             None
@@ -680,10 +680,10 @@ pub(crate) mod tests {
 
     #[test]
     fn names_that_are_not_domain_names() {
-        assert!(Query::new(1, "a..b", Kind::A).is_none());
-        assert!(Query::new(1, &"x".repeat(64), Kind::A).is_none());
+        assert!(Query::new(1, "a..b", RecordType::A).is_none());
+        assert!(Query::new(1, &"x".repeat(64), RecordType::A).is_none());
         let ptr = Query::reverse(1, "198.19.0.1".parse().unwrap()).unwrap();
-        assert_eq!(ptr.kind, Kind::Ptr);
+        assert_eq!(ptr.kind, RecordType::Ptr);
     }
 
     /// `query`'s header and question with the QR bit and `ancount`, then
@@ -705,7 +705,7 @@ pub(crate) mod tests {
 
     #[test]
     fn hostile_messages_are_refused_in_bounded_steps() {
-        let query = Query::new(7, "host.bindto.test", Kind::A).unwrap();
+        let query = Query::new(7, "host.bindto.test", RecordType::A).unwrap();
         let good = reply(&query, 1, &a_at(12));
         assert!(matches!(query.answer(&good), Some(Reply::Found(_))));
         // A pointer to itself, and one pointing forward.
@@ -732,19 +732,19 @@ pub(crate) mod tests {
 
     #[test]
     fn names_are_encoded_as_res_mkquery_does() {
-        let query = Query::new(1, "a.b\\.c\\046d.", Kind::A).unwrap();
+        let query = Query::new(1, "a.b\\.c\\046d.", RecordType::A).unwrap();
         assert_eq!(&query.bytes()[12..][..9], b"\x01a\x05b.c.d\x00");
-        let within = Query::within(1, "host", "bindto.test.", Kind::Aaaa).unwrap();
+        let within = Query::within(1, "host", "bindto.test.", RecordType::Aaaa).unwrap();
         assert_eq!(
             within.bytes(),
-            Query::new(1, "host.bindto.test", Kind::Aaaa)
+            Query::new(1, "host.bindto.test", RecordType::Aaaa)
                 .unwrap()
                 .bytes()
         );
         let ptr = Query::reverse(1, "198.19.0.1".parse().unwrap()).unwrap();
         assert_eq!(&ptr.bytes()[12..][..11], b"\x011\x010\x0219\x03198");
-        assert!(Query::new(1, &vec!["x".repeat(63); 4].join("."), Kind::A).is_none());
-        assert!(Query::new(1, &vec!["x".repeat(62); 4].join("."), Kind::A).is_some());
+        assert!(Query::new(1, &vec!["x".repeat(63); 4].join("."), RecordType::A).is_none());
+        assert!(Query::new(1, &vec!["x".repeat(62); 4].join("."), RecordType::A).is_some());
     }
 
     /// The answer to `query` (for `host.bindto.test`): a chain of `links`
@@ -770,7 +770,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_cname_chain_is_read_in_linear_time() {
-        let query = Query::new(7, "host.bindto.test", Kind::A).unwrap();
+        let query = Query::new(7, "host.bindto.test", RecordType::A).unwrap();
         let best = |links| {
             let reply = chain(&query, links);
             let Some(Reply::Found(records)) = query.answer(&reply) else {
