@@ -294,14 +294,14 @@ extern "C" fn on_signal(_: libc::c_int) {
 
 fn catch_signals() {
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: all zeroes is a valid sigaction (no handler, no flags).
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+        // SAFETY: `sa_mask` is a sigset_t to fill.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
         // SAFETY: the handler only stores to an atomic, which is
         // async-signal-safe; the sigaction struct is fully initialised.
-        unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
+        unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
     }
 }
 

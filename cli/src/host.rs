@@ -85,19 +85,20 @@ pub(crate) fn addresses() -> io::Result<Vec<(String, IpAddr)>> {
             continue;
         }
         // SAFETY: ifa_addr is non-null and points at a sockaddr whose
-        // family says how large it is; each arm reads only that type.
-        let address = unsafe {
-            match i32::from((*entry.ifa_addr).sa_family) {
-                libc::AF_INET => {
-                    let sin = &*entry.ifa_addr.cast::<libc::sockaddr_in>();
-                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
-                }
-                libc::AF_INET6 => {
-                    let sin6 = &*entry.ifa_addr.cast::<libc::sockaddr_in6>();
-                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
-                }
-                _ => continue,
+        // family says how large it is.
+        let family = unsafe { (*entry.ifa_addr).sa_family };
+        let address = match i32::from(family) {
+            libc::AF_INET => {
+                // SAFETY: an AF_INET address is a sockaddr_in.
+                let sin = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in>() };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
             }
+            libc::AF_INET6 => {
+                // SAFETY: an AF_INET6 address is a sockaddr_in6.
+                let sin6 = unsafe { &*entry.ifa_addr.cast::<libc::sockaddr_in6>() };
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            }
+            _ => continue,
         };
         // SAFETY: ifa_name is a non-null NUL-terminated string of the list.
         let name = unsafe { CStr::from_ptr(entry.ifa_name) };

@@ -78,9 +78,10 @@ fn output_cut_short_ends_quietly() {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors pipe() returns.
         assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both are fresh descriptors that nothing else owns.
-        let (reader, writer) =
-            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let reader = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+        // SAFETY: as above.
+        let writer = unsafe { OwnedFd::from_raw_fd(fds[1]) };
         drop(reader);
         let out = s.bindto(args).stdout(writer).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -3,16 +3,22 @@
 
 use libc::c_int;
 
+/// The calling thread's errno slot.
+fn slot() -> *mut c_int {
+    // SAFETY: __errno_location has no preconditions.
+    unsafe { libc::__errno_location() }
+}
+
 /// The current errno.
 pub(crate) fn get() -> c_int {
-    // SAFETY: __errno_location always returns the calling thread's errno
-    // slot, valid for reads for the thread's lifetime.
-    unsafe { *libc::__errno_location() }
+    // SAFETY: the thread's errno slot, valid for reads for the thread's
+    // lifetime.
+    unsafe { *slot() }
 }
 
 /// Sets errno to `value`.
 pub(crate) fn set(value: c_int) {
     // SAFETY: as in `get`, and the slot is the thread's own, so the write
     // races with nothing.
-    unsafe { *libc::__errno_location() = value }
+    unsafe { *slot() = value }
 }

@@ -186,8 +186,10 @@ impl LogFile {
             Err(winner) => {
                 // Another thread opened it again first: its descriptor is
                 // the one kept.
-                // SAFETY: `fresh` was never published; `winner` never freed.
-                let (fresh, winner) = unsafe { (Box::from_raw(fresh), &*winner) };
+                // SAFETY: `fresh` was never published.
+                let fresh = unsafe { Box::from_raw(fresh) };
+                // SAFETY: a published descriptor is never freed.
+                let winner = unsafe { &*winner };
                 // SAFETY: the descriptor this thread just opened.
                 unsafe { libc::close(fresh.fd) };
                 Some(winner.fd)

@@ -148,15 +148,16 @@ pub(crate) fn each_interface_address(mut f: impl FnMut(&CStr, IpAddr)) -> bool {
 #[inline(never)]
 unsafe fn read_v6(addr: *const sockaddr, len: usize) -> SocketAddrV6 {
     let at = |offset: usize| addr.cast::<u8>().wrapping_add(offset);
-    // SAFETY: the first IN6_LEN_MIN bytes are readable, and these fields
-    // lie within them; read_unaligned as in `read`.
-    let (port, flowinfo, ip) = unsafe {
-        (
-            ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_port)).cast::<u16>()),
-            ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_flowinfo)).cast::<u32>()),
-            ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_addr)).cast::<[u8; 16]>()),
-        )
-    };
+    // SAFETY: the first IN6_LEN_MIN bytes are readable, and this field
+    // and the next two lie within them; read_unaligned as in `read`.
+    let port =
+        unsafe { ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_port)).cast::<u16>()) };
+    // SAFETY: as above.
+    let flowinfo =
+        unsafe { ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_flowinfo)).cast::<u32>()) };
+    // SAFETY: as above.
+    let ip =
+        unsafe { ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_addr)).cast::<[u8; 16]>()) };
     let scope_id = if len >= size_of::<sockaddr_in6>() {
         // SAFETY: `len` covers the whole sockaddr_in6.
         unsafe { ptr::read_unaligned(at(offset_of!(sockaddr_in6, sin6_scope_id)).cast::<u32>()) }

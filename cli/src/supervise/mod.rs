@@ -102,11 +102,10 @@ pub(crate) fn run(
     }
     drop((to_parent, from_parent));
     let kill = |why: Error| {
-        // SAFETY: signalling and reaping our own child.
-        unsafe {
-            libc::kill(child, libc::SIGKILL);
-            libc::waitpid(child, std::ptr::null_mut(), 0);
-        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child, libc::SIGKILL) };
+        // SAFETY: reaping it; no status wanted.
+        unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
         why
     };
     let listener = match read_message(&from_child) {
@@ -163,11 +162,10 @@ pub(crate) fn probe(table: &Table) -> Result<(), String> {
     // SAFETY: reads the thread's mask into `mask`.
     unsafe { libc::sigprocmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) };
     let result = run(program, &[OsString::from("true")], &Vec::new(), table);
-    // SAFETY: puts back what was read above; plain prctl.
-    unsafe {
-        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
-    }
+    // SAFETY: puts back what was read above.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut()) };
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
     match result {
         Ok(_) => Ok(()),
         Err(Error::Unavailable(why)) => Err(why),
@@ -234,14 +232,12 @@ unsafe fn child_main(
         // SAFETY: writes from a local; a pipe write of 5 bytes is atomic.
         unsafe { libc::write(to_parent, buf.as_ptr().cast(), buf.len()) };
     };
-    // SAFETY: restores the mask bindto had before it blocked its signals,
-    // and SIGPIPE's default action, which Rust's runtime set to ignored
+    // SAFETY: restores the mask bindto had before it blocked its signals.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut()) };
+    // SAFETY: SIGPIPE's default action, which Rust's runtime set to ignored
     // in bindto (an ignored signal stays ignored across exec: `cmd | head`
     // would get EPIPE instead of dying quietly).
-    unsafe {
-        libc::sigprocmask(libc::SIG_SETMASK, old_mask, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let listener = match filter::install(program) {
         Ok(fd) => fd,
         Err(e) => {
@@ -323,8 +319,11 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: both were just made and are owned here.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    // SAFETY: just made and owned here.
+    let reader = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    // SAFETY: as above.
+    let writer = unsafe { OwnedFd::from_raw_fd(fds[1]) };
+    Ok((reader, writer))
 }
 
 /// Takes descriptor `fd` of process `pid`.
@@ -354,19 +353,12 @@ struct Signals {
 
 impl Signals {
     fn block() -> io::Result<Signals> {
-        // SAFETY: sigset_t is plain data; sigemptyset initialises it.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
+        // SAFETY: sigset_t is plain data; sigprocmask fills it in.
         let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: the sets are valid; the calls only modify them and the
+        let set = sigset(&SIGNALS);
+        // SAFETY: the sets are valid; the call only writes `old` and the
         // thread's mask.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            for s in SIGNALS {
-                libc::sigaddset(&mut set, s);
-            }
-            libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
-        }
+        unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) };
         // SAFETY: `set` is initialised.
         let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC) };
         if fd < 0 {
@@ -452,6 +444,19 @@ fn serve(
     }
 }
 
+/// A signal set holding `signals`.
+fn sigset(signals: &[c_int]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a set to empty.
+    unsafe { libc::sigemptyset(&mut set) };
+    for &signal in signals {
+        // SAFETY: an initialised set.
+        unsafe { libc::sigaddset(&mut set, signal) };
+    }
+    set
+}
+
 /// Exits as the command did: its status, or its death by the same signal.
 fn exit_like(status: c_int) -> ExitCode {
     if libc::WIFEXITED(status) {
@@ -462,17 +467,16 @@ fn exit_like(status: c_int) -> ExitCode {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: plain calls on bindto itself: no core file of bindto's for
-    // the command's crash, the default action, the signal unblocked.
-    unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
-        libc::signal(signal, libc::SIG_DFL);
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, signal);
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        libc::raise(signal);
-    }
+    // Plain calls on bindto itself: no core file of bindto's for the
+    // command's crash, the default action, the signal unblocked.
+    // SAFETY: a valid rlimit.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    // SAFETY: the default action, no handler.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+    // SAFETY: a valid set; only the thread's mask changes.
+    unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &sigset(&[signal]), std::ptr::null_mut()) };
+    // SAFETY: raising a signal is always allowed.
+    unsafe { libc::raise(signal) };
     // A signal whose default is not to terminate: as the shell shows it.
     ExitCode::from(128u8.wrapping_add(signal as u8))
 }

@@ -132,9 +132,12 @@ fn queue() -> MutexGuard<'static, Queue> {
 /// # Safety
 /// `req` is a valid request, for as long as the reference is used.
 unsafe fn status<'r>(req: *const Gaicb) -> &'r AtomicI32 {
+    // SAFETY: a field of a valid request, whose address is taken without
+    // reading it.
+    let status = unsafe { &raw const (*req).status };
     // SAFETY: an aligned c_int of a valid request; every writer of a
     // running request's status writes it atomically.
-    unsafe { AtomicI32::from_ptr((&raw const (*req).status).cast_mut()) }
+    unsafe { AtomicI32::from_ptr(status.cast_mut()) }
 }
 
 /// Whether `req` is still running.
@@ -151,11 +154,13 @@ unsafe fn in_progress(req: *const Gaicb) -> bool {
 /// # Safety
 /// `list` is valid for `ent` entries.
 unsafe fn requests<T>(list: *const *mut T, ent: c_int) -> Vec<*mut T> {
-    (0..usize::try_from(ent).unwrap_or(0))
-        // SAFETY: entry `i` of the caller's `ent`.
-        .map(|i| unsafe { *list.add(i) })
-        .filter(|req| !req.is_null())
-        .collect()
+    let len = usize::try_from(ent).unwrap_or(0);
+    if list.is_null() || len == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the caller's `ent` entries, which it says are valid.
+    let list = unsafe { std::slice::from_raw_parts(list, len) };
+    list.iter().copied().filter(|req| !req.is_null()).collect()
 }
 
 /// A request of the caller's, in the queue.
@@ -213,25 +218,25 @@ unsafe fn notify_of(sig: *const Sigevent) -> Notify {
     if sig.is_null() {
         return Notify::Nothing;
     }
-    // SAFETY: each field is read only where its kind of notification
-    // defines it.
-    unsafe {
-        match (*sig).notify {
-            libc::SIGEV_SIGNAL => Notify::Signal {
-                signo: (*sig).signo,
-                value: (*sig).value,
-                pid: libc::getpid(),
+    // SAFETY: a valid `struct sigevent`, as the caller promises; each field
+    // is used below only where its kind of notification defines it.
+    let sig = unsafe { &*sig };
+    match sig.notify {
+        libc::SIGEV_SIGNAL => Notify::Signal {
+            signo: sig.signo,
+            value: sig.value,
+            // SAFETY: getpid has no preconditions.
+            pid: unsafe { libc::getpid() },
+        },
+        libc::SIGEV_THREAD => match sig.function {
+            Some(function) => Notify::Thread {
+                function,
+                value: sig.value,
+                attributes: sig.attributes,
             },
-            libc::SIGEV_THREAD => match (*sig).function {
-                Some(function) => Notify::Thread {
-                    function,
-                    value: (*sig).value,
-                    attributes: (*sig).attributes,
-                },
-                None => Notify::Nothing,
-            },
-            _ => Notify::Nothing,
-        }
+            None => Notify::Nothing,
+        },
+        _ => Notify::Nothing,
     }
 }
 
@@ -281,11 +286,11 @@ fn notify(notify: Notify) {
             attributes,
         } => {
             let call = Box::into_raw(Box::new((function, value)));
-            // SAFETY: `call` is handed to the new thread, or taken back.
-            unsafe {
-                if start_thread(attributes, notified, call.cast()) != 0 {
-                    drop(Box::from_raw(call));
-                }
+            // SAFETY: the caller's attributes; `call` is the box
+            // `notified` takes.
+            if unsafe { start_thread(attributes, notified, call.cast()) } != 0 {
+                // SAFETY: no thread started: the box is still ours alone.
+                drop(unsafe { Box::from_raw(call) });
             }
         }
     }
@@ -300,11 +305,10 @@ extern "C" fn notified(arg: *mut c_void) -> *mut c_void {
         *unsafe { Box::from_raw(arg.cast::<(unsafe extern "C" fn(*mut c_void), *mut c_void)>()) };
     // As glibc's: the thread that made this one blocked every signal.
     let mut none = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `none` is initialised by sigemptyset before use.
-    unsafe {
-        libc::sigemptyset(none.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_SETMASK, none.as_ptr(), ptr::null_mut());
-    }
+    // SAFETY: `none` is a sigset_t to fill.
+    unsafe { libc::sigemptyset(none.as_mut_ptr()) };
+    // SAFETY: `none`, initialised above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, none.as_ptr(), ptr::null_mut()) };
     // SAFETY: the caller's function, with its value, as it asked.
     unsafe { function(value) };
     ptr::null_mut()
@@ -325,14 +329,18 @@ unsafe fn start_thread(
         return unsafe { libc::pthread_create(&mut thread, attributes, start, arg) };
     }
     let mut detached = MaybeUninit::<pthread_attr_t>::uninit();
-    // SAFETY: initialised by pthread_attr_init, destroyed after use.
+    // SAFETY: `detached` is an attribute object to initialise.
+    unsafe { libc::pthread_attr_init(detached.as_mut_ptr()) };
+    // SAFETY: `detached`, initialised above.
     unsafe {
-        libc::pthread_attr_init(detached.as_mut_ptr());
-        libc::pthread_attr_setdetachstate(detached.as_mut_ptr(), libc::PTHREAD_CREATE_DETACHED);
-        let error = libc::pthread_create(&mut thread, detached.as_ptr(), start, arg);
-        libc::pthread_attr_destroy(detached.as_mut_ptr());
-        error
-    }
+        libc::pthread_attr_setdetachstate(detached.as_mut_ptr(), libc::PTHREAD_CREATE_DETACHED)
+    };
+    // SAFETY: `detached`, initialised above; `start` may run with `arg`, as
+    // the caller promises.
+    let error = unsafe { libc::pthread_create(&mut thread, detached.as_ptr(), start, arg) };
+    // SAFETY: `detached`, initialised above and used no more.
+    unsafe { libc::pthread_attr_destroy(detached.as_mut_ptr()) };
+    error
 }
 
 /// Runs `f` with every signal blocked in the calling thread, so that the
@@ -340,11 +348,10 @@ unsafe fn start_thread(
 fn signals_blocked<R>(f: impl FnOnce() -> R) -> R {
     let mut all = MaybeUninit::<libc::sigset_t>::uninit();
     let mut old = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `all` is initialised by sigfillset, `old` by pthread_sigmask.
-    unsafe {
-        libc::sigfillset(all.as_mut_ptr());
-        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
-    }
+    // SAFETY: `all` is a sigset_t to fill.
+    unsafe { libc::sigfillset(all.as_mut_ptr()) };
+    // SAFETY: `all`, initialised above; `old` is filled in.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr()) };
     let result = f();
     // SAFETY: the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), ptr::null_mut()) };
@@ -415,26 +422,25 @@ fn serve() {
             next
         };
         let mut result = ptr::null_mut();
+        // SAFETY: a request stays valid until it is marked done (each read
+        // below too), and nothing else writes these fields.
+        let name = unsafe { (*req).ar_name };
+        // SAFETY: as above.
+        let service = unsafe { (*req).ar_service };
+        // SAFETY: as above.
+        let hints = unsafe { (*req).ar_request };
         // SAFETY: the request's own arguments, valid until it is done.
-        let code = unsafe {
-            dns::getaddrinfo(
-                (*req).ar_name,
-                (*req).ar_service,
-                (*req).ar_request,
-                &mut result,
-            )
-        };
+        let code = unsafe { dns::getaddrinfo(name, service, hints, &mut result) };
         {
             let mut q = queue();
             if let Some(i) = q.running.iter().position(|&r| r == req as usize) {
                 q.running.swap_remove(i);
             }
-            // SAFETY: the request is valid until this marks it done; the
-            // status, written last, publishes the result.
-            unsafe {
-                (*req).ar_result = result;
-                mark(&mut q, req, code);
-            }
+            // SAFETY: the request is valid until `mark` marks it done.
+            unsafe { (*req).ar_result = result };
+            // SAFETY: as above; the status, written last, publishes the
+            // result.
+            unsafe { mark(&mut q, req, code) };
         }
         wake();
         batch.done_one();

@@ -159,13 +159,12 @@ pub unsafe extern "C-unwind" fn connect(fd: c_int, addr: *const sockaddr, len: s
     boundary::call_then(
         || {
             // SAFETY: `addr` and `len` are the caller's, valid as libc
-            // requires.
-            unsafe {
-                if ready_to_connect(fd, addr, len) {
-                    return Err(None);
-                }
-                connect_decided(fd, addr, len)
+            // requires (here and below).
+            if unsafe { ready_to_connect(fd, addr, len) } {
+                return Err(None);
             }
+            // SAFETY: as above.
+            unsafe { connect_decided(fd, addr, len) }
         },
         |target| match target {
             // SAFETY: the planned destination, a local copy that outlives

@@ -90,7 +90,9 @@ struct Call {
 /// `call.name` and `call.domain` are null or NUL-terminated strings.
 unsafe fn name_of(call: &Call) -> Option<String> {
     // SAFETY: as the caller promises.
-    let (name, domain) = unsafe { (text(call.name), text(call.domain)) };
+    let name = unsafe { text(call.name) };
+    // SAFETY: as the caller promises.
+    let domain = unsafe { text(call.domain) };
     let name = name?.to_str().ok()?;
     Some(match domain {
         Some(domain) => format!("{name}.{}", domain.to_str().ok()?),

@@ -276,8 +276,8 @@ impl Run {
 /// The message's name is null or valid for `msg_namelen` bytes.
 unsafe fn named(msg: &msghdr) -> bool {
     let (name, len) = (msg.msg_name.cast(), msg.msg_namelen);
-    // SAFETY: as the caller promises.
-    unsafe { read_addr(name, len).is_some() || read_unspec(name, len).is_some() }
+    // SAFETY: as the caller promises (each call).
+    unsafe { read_addr(name, len) }.is_some() || unsafe { read_unspec(name, len) }.is_some()
 }
 
 /// `Err` when the call goes to the real `sendmmsg` as it is, after the

@@ -62,12 +62,10 @@ pub(crate) fn build(entries: &[Endpoint], canonical: Option<&CStr>) -> Option<*m
             free(head);
             return None;
         }
-        // SAFETY: `copy` is writable for `bytes.len()` bytes; `head` is a
-        // node of ours.
-        unsafe {
-            ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
-            (*head).ai_canonname = copy.cast();
-        }
+        // SAFETY: `copy` is writable for `bytes.len()` bytes.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len()) };
+        // SAFETY: `head` is a node of ours, not yet handed out.
+        unsafe { (*head).ai_canonname = copy.cast() };
     }
     record(head);
     Some(head)
@@ -87,11 +85,12 @@ fn node(entry: &Endpoint) -> Option<*mut addrinfo> {
     if node.is_null() {
         return None;
     }
-    // SAFETY: `node` is writable for the node and `len` bytes after it;
+    let addr = node.wrapping_add(1).cast::<libc::sockaddr>();
+    // SAFETY: `addr`, right after the node, is writable for `len` bytes;
     // `raw` holds `len` initialised bytes.
+    unsafe { ptr::copy_nonoverlapping(raw.as_ptr().cast::<u8>(), addr.cast::<u8>(), len) };
+    // SAFETY: `node` is writable for an addrinfo.
     unsafe {
-        let addr = node.add(1).cast::<libc::sockaddr>();
-        ptr::copy_nonoverlapping(raw.as_ptr().cast::<u8>(), addr.cast::<u8>(), len);
         node.write(addrinfo {
             ai_flags: 0,
             ai_family: domain,
@@ -140,19 +139,26 @@ pub(crate) fn release(head: *mut addrinfo) -> bool {
 /// Frees a list of ours, node by node, as glibc's freeaddrinfo would.
 fn free(mut node: *mut addrinfo) {
     while !node.is_null() {
+        // SAFETY: a node of the list, still allocated.
+        let addrinfo {
+            ai_next: next,
+            ai_canonname: canonical,
+            ..
+        } = unsafe { *node };
         // SAFETY: every node of the list and its canonical name were
         // allocated with malloc by `build`, and are freed once: the list
         // has just left the registry (or was never handed out).
-        unsafe {
-            let next = (*node).ai_next;
-            libc::free((*node).ai_canonname.cast());
-            libc::free(node.cast());
-            node = next;
-        }
+        unsafe { libc::free(canonical.cast()) };
+        // SAFETY: as above.
+        unsafe { libc::free(node.cast()) };
+        node = next;
     }
 }
 
 #[cfg(test)]
+// A test reads through the structures it has just built, each under one
+// SAFETY argument.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
 mod tests {
     use super::*;
 

@@ -50,54 +50,69 @@ impl Host<'_> {
             return Err(TooSmall);
         }
         let base = buf.cast::<u8>();
-        let skip = base.align_offset(align_of::<*mut c_char>());
-        // SAFETY: everything written below lies inside `buf[..len]`: `size`
-        // counted it, including the alignment skipped here.
-        unsafe {
-            let mut at = base.add(skip);
-            let addr_list = at.cast::<*mut c_char>();
-            at = at.add((self.addrs.len() + 1) * size_of::<*mut c_char>());
-            let alias_list = at.cast::<*mut c_char>();
-            at = at.add((self.aliases.len() + 1) * size_of::<*mut c_char>());
-            for (i, addr) in self.addrs.iter().enumerate() {
-                let octets = match addr {
-                    IpAddr::V4(a) => a.octets().to_vec(),
-                    IpAddr::V6(a) => a.octets().to_vec(),
-                };
-                ptr::copy_nonoverlapping(octets.as_ptr(), at, octets.len());
-                addr_list.add(i).write(at.cast());
-                at = at.add(octets.len());
-            }
-            addr_list.add(self.addrs.len()).write(ptr::null_mut());
-            let mut string = |text: &str| {
-                let start = at;
-                ptr::copy_nonoverlapping(text.as_ptr(), at, text.len());
-                at.add(text.len()).write(0);
-                at = at.add(text.len() + 1);
-                start.cast::<c_char>()
+        // SAFETY: the caller's buffer, writable for `len` bytes and not
+        // otherwise referenced while this runs.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(base, len) };
+        // Where a byte of `buf` is, for the pointers the entry holds.
+        let address = |offset: usize| base.wrapping_add(offset).cast::<c_char>();
+        let word = size_of::<*mut c_char>();
+        // Everything lies inside `buf[..len]`: `size` counted it, including
+        // the alignment skipped here.
+        let addr_list = base.align_offset(align_of::<*mut c_char>());
+        let alias_list = addr_list + (self.addrs.len() + 1) * word;
+        let mut at = alias_list + (self.aliases.len() + 1) * word;
+        let pointer = |bytes: &mut [u8], slot: usize, to: *mut c_char| {
+            bytes[slot..slot + word].copy_from_slice(&(to as usize).to_ne_bytes());
+        };
+        for (i, addr) in self.addrs.iter().enumerate() {
+            let octets = match addr {
+                IpAddr::V4(a) => &a.octets()[..],
+                IpAddr::V6(a) => &a.octets()[..],
             };
-            for (i, alias) in self.aliases.iter().enumerate() {
-                alias_list.add(i).write(string(alias));
-            }
-            alias_list.add(self.aliases.len()).write(ptr::null_mut());
-            let name = string(self.name);
-            out.write(hostent {
-                h_name: name,
-                h_aliases: alias_list,
-                h_addrtype: if self.v6 {
-                    libc::AF_INET6
-                } else {
-                    libc::AF_INET
-                },
-                h_length: self.addr_len() as i32,
-                h_addr_list: addr_list,
-            });
+            bytes[at..at + octets.len()].copy_from_slice(octets);
+            pointer(bytes, addr_list + i * word, address(at));
+            at += octets.len();
         }
+        pointer(bytes, addr_list + self.addrs.len() * word, ptr::null_mut());
+        let mut string = |bytes: &mut [u8], text: &str| {
+            let start = at;
+            bytes[at..at + text.len()].copy_from_slice(text.as_bytes());
+            bytes[at + text.len()] = 0;
+            at += text.len() + 1;
+            address(start)
+        };
+        for (i, alias) in self.aliases.iter().enumerate() {
+            let alias = string(bytes, alias);
+            pointer(bytes, alias_list + i * word, alias);
+        }
+        pointer(
+            bytes,
+            alias_list + self.aliases.len() * word,
+            ptr::null_mut(),
+        );
+        let name = string(bytes, self.name);
+        let entry = hostent {
+            h_name: name,
+            h_aliases: address(alias_list).cast(),
+            h_addrtype: if self.v6 {
+                libc::AF_INET6
+            } else {
+                libc::AF_INET
+            },
+            h_length: self.addr_len() as i32,
+            h_addr_list: address(addr_list).cast(),
+        };
+        // SAFETY: `out` is valid for writes of a hostent, as the caller
+        // promises.
+        unsafe { out.write(entry) };
         Ok(())
     }
 }
 
 #[cfg(test)]
+// A test reads through the structures it has just built, each under one
+// SAFETY argument.
+#[allow(clippy::multiple_unsafe_ops_per_block)]
 mod tests {
     use super::*;
     use std::ffi::CStr;
