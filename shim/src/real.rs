@@ -141,6 +141,18 @@ macro_rules! real {
             )*
         }
 
+        /// The functions whose slot holds their `missing`.
+        #[cfg(test)]
+        fn unresolved() -> Vec<&'static str> {
+            let mut names = Vec::new();
+            $(
+                if slot::$name.load(Ordering::Acquire) == missing::$name as *mut c_void {
+                    names.push(stringify!($name));
+                }
+            )*
+            names
+        }
+
         /// What a function libc lacks does instead.
         mod missing {
             use super::*;
@@ -193,4 +205,15 @@ pub(crate) fn next(name: &CStr) -> *mut c_void {
     let resolver = unsafe { std::mem::transmute::<*mut c_void, Resolver>(resolver) };
     // SAFETY: `name` is NUL-terminated, as the resolver requires.
     unsafe { resolver(name.as_ptr()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hook_finds_libcs_definition_whatever_the_length_of_its_name() {
+        resolve_all();
+        assert_eq!(unresolved(), Vec::<&str>::new());
+    }
 }

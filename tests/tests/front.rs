@@ -7,9 +7,8 @@
 //! - A process that asks nothing, or asks but makes no call the front
 //!   hooks but to close or duplicate descriptors, never maps the engine;
 //!   one that asks and connects does. Every
-//!   variable that asks (the core's `Env::asks_anything`: `BIND_PROFILE`
-//!   and `legacy::SELECTORS`) has its own test, so that the front's list
-//!   cannot drift from the core's unnoticed.
+//!   variable that asks (`bindto_abi::hooks::ASKING`, which the front and
+//!   the core's `Env::asks_anything` both read) has its own test.
 //! - Threads racing the first call all wait for the engine: none passes
 //!   through unbound.
 //! - The loading thread calling in mid-load (here from a `dlopen` wrapper,

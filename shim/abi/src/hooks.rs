@@ -230,8 +230,9 @@ macro_rules! hook_list {
 }
 
 /// The version of the hand-over that [`Attach`] returns; the front refuses
-/// an engine that answers another. Bumped whenever the list, [`Attach`] or
-/// what it means changes.
+/// an engine that answers another. Bumped whenever a hook's prototype,
+/// [`Attach`] or what they mean changes; a hook added needs none, as an
+/// engine without it answers null for its name, which the front reports.
 pub const ENGINE_ABI: c_int = 3;
 
 /// The front's resolver, which the engine gets at attach: the definition of

@@ -6,11 +6,15 @@
 //! of a preloaded library at exec, whether or not the program ever touches
 //! the network. The engine links std (its panic runtime and backtrace
 //! printer alone are ~47 imports and ~250 relocations), which cost every
-//! exec ~85 000 instructions. This front is `no_std`, has no dependencies,
-//! one import (`dlsym`) and one relocation per hook (its slot's first
-//! value), plus, on x86_64 and i686, one for the engine's per-thread block
-//! ([`local_offset`]), so a process that never makes a network call pays
-//! for little more than mapping it.
+//! exec ~85 000 instructions. This front is `no_std`, has no dependency
+//! but `bindto-abi` (no_std, no code of its own at run time), one import
+//! (`dlsym`) and one relocation per hook (its slot's first value), and no
+//! thread-local storage (a TLS block cost every exec ~1 100 instructions
+//! more: docs/ARCHITECTURE.md, "How it is loaded"), so a process that
+//! never makes a network call pays for little more than mapping it.
+//!
+//! The hooks are those of `bindto_abi::hook_list!`, the list the engine's
+//! exports are made from too ([`hooks!`] says what the front makes of it).
 //!
 //! How a call goes: each export loads its slot and jumps to it with the
 //! same arguments (a load and a jump). The slot holds where the call goes:
@@ -167,6 +171,12 @@ unsafe extern "C" {
 /// needed at a process's first decision, or on rarer paths (loading the
 /// engine, refusing, waiting for another thread), which pay a `dlsym`
 /// each once instead of every exec paying an import.
+///
+/// Not the engine's way to libc (`shim/src/real.rs`): that is in the
+/// engine, which the front loads only when asked and must not link, and
+/// it finds libc's definitions through the front. The hooks' own libc
+/// definitions come from the hook list ([`Hook::next`]), these are the
+/// front's other needs.
 macro_rules! libc {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, or $missing:expr;)*) => {
         /// Where each function was found: null until its first call.
