@@ -23,7 +23,9 @@
 //! All of them are looked up together the first time any is needed, so the
 //! dynamic linker's lock is taken once, early, rather than whenever a
 //! program first uses some rarer call (a fork racing with it could leave
-//! the child waiting for that lock).
+//! the child waiting for that lock). That costs a process its first hooked
+//! call some 28 000 instructions (33 lookups through the front's
+//! resolver), once.
 
 use std::ffi::CStr;
 use std::ptr;
