@@ -88,7 +88,7 @@ impl Env {
 
     /// The profile selected by `BIND_PROFILE`.
     pub fn profile(&self) -> Option<&str> {
-        self.get("BIND_PROFILE")
+        self.get(bindto_abi::hooks::PROFILE)
     }
 
     /// Every variable captured, in [`Env::VARS`] order.

@@ -13,14 +13,9 @@ use crate::{Env, Error};
 /// The name legacy settings go by in messages and explanations.
 pub const PROFILE_NAME: &str = "environment";
 
-/// The variables that ask for a binding (`DNS_OVERRIDE_PORT` alone does not).
-pub(crate) const SELECTORS: [&str; 5] = [
-    "BIND_INTERFACE",
-    "BIND_SOURCE_IP",
-    "BIND_ADDR",
-    "BIND_EXCLUDE",
-    "DNS_OVERRIDE_IP",
-];
+/// The variables that ask for a binding (`DNS_OVERRIDE_PORT` alone does
+/// not), from the list that the front (libbindto.so) reads too.
+pub(crate) use bindto_abi::hooks::SELECTORS;
 
 /// The one variable of the older tools that only qualifies another.
 const PORT: &str = "DNS_OVERRIDE_PORT";

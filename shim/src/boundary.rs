@@ -43,8 +43,8 @@ const PTHREAD_CANCEL_DISABLE: c_int = 1;
 
 /// The return value of a failed call, per return type.
 pub(crate) trait Failed {
-    /// `-1`, for every libc function the shim exports that returns a
-    /// value; errno says why.
+    /// `-1` (NULL for a pointer), for every libc function the shim
+    /// exports that returns a value; errno (or h_errno) says why.
     const FAILED: Self;
 }
 
@@ -59,6 +59,11 @@ impl Failed for c_int {
 
 impl Failed for ssize_t {
     const FAILED: Self = -1;
+}
+
+/// `gethostbyname` and the like: NULL, and h_errno says why.
+impl Failed for *mut libc::hostent {
+    const FAILED: Self = std::ptr::null_mut();
 }
 
 /// Runs `body`; a panic becomes `-1` with errno EPERM.

@@ -2,7 +2,7 @@
 //! `shim/front`), which users preload and which `dlopen`s the engine
 //! `RTLD_LOCAL` in a process that asks for bindto.
 //!
-//! The front then calls [`bindto_engine_attach`] once, before any hook:
+//! The front then calls the engine's entry point ([`attach`]) once, before any hook:
 //! it hands over its `RTLD_NEXT` resolver ([`crate::real`] says why) and
 //! gets the engine's export of each name it asks for, which its slots then
 //! jump to. Asking here rather than with `dlsym` on the engine's handle
@@ -18,91 +18,97 @@
 
 use std::ffi::CStr;
 
-use libc::{c_char, c_int, c_void};
+use bindto_abi::hooks::{Attach, ENGINE_ABI, Resolver};
+use libc::{c_char, c_int, c_uchar, c_uint, c_void};
 
-/// The interface's version: the front refuses an engine that answers
-/// another (`ENGINE_ABI` in `shim/front/src/lib.rs`).
-const ABI: c_int = 2;
+use crate::real::types::*;
 
-/// The exports the front can ask for, by the name it asks with: every
-/// hook but the `__res_*` aliases, which the front sends to their plain
-/// names as the engine's aliases do.
+/// The engine's hooks, wherever they are defined, under the hook list's
+/// names. A hook defined in another module of `crate::hooks` needs that
+/// module here.
+mod hooks {
+    pub(super) use crate::hooks::{dns::*, gai_async::*, res::*, *};
+}
+
+/// Makes, from the hook list (`bindto_abi::hook_list!`): the entry point
+/// the front calls, under the list's name; [`export`], the engine's export
+/// of each name the front can ask for, each checked against the list's
+/// prototype (an engine function of another prototype does not compile);
+/// and the `__res_*` aliases, which call their plain names, as the
+/// front sends them there.
 macro_rules! exports {
-    ($(($($module:ident)::+) $name:ident),* $(,)?) => {
+    (
+        attach: $attach:ident;
+        $(
+            $(#[$doc:meta])*
+            $kind:ident $name:ident $(/ $alias:ident)? ($($arg:ident: $ty:ty),*) -> $ret:ty,
+                fails $fails:ident $(, refused $refusal:ident($($rarg:ident),*))?;
+        )*
+    ) => {
+        /// The entry point, [`attach`].
+        ///
+        /// # Safety
+        /// As [`attach`].
+        #[unsafe(no_mangle)]
+        pub(crate) unsafe extern "C" fn $attach(
+            next: Resolver,
+            names: *const c_char,
+            count: usize,
+            out: *mut *mut c_void,
+        ) -> c_int {
+            // SAFETY: as the caller promises.
+            unsafe { attach(next, names, count, out) }
+        }
+
+        /// The front calls it with this prototype.
+        const _: Attach = $attach;
+
         /// The engine's export `name`, or null if it has none.
         fn export(name: &CStr) -> *mut c_void {
             $(
                 if name.to_bytes() == stringify!($name).as_bytes() {
-                    return crate::$($module::)+$name as *mut c_void;
+                    let f: unsafe extern "C-unwind" fn($($ty),*) -> $ret = hooks::$name;
+                    return f as *mut c_void;
                 }
             )*
             std::ptr::null_mut()
         }
+
+        $(exports!(@alias $name [$($alias)?] ($($arg: $ty),*) -> $ret);)*
+    };
+    (@alias $name:ident [] $args:tt -> $ret:ty) => {};
+    (@alias $name:ident [$alias:ident] ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        #[doc = concat!("`", stringify!($name), "` under its pre-2.34 name.")]
+        ///
+        /// # Safety
+        /// As libc's function of the same name.
+        #[unsafe(no_mangle)]
+        pub(crate) unsafe extern "C-unwind" fn $alias($($arg: $ty),*) -> $ret {
+            // SAFETY: the same contract.
+            unsafe { hooks::$name($($arg),*) }
+        }
     };
 }
 
-exports!(
-    (hooks) socket,
-    (hooks) close,
-    (hooks) close_range,
-    (hooks) closefrom,
-    (hooks) dup2,
-    (hooks) dup3,
-    (hooks) connect,
-    (hooks) bind,
-    (hooks) sendto,
-    (hooks) sendmsg,
-    (hooks) sendmmsg,
-    (hooks::dns) getaddrinfo,
-    (hooks::dns) freeaddrinfo,
-    (hooks::dns) getnameinfo,
-    (hooks::dns) gethostbyname,
-    (hooks::dns) gethostbyname2,
-    (hooks::dns) gethostbyname_r,
-    (hooks::dns) gethostbyname2_r,
-    (hooks::dns) gethostbyaddr,
-    (hooks::dns) gethostbyaddr_r,
-    (hooks::gai_async) getaddrinfo_a,
-    (hooks::gai_async) gai_suspend,
-    (hooks::gai_async) gai_error,
-    (hooks::gai_async) gai_cancel,
-    (hooks::dns) pthread_cancel,
-    (hooks::res) res_query,
-    (hooks::res) res_nquery,
-    (hooks::res) res_search,
-    (hooks::res) res_nsearch,
-    (hooks::res) res_querydomain,
-    (hooks::res) res_nquerydomain,
-    (hooks::res) res_send,
-    (hooks::res) res_nsend,
-);
+bindto_abi::hook_list!(exports);
 
 /// Called by the front right after it `dlopen`s the engine, before any
-/// hook: `next(name)` is the front's `dlsym(RTLD_NEXT, name)`; `names` holds
-/// `count` NUL-terminated names, one after another, and `out[i]` receives
-/// the engine's export of the `i`th (null if it has none); `local` is the
-/// offset from the thread pointer of each thread's block for
-/// [`crate::guard`], or 0 if the front keeps none. Returns the interface
-/// version.
+/// hook, through the entry point that [`exports!`] names as the hook list
+/// says: `next(name)` is the front's `dlsym(RTLD_NEXT, name)`; `names`
+/// holds `count` NUL-terminated names, one after another, and `out[i]`
+/// receives the engine's export of the `i`th (null if it has none).
+/// Returns the interface version.
 ///
 /// # Safety
 /// `next` takes a NUL-terminated name and returns the next definition of
 /// that symbol after the front, or null; `names` holds `count`
-/// NUL-terminated strings back to back; `out` is valid for `count` writes;
-/// `local` is 0 or as [`crate::guard::attach`] requires.
-#[unsafe(no_mangle)]
-pub(crate) unsafe extern "C" fn bindto_engine_attach(
-    next: unsafe extern "C" fn(*const c_char) -> *mut c_void,
+/// NUL-terminated strings back to back; `out` is valid for `count` writes.
+unsafe fn attach(
+    next: Resolver,
     names: *const c_char,
     count: usize,
     out: *mut *mut c_void,
-    local: isize,
 ) -> c_int {
-    // First, before anything of the engine's could enter a guard.
-    if local != 0 {
-        // SAFETY: as the caller promises.
-        unsafe { crate::guard::attach(local) };
-    }
     crate::real::attach(next);
     let mut name = names;
     for i in 0..count {
@@ -114,5 +120,5 @@ pub(crate) unsafe extern "C" fn bindto_engine_attach(
         // caller's `count` strings.
         name = unsafe { name.add(text.to_bytes_with_nul().len()) };
     }
-    ABI
+    ENGINE_ABI
 }

@@ -21,15 +21,10 @@
 //!   depth or above retakes the guard.
 //!
 //! The guard's flag shares one thread-local with the thread's view of the
-//! rules ([`state::Cached`]), so that a hook finds both at once. In the
-//! engine, a `dlopen`ed library, that access is a call to `__tls_get_addr`;
-//! the preloaded front therefore keeps a block in its static TLS, at a
-//! fixed offset from the thread pointer, where the engine keeps its
-//! [`Local`] instead ([`attach`]): two instructions.
+//! rules ([`state::Cached`]), so that a hook finds both at once (in the
+//! engine, a `dlopen`ed library, with one call of `__tls_get_addr`).
 
 use std::cell::Cell;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use crate::state::Cached;
 
@@ -56,71 +51,9 @@ thread_local! {
     };
 }
 
-/// Bytes of the front's per-thread block (`LOCAL_SIZE` in
-/// `shim/front/src/lib.rs`), aligned to as many.
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-const FRONT_BLOCK: usize = 64;
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-const _: () = assert!(size_of::<Local>() <= FRONT_BLOCK && align_of::<Local>() <= FRONT_BLOCK);
-
-/// Offset from the thread pointer of the front's block, 0 until
-/// [`attach`] (and for good where the engine is preloaded itself).
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-static FRONT_LOCAL: AtomicIsize = AtomicIsize::new(0);
-
-/// Keeps every thread's [`Local`] at `offset` from its thread pointer from
-/// now on. Called once, before any hook, so that no thread has used the
-/// engine's own thread-local yet. Elsewhere than on x86_64 and i686 the
-/// front hands over no block.
-///
-/// # Safety
-/// At `offset` from every thread's thread pointer, for as long as the
-/// thread lives, lies a zeroed block of [`FRONT_BLOCK`] bytes, aligned to
-/// as many, that nothing else uses: the front's initial-exec TLS.
-pub(crate) unsafe fn attach(offset: isize) {
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-    FRONT_LOCAL.store(offset, Ordering::Relaxed);
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-    let _ = offset;
-}
-
 /// Runs `f` with this thread's [`Local`], if the thread still has one.
 #[inline(always)]
 pub(crate) fn local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-    {
-        let offset = FRONT_LOCAL.load(Ordering::Relaxed);
-        if offset != 0 {
-            let tp: usize;
-            // SAFETY: on x86_64 Linux the word at %fs:0 is the thread
-            // pointer itself (the TCB's self-pointer); reads only.
-            #[cfg(target_arch = "x86_64")]
-            unsafe {
-                std::arch::asm!(
-                    "mov {}, qword ptr fs:[0]",
-                    out(reg) tp,
-                    options(nostack, pure, readonly, preserves_flags),
-                );
-            }
-            // SAFETY: on i386 Linux the word at %gs:0 is the thread
-            // pointer itself, as %fs:0 on x86_64; reads only.
-            #[cfg(target_arch = "x86")]
-            unsafe {
-                std::arch::asm!(
-                    "mov {}, dword ptr gs:[0]",
-                    out(reg) tp,
-                    options(nostack, pure, readonly, preserves_flags),
-                );
-            }
-            let at = tp.wrapping_add_signed(offset) as *const Local;
-            // SAFETY: `attach`'s caller promised a zeroed block of the
-            // right size and alignment for this thread's lifetime, used by
-            // nothing else; all zeroes is the const initialiser below
-            // (false, null, generation 0), and the block is only reached
-            // through shared references to its Cells, on this thread.
-            return Some(f(unsafe { &*at }));
-        }
-    }
     LOCAL.try_with(f).ok()
 }
 
@@ -175,8 +108,7 @@ impl Guard {
     pub(crate) fn local(&self) -> &Local {
         // SAFETY: `local` is this thread's Local (the guard is neither Send
         // nor Sync, so it is used on the thread that made it), which lives
-        // as long as its thread: in the front's static TLS, or a const
-        // thread-local without destructor.
+        // as long as its thread: a const thread-local without destructor.
         unsafe { &*self.local }
     }
 }

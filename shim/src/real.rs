@@ -8,27 +8,81 @@
 //! `RTLD_NEXT` from such a library in its loader's scope, where it is not:
 //! the answer would not be the definition after the front. So the front
 //! hands the engine its own `RTLD_NEXT` resolver first
-//! ([`crate::front::bindto_engine_attach`]), and every lookup here
+//! ([`crate::front`]), and every lookup here
 //! ([`next`]) goes through it. Preloaded directly
 //! (still supported, and how the front's saving is measured), the engine
 //! is never attached and uses `dlsym(RTLD_NEXT)` itself.
 //!
+//! One slot per hook of the hook list (`bindto_abi::hook_list!`), each
+//! called as `real::NAME(...)` with the hook's own prototype: the list is
+//! the only place that names them, so a hook cannot lack its real
+//! function, nor call it with another prototype. When libc lacks one (not
+//! in a dynamically linked program on glibc 2.34 or later), the call fails
+//! as the function reports failures (the list's `fails`).
+//!
 //! All of them are looked up together the first time any is needed, so the
 //! dynamic linker's lock is taken once, early, rather than whenever a
 //! program first uses some rarer call (a fork racing with it could leave
-//! the child waiting for that lock).
+//! the child waiting for that lock). That costs a process its first hooked
+//! call some 28 000 instructions (33 lookups through the front's
+//! resolver), once.
 
 use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use libc::{c_char, c_int, c_uint, c_void, mmsghdr, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use libc::{c_char, c_int, c_uchar, c_uint, c_void};
+
+use bindto_abi::hooks::Resolver;
 
 use crate::boundary::Failed;
 use crate::errno;
 
+/// The C types that the hook list names, as the engine sees them.
+pub(crate) mod types {
+    pub(crate) use crate::hooks::gai_async::{Gaicb, Sigevent};
+    pub(crate) use crate::hooks::res::ResState;
+    pub(crate) type Socklen = libc::socklen_t;
+    pub(crate) type Sockaddr = libc::sockaddr;
+    pub(crate) type Msghdr = libc::msghdr;
+    pub(crate) type Mmsghdr = libc::mmsghdr;
+    pub(crate) type Addrinfo = libc::addrinfo;
+    pub(crate) type Hostent = libc::hostent;
+    pub(crate) type Timespec = libc::timespec;
+    pub(crate) type Pthread = libc::pthread_t;
+}
+
+use types::*;
+
+/// What a real function does when libc lacks it, by how it reports a
+/// failure (the list's `fails`).
+macro_rules! missing {
+    (errno, $ret:ty) => {{
+        errno::set(libc::ENOSYS);
+        <$ret as Failed>::FAILED
+    }};
+    (eai, $ret:ty) => {{
+        errno::set(libc::ENOSYS);
+        libc::EAI_SYSTEM
+    }};
+    (code, $ret:ty) => {
+        libc::ENOSYS
+    };
+    (h_errno, $ret:ty) => {{
+        crate::hooks::dns::set_h_errno(crate::resolve::NO_RECOVERY);
+        <$ret as Failed>::FAILED
+    }};
+}
+
 macro_rules! real {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+    (
+        attach: $attach:ident;
+        $(
+            $(#[$doc:meta])*
+            $kind:ident $name:ident $(/ $alias:ident)? ($($arg:ident: $ty:ty),*) -> $ret:ty,
+                fails $fails:ident $(, refused $refusal:ident($($rarg:ident),*))?;
+        )*
+    ) => {
         /// One slot per function. Never null, so that a call is a load and
         /// a jump: it holds the function's `first` below until resolved,
         /// then the real function, or its `missing` if there is none.
@@ -44,22 +98,21 @@ macro_rules! real {
         fn resolve_all() {
             $(resolve(
                 &slot::$name,
-                stringify!($name),
+                const { bindto_abi::hooks::cstr(concat!(stringify!($name), "\0")) },
                 first::$name as *mut c_void,
                 missing::$name as *mut c_void,
             );)*
         }
 
         $(
-            /// Calls the real function (ENOSYS if there is none: no libc
-            /// further down the chain, which cannot happen in a
-            /// dynamically linked program). `C-unwind`: a cancellation
-            /// point (`connect`, `close`, the sends) unwinds out of it when
-            /// the thread is cancelled (`crate::boundary`).
+            /// Calls the real function. `C-unwind`: a cancellation
+            /// point (`connect`, `close`, the sends, the lookups) unwinds
+            /// out of it when the thread is cancelled (`crate::boundary`).
             ///
             /// # Safety
             /// The arguments must satisfy the libc function's contract.
             #[inline(always)]
+            #[allow(clippy::too_many_arguments)] // C's prototypes
             pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
                 let f = slot::$name.load(Ordering::Acquire);
                 // SAFETY: the slot holds a function of this C prototype:
@@ -80,6 +133,7 @@ macro_rules! real {
                 /// # Safety
                 /// As the function's.
                 #[cold]
+                #[allow(clippy::too_many_arguments)] // C's prototypes
                 pub(super) unsafe extern "C-unwind" fn $name($($arg: $ty),*) -> $ret {
                     resolve_all();
                     // SAFETY: as the caller promises; the slot is resolved
@@ -89,58 +143,54 @@ macro_rules! real {
             )*
         }
 
+        /// The functions whose slot holds their `missing`.
+        #[cfg(test)]
+        fn unresolved() -> Vec<&'static str> {
+            let mut names = Vec::new();
+            $(
+                if slot::$name.load(Ordering::Acquire) == missing::$name as *mut c_void {
+                    names.push(stringify!($name));
+                }
+            )*
+            names
+        }
+
         /// What a function libc lacks does instead.
         mod missing {
             use super::*;
             $(
                 #[cold]
+                #[allow(clippy::too_many_arguments)] // C's prototypes
                 pub(super) extern "C" fn $name($(_: $ty),*) -> $ret {
-                    errno::set(libc::ENOSYS);
-                    <$ret as Failed>::FAILED
+                    missing!($fails, $ret)
                 }
             )*
         }
     };
 }
 
-real! {
-    socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
-    close(fd: c_int) -> c_int;
-    close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
-    closefrom(low: c_int) -> ();
-    dup2(old: c_int, new: c_int) -> c_int;
-    dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
-    connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
-    bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
-    sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t;
-    sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
-    sendmmsg(fd: c_int, msgs: *mut mmsghdr, vlen: c_uint, flags: c_int) -> c_int;
-}
+bindto_abi::hook_list!(real);
 
 /// Fills `slot` with the next definition of `name`, or `missing` if there
 /// is none, unless it no longer holds `first`. Racing threads store the
 /// same pointer.
-fn resolve(slot: &AtomicPtr<c_void>, name: &str, first: *mut c_void, missing: *mut c_void) {
+fn resolve(slot: &AtomicPtr<c_void>, name: &CStr, first: *mut c_void, missing: *mut c_void) {
     if slot.load(Ordering::Acquire) != first {
         return;
     }
-    let mut buf = [0u8; 16];
-    buf[..name.len()].copy_from_slice(name.as_bytes());
-    let found = CStr::from_bytes_until_nul(&buf).map_or(ptr::null_mut(), next);
+    let found = next(name);
     slot.store(
         if found.is_null() { missing } else { found },
         Ordering::Release,
     );
 }
 
-/// The front's resolver, as [`crate::front::bindto_engine_attach`]
+/// The front's resolver, as the engine's entry point ([`crate::front`])
 /// received it; null when the engine was preloaded itself.
 static RESOLVER: AtomicPtr<c_void> = AtomicPtr::new(ptr::null_mut());
 
-/// Makes every later lookup go through the front's `RTLD_NEXT` resolver:
-/// `next(name)` takes a NUL-terminated name and returns the next definition
-/// of that symbol after the front, or null.
-pub(crate) fn attach(next: unsafe extern "C" fn(*const c_char) -> *mut c_void) {
+/// Makes every later lookup go through the front's `RTLD_NEXT` resolver.
+pub(crate) fn attach(next: Resolver) {
     RESOLVER.store(next as *mut c_void, Ordering::Release);
 }
 
@@ -154,11 +204,18 @@ pub(crate) fn next(name: &CStr) -> *mut c_void {
         return unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
     }
     // SAFETY: only `attach` stores here, a resolver of this prototype.
-    let resolver = unsafe {
-        std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*const c_char) -> *mut c_void>(
-            resolver,
-        )
-    };
+    let resolver = unsafe { std::mem::transmute::<*mut c_void, Resolver>(resolver) };
     // SAFETY: `name` is NUL-terminated, as the resolver requires.
     unsafe { resolver(name.as_ptr()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hook_finds_libcs_definition_whatever_the_length_of_its_name() {
+        resolve_all();
+        assert_eq!(unresolved(), Vec::<&str>::new());
+    }
 }

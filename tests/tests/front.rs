@@ -7,9 +7,8 @@
 //! - A process that asks nothing, or asks but makes no call the front
 //!   hooks but to close or duplicate descriptors, never maps the engine;
 //!   one that asks and connects does. Every
-//!   variable that asks (the core's `Env::asks_anything`: `BIND_PROFILE`
-//!   and `legacy::SELECTORS`) has its own test, so that the front's list
-//!   cannot drift from the core's unnoticed.
+//!   variable that asks (`bindto_abi::hooks::ASKING`, which the front and
+//!   the core's `Env::asks_anything` both read) has its own test.
 //! - Threads racing the first call all wait for the engine: none passes
 //!   through unbound.
 //! - The loading thread calling in mid-load (here from a `dlopen` wrapper,
@@ -141,7 +140,7 @@ fn the_front_imports_only_dlsym_and_cannot_panic() {
 fn a_process_that_asks_nothing_never_loads_the_engine() {
     assert_eq!(maps(&[], Some("connect")), NO_ENGINE);
     // Empty is unset, as for the core.
-    let empty: Vec<(&str, &str)> = ASKING.iter().map(|&v| (v, "")).collect();
+    let empty: Vec<(&str, &str)> = asking().into_iter().map(|v| (v, "")).collect();
     assert_eq!(maps(&empty, Some("connect")), NO_ENGINE);
 }
 
@@ -157,15 +156,13 @@ fn a_process_that_asks_but_only_closes_and_duplicates_never_loads_the_engine() {
     assert_eq!(maps(&[("BIND_PROFILE", "lo")], Some("forget")), NO_ENGINE);
 }
 
-/// Every variable that asks for bindto, as the core reads them.
-const ASKING: [&str; 6] = [
-    "BIND_PROFILE",
-    "BIND_INTERFACE",
-    "BIND_SOURCE_IP",
-    "BIND_ADDR",
-    "BIND_EXCLUDE",
-    "DNS_OVERRIDE_IP",
-];
+/// Every variable that asks for bindto: the list that the front and the
+/// core read.
+fn asking() -> Vec<&'static str> {
+    let mut vars = vec![bindto_abi::hooks::PROFILE];
+    vars.extend(bindto_abi::hooks::SELECTORS);
+    vars
+}
 
 /// One test per variable: `$var` alone makes a process that connects load
 /// the engine, and the core agrees that it asks.
@@ -173,7 +170,7 @@ macro_rules! asks {
     ($($test:ident: $var:literal = $value:literal;)*) => {$(
         #[test]
         fn $test() {
-            assert!(ASKING.contains(&$var));
+            assert!(asking().contains(&$var));
             let env = bindto_core::Env::from_pairs([($var, $value)]);
             assert!(env.asks_anything(), "the core does not read {} as asking", $var);
             assert_eq!(maps(&[($var, $value)], Some("connect")), ENGINE, "{}", $var);
@@ -192,10 +189,10 @@ asks! {
 
 #[test]
 fn no_other_variable_asks() {
-    // The core's own list: anything it counts as asking is in ASKING.
+    // The core's own list: anything it counts as asking is in the list.
     for var in bindto_core::Env::VARS {
         let asks = bindto_core::Env::from_pairs([(*var, "127.0.0.1")]).asks_anything();
-        assert_eq!(asks, ASKING.contains(var), "{var}");
+        assert_eq!(asks, asking().contains(var), "{var}");
     }
 }
 

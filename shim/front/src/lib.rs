@@ -6,11 +6,15 @@
 //! of a preloaded library at exec, whether or not the program ever touches
 //! the network. The engine links std (its panic runtime and backtrace
 //! printer alone are ~47 imports and ~250 relocations), which cost every
-//! exec ~85 000 instructions. This front is `no_std`, has no dependencies,
-//! one import (`dlsym`) and one relocation per hook (its slot's first
-//! value), plus, on x86_64 and i686, one for the engine's per-thread block
-//! ([`local_offset`]), so a process that never makes a network call pays
-//! for little more than mapping it.
+//! exec ~85 000 instructions. This front is `no_std`, has no dependency
+//! but `bindto-abi` (no_std, no code of its own at run time), one import
+//! (`dlsym`) and one relocation per hook (its slot's first value), and no
+//! thread-local storage (a TLS block cost every exec ~1 100 instructions
+//! more: docs/ARCHITECTURE.md, "How it is loaded"), so a process that
+//! never makes a network call pays for little more than mapping it.
+//!
+//! The hooks are those of `bindto_abi::hook_list!`, the list the engine's
+//! exports are made from too ([`hooks!`] says what the front makes of it).
 //!
 //! How a call goes: each export loads its slot and jumps to it with the
 //! same arguments (a load and a jump). The slot holds where the call goes:
@@ -75,10 +79,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use core::ffi::{c_char, c_int, c_uchar, c_uint, c_ulong, c_void};
 use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+use bindto_abi::hooks::{ASKING, Attach, ENGINE_ABI};
 
 mod plugins;
 
@@ -92,6 +98,12 @@ type Addrinfo = c_void;
 type Hostent = c_void;
 /// glibc's `struct __res_state`, never looked into.
 type ResState = c_void;
+/// `struct sigevent`, never looked into.
+type Sigevent = c_void;
+/// `struct timespec`, never looked into.
+type Timespec = c_void;
+/// `pthread_t`.
+type Pthread = usize;
 
 /// `struct msghdr`: the front reads the destination of `sendmsg` and
 /// `sendmmsg` to tell whether a refused process may still send.
@@ -159,6 +171,12 @@ unsafe extern "C" {
 /// needed at a process's first decision, or on rarer paths (loading the
 /// engine, refusing, waiting for another thread), which pay a `dlsym`
 /// each once instead of every exec paying an import.
+///
+/// Not the engine's way to libc (`shim/src/real.rs`): that is in the
+/// engine, which the front loads only when asked and must not link, and
+/// it finds libc's definitions through the front. The hooks' own libc
+/// definitions come from the hook list ([`Hook::next`]), these are the
+/// front's other needs.
 macro_rules! libc {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty, or $missing:expr;)*) => {
         /// Where each function was found: null until its first call.
@@ -241,90 +259,6 @@ const NO_RECOVERY: c_int = 3;
 
 /// The engine's file name, looked for beside the front.
 const ENGINE: &[u8] = b"libbindto_engine.so";
-/// The engine's entry point, which takes the front's resolver and answers
-/// its exports (`shim/src/front.rs`).
-const ATTACH: &[u8] = b"bindto_engine_attach\0";
-/// The interface version `bindto_engine_attach` returns; the front refuses
-/// an engine of another.
-const ENGINE_ABI: c_int = 2;
-
-/// Bytes of the per-thread block the front keeps for the engine: the
-/// engine's `guard::Local` (`shim/src/guard.rs` checks that it fits).
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-const LOCAL_SIZE: usize = 64;
-
-// The engine's per-thread state, in the front's static TLS: a preloaded
-// library's thread-locals sit at a fixed offset from the thread pointer
-// (the initial-exec model), which the engine then reads in two
-// instructions, where its own (a `dlopen`ed library's, general-dynamic)
-// cost a call of `__tls_get_addr` on every hook. Zeroed, as the engine's
-// const initialiser is. x86_64 and i686 only, for now: elsewhere the
-// front hands over no block and the engine uses its own thread-local.
-#[cfg(any(target_arch = "x86_64", target_arch = "x86"))]
-core::arch::global_asm!(
-    ".section .tbss,\"awT\",@nobits",
-    ".p2align 6",
-    ".type bindto_front_local, @object",
-    ".size bindto_front_local, {size}",
-    "bindto_front_local:",
-    ".zero {size}",
-    ".previous",
-    size = const LOCAL_SIZE,
-);
-
-/// The offset from the thread pointer of each thread's block for the
-/// engine, as `bindto_engine_attach` takes it (0: none).
-fn local_offset() -> isize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let offset: isize;
-        // SAFETY: reads the GOT entry that the loader filled with the
-        // block's offset (R_X86_64_TPOFF64); no memory is written.
-        unsafe {
-            core::arch::asm!(
-                "mov {}, qword ptr [rip + bindto_front_local@GOTTPOFF]",
-                out(reg) offset,
-                options(nostack, pure, readonly, preserves_flags),
-            );
-        }
-        offset
-    }
-    #[cfg(target_arch = "x86")]
-    {
-        let offset: isize;
-        // SAFETY: finds the GOT from the address the call pushes (i386
-        // code has no PC-relative load) and reads its entry that the
-        // loader filled with the block's offset (R_386_TLS_TPOFF); the
-        // call and pop leave the stack as they found it.
-        unsafe {
-            core::arch::asm!(
-                "calll 2f",
-                "2:",
-                "popl {0}",
-                "addl $_GLOBAL_OFFSET_TABLE_+(.-2b), {0}",
-                "movl bindto_front_local@GOTNTPOFF({0}), {0}",
-                out(reg) offset,
-                options(att_syntax, pure, readonly),
-            );
-        }
-        offset
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "x86")))]
-    0
-}
-
-/// The variables that ask for bindto: `BIND_PROFILE` and
-/// `bindto_core::legacy::SELECTORS` (tests/tests/front.rs checks each).
-/// A privileged process reads only the first ([`asked`]).
-const ASKING: [&[u8]; 6] = [
-    b"BIND_PROFILE\0",
-    b"BIND_INTERFACE\0",
-    b"BIND_SOURCE_IP\0",
-    b"BIND_ADDR\0",
-    b"BIND_EXCLUDE\0",
-    b"DNS_OVERRIDE_IP\0",
-];
-
 /// The value of a call that failed, per return type.
 trait Failed {
     const FAILED: Self;
@@ -452,20 +386,46 @@ macro_rules! decides {
     };
 }
 
-/// Defines every export and the tables of their slots, names and kinds,
-/// which [`settle`] fills. An entry is descriptor bookkeeping, libc's
-/// whenever the engine cannot decide: `record` (`socket`, which decides)
-/// or `forget` (which does not, see [`decides!`]); or `net`, with the
-/// refusal it makes then: an expression of `$why` and the arguments,
-/// `Some(value)` to fail the call, `None` to let libc have it. `name / alias` also exports
-/// `alias` (glibc's pre-2.34 `__res_*` names) on the same slot, as the
-/// engine's alias calls its plain name.
+/// What a hook returns when libc has no such function, by how it reports
+/// a failure (`fails` in `bindto_abi::hook_list!`).
+macro_rules! missing {
+    (errno, $ret:ty) => {{
+        set_errno(ENOSYS);
+        <$ret as Failed>::FAILED
+    }};
+    (eai, $ret:ty) => {{
+        set_errno(ENOSYS);
+        EAI_SYSTEM
+    }};
+    (code, $ret:ty) => {
+        ENOSYS
+    };
+    (h_errno, $ret:ty) => {{
+        set_h_errno(NO_RECOVERY);
+        <$ret as Failed>::FAILED
+    }};
+}
+
+/// Defines every export of `bindto_abi::hook_list!` and the tables of
+/// their slots, names and kinds, which [`settle`] fills. An entry is
+/// descriptor bookkeeping, libc's whenever the engine cannot decide:
+/// `record` (`socket`, which decides) or `forget` (which does not, see
+/// [`decides!`]); or `net`, with the [`refuse`] function that fails it
+/// then (`None`: libc has it). `name / alias` also exports `alias`
+/// (glibc's pre-2.34 `__res_*` names) on the same slot, as the engine's
+/// alias calls its plain name.
 macro_rules! hooks {
-    ($(
-        $(#[$doc:meta])*
-        $kind:ident $name:ident $(/ $alias:ident)? ($($arg:ident: $ty:ty),*) -> $ret:ty
-            $(=> |$why:ident| $refusal:expr)?;
-    )*) => {
+    (
+        attach: $attach:ident;
+        $(
+            $(#[$doc:meta])*
+            $kind:ident $name:ident $(/ $alias:ident)? ($($arg:ident: $ty:ty),*) -> $ret:ty,
+                fails $fails:ident $(, refused $refusal:ident($($rarg:ident),*))?;
+        )*
+    ) => {
+        /// The engine's entry point, NUL-terminated.
+        const ATTACH: &[u8] = concat!(stringify!($attach), "\0").as_bytes();
+
         /// How many hooks have a slot (aliases share their name's).
         const COUNT: usize = [$(stringify!($name)),*].len();
 
@@ -513,8 +473,12 @@ macro_rules! hooks {
                         Settled::Reentered => Some(Why::Again),
                     };
                     $(
-                        if let Some($why) = why {
-                            if let Some(failed) = $refusal {
+                        if let Some(why) = why {
+                            // SAFETY: the refusal reads (and, for out
+                            // pointers and requests, writes) only the
+                            // caller's arguments it is given, as libc's
+                            // function would.
+                            if let Some(failed) = unsafe { refuse::$refusal(why, $($rarg),*) } {
                                 return failed;
                             }
                         }
@@ -522,8 +486,7 @@ macro_rules! hooks {
                     let _ = why;
                     let f = Hook(Index::$name as usize).next();
                     if f.is_null() {
-                        set_errno(ENOSYS);
-                        return <$ret as Failed>::FAILED;
+                        return missing!($fails, $ret);
                     }
                     // SAFETY: libc's definition of this function, of this
                     // C prototype.
@@ -568,202 +531,7 @@ macro_rules! hooks {
     };
 }
 
-hooks! {
-    /// `socket()`: the engine records the socket's kind.
-    record socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
-    /// `close()`.
-    forget close(fd: c_int) -> c_int;
-    /// `close_range()`.
-    forget close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int;
-    /// `closefrom()`.
-    forget closefrom(low: c_int) -> ();
-    /// `dup2()`.
-    forget dup2(old: c_int, new: c_int) -> c_int;
-    /// `dup3()`.
-    forget dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
-    /// `connect()`.
-    net connect(fd: c_int, addr: *const Sockaddr, len: Socklen) -> c_int
-        // SAFETY: the caller's address, valid for `len` bytes.
-        => |why| unsafe { refuse::to(why, addr, len, refuse::Unspec::Dissolves) };
-    /// `bind()`.
-    net bind(fd: c_int, addr: *const Sockaddr, len: Socklen) -> c_int
-        // SAFETY: the caller's address, valid for `len` bytes.
-        => |why| unsafe { refuse::to(why, addr, len, refuse::Unspec::Wildcard) };
-    /// `sendto()`.
-    net sendto(
-        fd: c_int,
-        buf: *const c_void,
-        n: usize,
-        flags: c_int,
-        addr: *const Sockaddr,
-        len: Socklen
-    ) -> isize
-        // SAFETY: the caller's address, valid for `len` bytes.
-        => |why| unsafe { refuse::to(why, addr, len, refuse::Unspec::Sends) };
-    /// `sendmsg()`.
-    net sendmsg(fd: c_int, msg: *const Msghdr, flags: c_int) -> isize
-        // SAFETY: the caller's message.
-        => |why| unsafe { refuse::message(why, msg) };
-    /// `sendmmsg()`.
-    net sendmmsg(fd: c_int, msgs: *mut Mmsghdr, vlen: c_uint, flags: c_int) -> c_int
-        // SAFETY: the caller's `vlen` messages.
-        => |why| unsafe { refuse::messages(why, msgs, vlen) };
-    /// `getaddrinfo()`.
-    net getaddrinfo(
-        node: *const c_char,
-        service: *const c_char,
-        hints: *const Addrinfo,
-        res: *mut *mut Addrinfo
-    ) -> c_int
-        => |why| Some(refuse::eai(why));
-    /// `freeaddrinfo()`: the engine frees its own lists, libc's to libc.
-    forget freeaddrinfo(res: *mut Addrinfo) -> ();
-    /// `getaddrinfo_a()`.
-    net getaddrinfo_a(mode: c_int, list: *mut *mut Gaicb, ent: c_int, sig: *mut c_void) -> c_int
-        // SAFETY: the caller's `ent` requests.
-        => |why| Some(unsafe { refuse::gai_a(why, list, ent) });
-    /// `gai_suspend()`: the engine's wait for requests it runs itself.
-    forget gai_suspend(list: *const *const Gaicb, ent: c_int, timeout: *const c_void) -> c_int;
-    /// `gai_error()`.
-    forget gai_error(req: *mut Gaicb) -> c_int;
-    /// `gai_cancel()`.
-    forget gai_cancel(req: *mut Gaicb) -> c_int;
-    /// `pthread_cancel()`: the engine notes it for its resolver, which has
-    /// none to cancel before it is loaded.
-    forget pthread_cancel(thread: usize) -> c_int;
-    /// `getnameinfo()`.
-    net getnameinfo(
-        sa: *const Sockaddr,
-        salen: Socklen,
-        host: *mut c_char,
-        hostlen: Socklen,
-        serv: *mut c_char,
-        servlen: Socklen,
-        flags: c_int
-    ) -> c_int
-        => |why| Some(refuse::eai(why));
-    /// `gethostbyname()`.
-    net gethostbyname(name: *const c_char) -> *mut Hostent
-        => |why| Some(refuse::host(why));
-    /// `gethostbyname2()`.
-    net gethostbyname2(name: *const c_char, family: c_int) -> *mut Hostent
-        => |why| Some(refuse::host(why));
-    /// `gethostbyname_r()`.
-    net gethostbyname_r(
-        name: *const c_char,
-        ret: *mut Hostent,
-        buf: *mut c_char,
-        buflen: usize,
-        result: *mut *mut Hostent,
-        h_errnop: *mut c_int
-    ) -> c_int
-        // SAFETY: the caller's out pointers.
-        => |why| Some(unsafe { refuse::host_r(why, result, h_errnop) });
-    /// `gethostbyname2_r()`.
-    net gethostbyname2_r(
-        name: *const c_char,
-        family: c_int,
-        ret: *mut Hostent,
-        buf: *mut c_char,
-        buflen: usize,
-        result: *mut *mut Hostent,
-        h_errnop: *mut c_int
-    ) -> c_int
-        // SAFETY: the caller's out pointers.
-        => |why| Some(unsafe { refuse::host_r(why, result, h_errnop) });
-    /// `gethostbyaddr()`.
-    net gethostbyaddr(addr: *const c_void, len: Socklen, family: c_int) -> *mut Hostent
-        => |why| Some(refuse::host(why));
-    /// `gethostbyaddr_r()`.
-    net gethostbyaddr_r(
-        addr: *const c_void,
-        len: Socklen,
-        family: c_int,
-        ret: *mut Hostent,
-        buf: *mut c_char,
-        buflen: usize,
-        result: *mut *mut Hostent,
-        h_errnop: *mut c_int
-    ) -> c_int
-        // SAFETY: the caller's out pointers.
-        => |why| Some(unsafe { refuse::host_r(why, result, h_errnop) });
-    /// `res_query()`.
-    net res_query / __res_query(
-        dname: *const c_char,
-        class: c_int,
-        rtype: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_nquery()`.
-    net res_nquery / __res_nquery(
-        statp: *mut ResState,
-        dname: *const c_char,
-        class: c_int,
-        rtype: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_search()`.
-    net res_search / __res_search(
-        dname: *const c_char,
-        class: c_int,
-        rtype: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_nsearch()`.
-    net res_nsearch / __res_nsearch(
-        statp: *mut ResState,
-        dname: *const c_char,
-        class: c_int,
-        rtype: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_querydomain()`.
-    net res_querydomain / __res_querydomain(
-        name: *const c_char,
-        domain: *const c_char,
-        class: c_int,
-        rtype: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_nquerydomain()`.
-    net res_nquerydomain / __res_nquerydomain(
-        statp: *mut ResState,
-        name: *const c_char,
-        domain: *const c_char,
-        class: c_int,
-        rtype: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_send()`.
-    net res_send / __res_send(
-        msg: *const u8,
-        msglen: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-    /// `res_nsend()`.
-    net res_nsend / __res_nsend(
-        statp: *mut ResState,
-        msg: *const u8,
-        msglen: c_int,
-        answer: *mut u8,
-        anslen: c_int
-    ) -> c_int
-        => |why| Some(refuse::res(why));
-}
+bindto_abi::hook_list!(hooks);
 
 /// The refusals of network calls made while the engine cannot decide, with
 /// the engine's values for a config it cannot read (`shim/src/hooks`,
@@ -789,7 +557,7 @@ mod refuse {
 
     /// What a call does with an AF_UNSPEC name, as the kernel takes it.
     #[derive(Clone, Copy, PartialEq, Eq)]
-    pub(super) enum Unspec {
+    enum Unspec {
         /// `connect`: dissolves an association, sends nothing.
         Dissolves,
         /// `bind`: inet_bind takes it as AF_INET when its address is
@@ -797,6 +565,33 @@ mod refuse {
         Wildcard,
         /// The sends: udp_sendmsg sends to it as AF_INET.
         Sends,
+    }
+
+    /// `connect`.
+    ///
+    /// # Safety
+    /// As [`to`].
+    pub(super) unsafe fn connect(why: Why, addr: *const Sockaddr, len: Socklen) -> Option<c_int> {
+        // SAFETY: as the caller promises.
+        unsafe { to(why, addr, len, Unspec::Dissolves) }
+    }
+
+    /// `bind`.
+    ///
+    /// # Safety
+    /// As [`to`].
+    pub(super) unsafe fn bind(why: Why, addr: *const Sockaddr, len: Socklen) -> Option<c_int> {
+        // SAFETY: as the caller promises.
+        unsafe { to(why, addr, len, Unspec::Wildcard) }
+    }
+
+    /// `sendto`.
+    ///
+    /// # Safety
+    /// As [`to`].
+    pub(super) unsafe fn sendto(why: Why, addr: *const Sockaddr, len: Socklen) -> Option<isize> {
+        // SAFETY: as the caller promises.
+        unsafe { to(why, addr, len, Unspec::Sends) }
     }
 
     /// A call with a destination: refused when the kernel takes it as
@@ -808,7 +603,7 @@ mod refuse {
     ///
     /// # Safety
     /// `addr` is null or valid for reads of `len` bytes.
-    pub(super) unsafe fn to<R: Failed>(
+    unsafe fn to<R: Failed>(
         why: Why,
         addr: *const Sockaddr,
         len: Socklen,
@@ -874,13 +669,21 @@ mod refuse {
         None
     }
 
-    /// `getaddrinfo`, `getnameinfo`.
-    pub(super) fn eai(why: Why) -> c_int {
+    /// The EAI code of a lookup refused, with its errno.
+    fn eai_of(why: Why) -> c_int {
         set_errno(errno_of(why));
         match why {
             Why::Blocked => EAI_FAIL,
             Why::Again => EAI_AGAIN,
         }
+    }
+
+    /// `getaddrinfo`, `getnameinfo`.
+    ///
+    /// # Safety
+    /// None: unsafe as every refusal, which the hook list calls alike.
+    pub(super) unsafe fn eai(why: Why) -> Option<c_int> {
+        Some(eai_of(why))
     }
 
     /// `getaddrinfo_a`: each request fails (EAI_FAIL, EAI_AGAIN mid-load)
@@ -889,28 +692,31 @@ mod refuse {
     ///
     /// # Safety
     /// `list` is null or valid for `ent` entries, each null or a request.
-    pub(super) unsafe fn gai_a(why: Why, list: *mut *mut Gaicb, ent: c_int) -> c_int {
+    pub(super) unsafe fn gai_a(why: Why, list: *mut *mut Gaicb, ent: c_int) -> Option<c_int> {
         if !list.is_null() {
             for i in 0..ent.max(0) as usize {
                 // SAFETY: entry `i` of the caller's `ent`.
                 let req = unsafe { *list.add(i) };
                 if !req.is_null() {
                     // SAFETY: the caller's request.
-                    unsafe { (*req).status = eai(why) };
+                    unsafe { (*req).status = eai_of(why) };
                 }
             }
         }
         set_errno(errno_of(why));
-        match why {
+        Some(match why {
             Why::Blocked => EAI_SYSTEM,
             Why::Again => EAI_AGAIN,
-        }
+        })
     }
 
     /// `gethostbyname`, `gethostbyname2`, `gethostbyaddr`.
-    pub(super) fn host(why: Why) -> *mut Hostent {
+    ///
+    /// # Safety
+    /// None: unsafe as every refusal, which the hook list calls alike.
+    pub(super) unsafe fn host(why: Why) -> Option<*mut Hostent> {
         set_h_errno(h_errno_of(why));
-        ptr::null_mut()
+        Some(ptr::null_mut())
     }
 
     /// The `_r` functions: no result, h_errno in `*h_errnop` and the
@@ -922,7 +728,7 @@ mod refuse {
         why: Why,
         result: *mut *mut Hostent,
         h_errnop: *mut c_int,
-    ) -> c_int {
+    ) -> Option<c_int> {
         if !result.is_null() {
             // SAFETY: as the caller promises.
             unsafe { *result = ptr::null_mut() };
@@ -932,16 +738,19 @@ mod refuse {
             unsafe { *h_errnop = h_errno_of(why) };
         }
         set_h_errno(h_errno_of(why));
-        match why {
+        Some(match why {
             Why::Blocked => ENOENT,
             Why::Again => EAGAIN,
-        }
+        })
     }
 
     /// The `res_*` functions.
-    pub(super) fn res(why: Why) -> c_int {
+    ///
+    /// # Safety
+    /// None: unsafe as every refusal, which the hook list calls alike.
+    pub(super) unsafe fn res(why: Why) -> Option<c_int> {
         set_h_errno(h_errno_of(why));
-        -1
+        Some(-1)
     }
 }
 
@@ -1057,7 +866,7 @@ fn asked() -> bool {
         // SAFETY: a NUL-terminated name; getenv's result is null or a
         // NUL-terminated value, of which the first byte is read.
         unsafe {
-            let value = getenv(name.as_ptr().cast());
+            let value = getenv(name.as_ptr());
             !value.is_null() && *value != 0
         }
     })
@@ -1234,18 +1043,7 @@ unsafe fn engine() -> Result<(), Failure> {
     if attach.is_null() {
         return Err(Failure::Missing(ATTACH));
     }
-    // The engine's `bindto_engine_attach` (shim/src/front.rs): takes the
-    // resolver, answers the export of each of `count` names (NUL-terminated,
-    // back to back) in `out`, takes the per-thread block's offset, returns
-    // its interface version.
-    type Attach = unsafe extern "C" fn(
-        unsafe extern "C" fn(*const c_char) -> *mut c_void,
-        *const c_char,
-        usize,
-        *mut *mut c_void,
-        isize,
-    ) -> c_int;
-    // SAFETY: the engine's `bindto_engine_attach`, of this prototype.
+    // SAFETY: the engine's entry point, of this prototype.
     let attach = unsafe { core::mem::transmute::<*mut c_void, Attach>(attach) };
     // Not zeroed: the engine writes every answer, and zeroing this many
     // words would be a call of libc's memset, an import more.
@@ -1258,7 +1056,6 @@ unsafe fn engine() -> Result<(), Failure> {
             NAMES.as_ptr().cast(),
             COUNT,
             found.as_mut_ptr().cast(),
-            local_offset(),
         )
     };
     if version != ENGINE_ABI {

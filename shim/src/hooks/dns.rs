@@ -20,7 +20,6 @@ use std::ffi::{CStr, CString, c_void};
 use std::net::{IpAddr, SocketAddr};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libc::{addrinfo, c_char, c_int, hostent, size_t, sockaddr, socklen_t};
 
@@ -29,65 +28,11 @@ use crate::boundary::NoCancel;
 use crate::cancel;
 use crate::guard::{Guard, Inside};
 use crate::log::{self, Notice};
+use crate::real;
 use crate::resolve::gai::{self, Hints};
 use crate::resolve::hostent::Host;
 use crate::resolve::{self, Failure, Resolver, Want, addrinfo as list, numeric, service};
 use crate::state::{self, Rules};
-
-/// libc's definitions, found with [`crate::real::next`] on first use (the
-/// generic [`crate::real`] slots fail with -1, which these functions
-/// cannot return). Shared with [`crate::hooks::res`].
-pub(crate) struct Next {
-    slot: AtomicPtr<c_void>,
-    name: &'static CStr,
-}
-
-impl Next {
-    pub(crate) const fn new(name: &'static CStr) -> Next {
-        Next {
-            slot: AtomicPtr::new(ptr::null_mut()),
-            name,
-        }
-    }
-
-    /// The next definition, or null if there is none (a static program:
-    /// cannot happen for a preloaded library).
-    pub(crate) fn get(&self) -> *mut c_void {
-        let mut f = self.slot.load(Ordering::Acquire);
-        if f.is_null() {
-            // Racing threads store the same pointer.
-            f = crate::real::next(self.name);
-            self.slot.store(f, Ordering::Release);
-        }
-        f
-    }
-}
-
-static GETADDRINFO: Next = Next::new(c"getaddrinfo");
-static FREEADDRINFO: Next = Next::new(c"freeaddrinfo");
-static GETHOSTBYNAME2_R: Next = Next::new(c"gethostbyname2_r");
-static GETHOSTBYNAME: Next = Next::new(c"gethostbyname");
-static GETHOSTBYNAME2: Next = Next::new(c"gethostbyname2");
-static GETHOSTBYNAME_R: Next = Next::new(c"gethostbyname_r");
-static GETHOSTBYADDR: Next = Next::new(c"gethostbyaddr");
-static GETHOSTBYADDR_R: Next = Next::new(c"gethostbyaddr_r");
-static GETNAMEINFO: Next = Next::new(c"getnameinfo");
-static PTHREAD_CANCEL: Next = Next::new(c"pthread_cancel");
-
-/// Casts a [`Next`] to its C prototype, or returns `$missing` if libc has
-/// no such function.
-macro_rules! next {
-    ($next:expr, $prototype:ty, $missing:expr) => {{
-        let f = $next.get();
-        if f.is_null() {
-            return $missing;
-        }
-        // SAFETY: the pointer is libc's definition of the symbol named in
-        // the Next, whose C prototype is the one written at the call.
-        unsafe { std::mem::transmute::<*mut c_void, $prototype>(f) }
-    }};
-}
-pub(crate) use next;
 
 unsafe extern "C" {
     fn __h_errno_location() -> *mut c_int;
@@ -183,20 +128,8 @@ pub unsafe extern "C-unwind" fn getaddrinfo(
     hints: *const addrinfo,
     res: *mut *mut addrinfo,
 ) -> c_int {
-    let real = || {
-        let f = next!(
-            GETADDRINFO,
-            unsafe extern "C-unwind" fn(
-                *const c_char,
-                *const c_char,
-                *const addrinfo,
-                *mut *mut addrinfo,
-            ) -> c_int,
-            libc::EAI_SYSTEM
-        );
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(node, service, hints, res) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::getaddrinfo(node, service, hints, res) };
     resolving(
         Failure::eai,
         |resolver| {
@@ -248,17 +181,8 @@ pub unsafe extern "C-unwind" fn freeaddrinfo(res: *mut addrinfo) {
             if list::release(res) {
                 return;
             }
-            let f = FREEADDRINFO.get();
-            if !f.is_null() {
-                // SAFETY: libc's freeaddrinfo, with its C prototype.
-                let f = unsafe {
-                    std::mem::transmute::<*mut c_void, unsafe extern "C-unwind" fn(*mut addrinfo)>(
-                        f,
-                    )
-                };
-                // SAFETY: a list libc made, handed back to libc.
-                unsafe { f(res) }
-            }
+            // SAFETY: a list libc made, handed back to libc.
+            unsafe { real::freeaddrinfo(res) }
         },
     )
 }
@@ -390,20 +314,9 @@ pub unsafe extern "C-unwind" fn gethostbyname2_r(
     result: *mut *mut hostent,
     h_errnop: *mut c_int,
 ) -> c_int {
-    let real = || {
-        type F = unsafe extern "C-unwind" fn(
-            *const c_char,
-            c_int,
-            *mut hostent,
-            *mut c_char,
-            size_t,
-            *mut *mut hostent,
-            *mut c_int,
-        ) -> c_int;
-        let f = next!(GETHOSTBYNAME2_R, F, libc::ENOSYS);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(name, family, ret, buf, buflen, result, h_errnop) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real =
+        || unsafe { real::gethostbyname2_r(name, family, ret, buf, buflen, result, h_errnop) };
     resolving(
         |failure| failed_r(result, h_errnop, failure),
         // SAFETY: the caller's arguments, as libc requires them.
@@ -434,19 +347,8 @@ pub unsafe extern "C-unwind" fn gethostbyname_r(
     result: *mut *mut hostent,
     h_errnop: *mut c_int,
 ) -> c_int {
-    let real = || {
-        type F = unsafe extern "C-unwind" fn(
-            *const c_char,
-            *mut hostent,
-            *mut c_char,
-            size_t,
-            *mut *mut hostent,
-            *mut c_int,
-        ) -> c_int;
-        let f = next!(GETHOSTBYNAME_R, F, libc::ENOSYS);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(name, ret, buf, buflen, result, h_errnop) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::gethostbyname_r(name, ret, buf, buflen, result, h_errnop) };
     resolving(
         |failure| failed_r(result, h_errnop, failure),
         // SAFETY: the caller's arguments, as libc requires them.
@@ -557,15 +459,8 @@ fn failed_static(failure: Failure) -> *mut hostent {
 /// As libc's `gethostbyname`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn gethostbyname(name: *const c_char) -> *mut hostent {
-    let real = || {
-        let f = next!(
-            GETHOSTBYNAME,
-            unsafe extern "C-unwind" fn(*const c_char) -> *mut hostent,
-            ptr::null_mut()
-        );
-        // SAFETY: the caller's argument, as given.
-        unsafe { f(name) }
-    };
+    // SAFETY: the caller's argument, as given.
+    let real = || unsafe { real::gethostbyname(name) };
     resolving(
         failed_static,
         |resolver| own_gethostbyname2(resolver, name, libc::AF_INET),
@@ -579,15 +474,8 @@ pub unsafe extern "C-unwind" fn gethostbyname(name: *const c_char) -> *mut hoste
 /// As libc's `gethostbyname2`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn gethostbyname2(name: *const c_char, family: c_int) -> *mut hostent {
-    let real = || {
-        let f = next!(
-            GETHOSTBYNAME2,
-            unsafe extern "C-unwind" fn(*const c_char, c_int) -> *mut hostent,
-            ptr::null_mut()
-        );
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(name, family) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::gethostbyname2(name, family) };
     resolving(
         failed_static,
         |resolver| own_gethostbyname2(resolver, name, family),
@@ -647,15 +535,8 @@ pub unsafe extern "C-unwind" fn gethostbyaddr(
     len: socklen_t,
     family: c_int,
 ) -> *mut hostent {
-    let real = || {
-        let f = next!(
-            GETHOSTBYADDR,
-            unsafe extern "C-unwind" fn(*const c_void, socklen_t, c_int) -> *mut hostent,
-            ptr::null_mut()
-        );
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(addr, len, family) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::gethostbyaddr(addr, len, family) };
     resolving(
         failed_static,
         // SAFETY: the caller's address of `len` bytes.
@@ -690,21 +571,9 @@ pub unsafe extern "C-unwind" fn gethostbyaddr_r(
     result: *mut *mut hostent,
     h_errnop: *mut c_int,
 ) -> c_int {
-    let real = || {
-        type F = unsafe extern "C-unwind" fn(
-            *const c_void,
-            socklen_t,
-            c_int,
-            *mut hostent,
-            *mut c_char,
-            size_t,
-            *mut *mut hostent,
-            *mut c_int,
-        ) -> c_int;
-        let f = next!(GETHOSTBYADDR_R, F, libc::ENOSYS);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(addr, len, family, ret, buf, buflen, result, h_errnop) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real =
+        || unsafe { real::gethostbyaddr_r(addr, len, family, ret, buf, buflen, result, h_errnop) };
     resolving(
         |failure| failed_r(result, h_errnop, failure),
         |resolver| {
@@ -783,20 +652,8 @@ pub unsafe extern "C-unwind" fn getnameinfo(
     servlen: socklen_t,
     flags: c_int,
 ) -> c_int {
-    let real = || {
-        type F = unsafe extern "C-unwind" fn(
-            *const sockaddr,
-            socklen_t,
-            *mut c_char,
-            socklen_t,
-            *mut c_char,
-            socklen_t,
-            c_int,
-        ) -> c_int;
-        let f = next!(GETNAMEINFO, F, libc::EAI_SYSTEM);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(sa, salen, host, hostlen, serv, servlen, flags) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags) };
     resolving(
         Failure::eai,
         |resolver| {
@@ -841,14 +698,9 @@ pub unsafe extern "C-unwind" fn getnameinfo(
 /// As libc's `pthread_cancel`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn pthread_cancel(thread: libc::pthread_t) -> c_int {
-    let f = next!(
-        PTHREAD_CANCEL,
-        unsafe extern "C-unwind" fn(libc::pthread_t) -> c_int,
-        libc::ENOSYS
-    );
     // SAFETY: the caller's argument, as given. A thread cancelling itself
     // (deferred) is cancelled at its next cancellation point, not here.
-    let rc = unsafe { f(thread) };
+    let rc = unsafe { real::pthread_cancel(thread) };
     // Noted after libc's, so that the lookup, once it gives up, finds the
     // cancellation pending.
     if rc == 0 {

@@ -44,7 +44,8 @@ use libc::{addrinfo, c_char, c_int, c_void, pid_t, pthread_attr_t, timespec, uid
 
 use crate::boundary;
 use crate::errno;
-use crate::hooks::dns::{self, Next, next};
+use crate::hooks::dns;
+use crate::real;
 use crate::resolve::Failure;
 
 /// glibc's `struct gaicb`.
@@ -84,11 +85,6 @@ const EAI_INTR: c_int = -104;
 /// How often `gai_suspend` looks at glibc's own requests when the list
 /// mixes them with the shim's: glibc wakes no one here when they finish.
 const POLL: Duration = Duration::from_millis(10);
-
-static GETADDRINFO_A: Next = Next::new(c"getaddrinfo_a");
-static GAI_SUSPEND: Next = Next::new(c"gai_suspend");
-static GAI_ERROR: Next = Next::new(c"gai_error");
-static GAI_CANCEL: Next = Next::new(c"gai_cancel");
 
 /// At most this many threads answer requests at once, as glibc's pool;
 /// the others wait in [`Queue::waiting`].
@@ -529,18 +525,14 @@ unsafe fn answer(mode: c_int, list: *const *mut Gaicb, ent: c_int, sig: *const S
 /// # Safety
 /// As libc's `getaddrinfo_a`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn getaddrinfo_a(
+pub unsafe extern "C-unwind" fn getaddrinfo_a(
     mode: c_int,
     list: *mut *mut Gaicb,
     ent: c_int,
     sig: *mut Sigevent,
 ) -> c_int {
-    let real = || {
-        type F = unsafe extern "C" fn(c_int, *mut *mut Gaicb, c_int, *mut Sigevent) -> c_int;
-        let f = next!(GETADDRINFO_A, F, libc::EAI_SYSTEM);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(mode, list, ent, sig) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::getaddrinfo_a(mode, list, ent, sig) };
     dns::resolving(
         |failure| match failure {
             // A signal handler that interrupted a hook of this thread.
@@ -612,17 +604,13 @@ unsafe fn suspend(list: *const *const Gaicb, ent: c_int, timeout: *const timespe
 /// # Safety
 /// As libc's `gai_suspend`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gai_suspend(
+pub unsafe extern "C-unwind" fn gai_suspend(
     list: *const *const Gaicb,
     ent: c_int,
     timeout: *const timespec,
 ) -> c_int {
-    let real = || {
-        type F = unsafe extern "C" fn(*const *const Gaicb, c_int, *const timespec) -> c_int;
-        let f = next!(GAI_SUSPEND, F, libc::EAI_SYSTEM);
-        // SAFETY: the caller's arguments, as given.
-        unsafe { f(list, ent, timeout) }
-    };
+    // SAFETY: the caller's arguments, as given.
+    let real = || unsafe { real::gai_suspend(list, ent, timeout) };
     boundary::call_or(
         || libc::EAI_SYSTEM,
         || {
@@ -648,16 +636,11 @@ pub unsafe extern "C" fn gai_suspend(
 /// # Safety
 /// As libc's `gai_error`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gai_error(req: *mut Gaicb) -> c_int {
+pub unsafe extern "C-unwind" fn gai_error(req: *mut Gaicb) -> c_int {
     if req.is_null() {
         // No request: whatever glibc makes of it.
-        let f = next!(
-            GAI_ERROR,
-            unsafe extern "C" fn(*mut Gaicb) -> c_int,
-            libc::EAI_SYSTEM
-        );
         // SAFETY: the caller's argument, as given.
-        return unsafe { f(req) };
+        return unsafe { real::gai_error(req) };
     }
     // SAFETY: the caller's request.
     unsafe { status(req) }.load(Ordering::Acquire)
@@ -671,16 +654,9 @@ pub unsafe extern "C" fn gai_error(req: *mut Gaicb) -> c_int {
 /// # Safety
 /// As libc's `gai_cancel`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn gai_cancel(req: *mut Gaicb) -> c_int {
-    let real = || {
-        let f = next!(
-            GAI_CANCEL,
-            unsafe extern "C" fn(*mut Gaicb) -> c_int,
-            libc::EAI_SYSTEM
-        );
-        // SAFETY: the caller's argument, as given.
-        unsafe { f(req) }
-    };
+pub unsafe extern "C-unwind" fn gai_cancel(req: *mut Gaicb) -> c_int {
+    // SAFETY: the caller's argument, as given.
+    let real = || unsafe { real::gai_cancel(req) };
     boundary::call_or(
         || libc::EAI_SYSTEM,
         || {

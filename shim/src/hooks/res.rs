@@ -1,6 +1,6 @@
 //! The exported <resolv.h> query functions: `res_query`, `res_search`,
-//! `res_querydomain`, `res_send` and their `res_n*` forms, each also under
-//! its `__res_*` name.
+//! `res_querydomain`, `res_send` and their `res_n*` forms (each also
+//! under its `__res_*` name, [`crate::front`]).
 //!
 //! Why: since glibc 2.34 these live in libc and reach the nameserver of
 //! `/etc/resolv.conf` through libc-internal sockets that no hook sees, so a
@@ -16,14 +16,15 @@
 //! read. A panic inside fails the call: -1 with h_errno NO_RECOVERY; a call
 //! from a signal handler that interrupted a hook, -1 with TRY_AGAIN.
 
-use std::ffi::{CStr, c_void};
+use std::ffi::c_void;
 use std::ptr;
 
 use libc::{c_char, c_int, c_uchar, c_uint, c_ulong, c_ushort};
 
 use crate::errno;
-use crate::hooks::dns::{Next, next, resolving, set_h_errno, text};
+use crate::hooks::dns::{resolving, set_h_errno, text};
 use crate::log;
+use crate::real;
 use crate::resolve::{self, Failure, Resolver};
 
 /// The smallest answer buffer glibc accepts: one DNS header (`HFIXEDSZ`).
@@ -228,21 +229,20 @@ fn thread_state() -> *mut ResState {
     unsafe { __res_state() }
 }
 
-/// Defines a function and its `res_n*` form, each under its name and under
-/// its `__res_*` name, which programs built against glibc before 2.34 bind
-/// to (its <resolv.h> `#define`d the one to the other): the shim's answer
-/// when the profile has a DNS server, else libc's function of the plain
-/// name. The form without `n` works on the thread's `_res`. `@one`: one
+/// Defines a function and its `res_n*` form (their `__res_*` names, which
+/// programs built against glibc before 2.34 bind to, are the hook list's
+/// aliases, [`crate::front`]): the shim's answer when the profile has a
+/// DNS server, else libc's function of the plain name. The form without `n` works on the thread's `_res`. `@one`: one
 /// function, with the shim's answer written out.
 macro_rules! export {
     (
         $(#[$doc:meta])*
-        fn $name:ident / $old:ident,
+        fn $name:ident,
         $(#[$ndoc:meta])*
-        fn $nname:ident / $nold:ident,
+        fn $nname:ident,
         ($($arg:ident: $ty:ty),*) asks $asked:expr, $domain:expr, search: $search:expr
     ) => {
-        export!(@one $(#[$doc])* $name / $old (
+        export!(@one $(#[$doc])* $name (
             $($arg: $ty,)* class: c_int, rtype: c_int, answer: *mut c_uchar, anslen: c_int
         ) => |resolver| own(resolver, Call {
             statp: thread_state(),
@@ -251,7 +251,7 @@ macro_rules! export {
             class, rtype, answer, anslen,
             search: $search,
         }));
-        export!(@one $(#[$ndoc])* $nname / $nold (
+        export!(@one $(#[$ndoc])* $nname (
             statp: *mut ResState,
             $($arg: $ty,)* class: c_int, rtype: c_int, answer: *mut c_uchar, anslen: c_int
         ) => |resolver| own(resolver, Call {
@@ -263,7 +263,7 @@ macro_rules! export {
         }));
     };
     (
-        @one $(#[$doc:meta])* $name:ident / $old:ident ($($arg:ident: $ty:ty),*)
+        @one $(#[$doc:meta])* $name:ident ($($arg:ident: $ty:ty),*)
         => |$resolver:ident| $own:expr
     ) => {
         $(#[$doc])*
@@ -272,38 +272,19 @@ macro_rules! export {
         /// As libc's function of the same name.
         #[unsafe(no_mangle)]
         pub unsafe extern "C-unwind" fn $name($($arg: $ty),*) -> c_int {
-            static NEXT: Next = Next::new(
-                match CStr::from_bytes_with_nul(concat!(stringify!($name), "\0").as_bytes()) {
-                    Ok(name) => name,
-                    Err(_) => panic!("an identifier has no NUL"),
-                },
-            );
-            let real = || {
-                let f = next!(NEXT, unsafe extern "C-unwind" fn($($ty),*) -> c_int, failed_h(Failure::Fail));
-                // SAFETY: the caller's arguments, as given.
-                unsafe { f($($arg),*) }
-            };
+            // SAFETY: the caller's arguments, as given.
+            let real = || unsafe { real::$name($($arg),*) };
             // SAFETY: the caller's arguments, as libc requires them.
             resolving(failed_h, |$resolver| unsafe { $own }, real)
-        }
-
-        #[doc = concat!("`", stringify!($name), "` under its pre-2.34 name.")]
-        ///
-        /// # Safety
-        /// As libc's function of the same name.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C-unwind" fn $old($($arg: $ty),*) -> c_int {
-            // SAFETY: the same contract.
-            unsafe { $name($($arg),*) }
         }
     };
 }
 
 export! {
     /// `res_query()`: the reply to one query for `dname` as it is.
-    fn res_query / __res_query,
+    fn res_query,
     /// `res_nquery()`: res_query with h_errno also in `statp`.
-    fn res_nquery / __res_nquery,
+    fn res_nquery,
     (dname: *const c_char) asks dname, ptr::null(), search: false
 }
 
@@ -311,24 +292,24 @@ export! {
     /// `res_search()`: the first reply with answers for `dname` under the
     /// search domains, as the profile's (or resolv.conf's) `search` and
     /// `ndots` say.
-    fn res_search / __res_search,
+    fn res_search,
     /// `res_nsearch()`: res_search with h_errno also in `statp`.
-    fn res_nsearch / __res_nsearch,
+    fn res_nsearch,
     (dname: *const c_char) asks dname, ptr::null(), search: true
 }
 
 export! {
     /// `res_querydomain()`: res_query for `name.domain`.
-    fn res_querydomain / __res_querydomain,
+    fn res_querydomain,
     /// `res_nquerydomain()`: res_querydomain with h_errno also in `statp`.
-    fn res_nquerydomain / __res_nquerydomain,
+    fn res_nquerydomain,
     (name: *const c_char, domain: *const c_char) asks name, domain, search: false
 }
 
 export!(@one
     /// `res_send()`: the reply to a query the caller built, from the
     /// profile's server instead of resolv.conf's.
-    res_send / __res_send(
+    res_send(
         msg: *const c_uchar,
         msglen: c_int,
         answer: *mut c_uchar,
@@ -338,7 +319,7 @@ export!(@one
 
 export!(@one
     /// `res_nsend()`: res_send; the state is not read.
-    res_nsend / __res_nsend(
+    res_nsend(
         statp: *mut ResState,
         msg: *const c_uchar,
         msglen: c_int,
