@@ -157,6 +157,7 @@ mod tests {
             source: bindto_core::Source::Given,
             path: "p.toml".into(),
             text: "[profile.vpn]\ninterface = \"vpn0\"\n".into(),
+            stamp: None,
         };
         let config = bindto_core::Config::from_layers(vec![layer]).unwrap();
         let table = Table::compile(config.profile("vpn").unwrap());

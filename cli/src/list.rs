@@ -115,6 +115,7 @@ mod tests {
             source,
             path: path.into(),
             text: text.into(),
+            stamp: None,
         };
         let config = Config::from_layers(vec![
             layer(
