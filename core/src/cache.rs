@@ -15,7 +15,8 @@
 //! its name, so the directory never needs listing or pruning. They are trusted like the user's own config file: only
 //! when owned by the process's effective user and not writable by group or
 //! others, in a directory that is the same. A privileged (AT_SECURE)
-//! process never uses them.
+//! process never uses them. The same directory holds the match index of
+//! each config file but the system's ([`crate::matches`]).
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
