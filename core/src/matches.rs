@@ -111,6 +111,11 @@ impl Match {
                 .as_ref()
                 .is_none_or(|user| user.uid(lookup) == Some(uid))
     }
+
+    /// Whether it is written in `layer`.
+    pub fn is_in(&self, layer: &Layer) -> bool {
+        self.source == layer.source && self.path == layer.path
+    }
 }
 
 /// The first of `matches` (in the order [`Config::matches`] gives them)
@@ -299,11 +304,7 @@ pub fn write_index(
             "a layer not read from a file has no index",
         ));
     };
-    let own: Vec<&Match> = config
-        .matches()
-        .iter()
-        .filter(|m| m.source == layer.source && m.path == layer.path)
-        .collect();
+    let own: Vec<&Match> = config.matches().iter().filter(|m| m.is_in(layer)).collect();
     let mut stamped = vec![(layer.path.as_os_str().as_bytes(), recordable(stamp))];
     if own.iter().any(|m| matches!(m.user, Some(User::Name(_)))) {
         // Stamped before the names are looked up: a change after this
