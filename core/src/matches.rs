@@ -288,7 +288,7 @@ pub fn index_name(layer: &Layer) -> String {
 
 /// Writes the match index of `layer`, one of `config`'s layers, in `dir`
 /// (see [`index_dir`]); its path. Stamped with the layer's
-/// [`Layer::stamp`], and with [`PASSWD`]'s when a rule names a user, whose
+/// [`Layer::stamp`], and with `/etc/passwd`'s when a rule names a user, whose
 /// uid `lookup` answers (a name it does not know fits no one). A stamp of
 /// a file that changed within [`SETTLE`] is written as one no file has:
 /// the index is stale, and written again by a later process.
