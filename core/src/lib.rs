@@ -8,6 +8,9 @@
 //! The flow is `Env` → [`layers::read`] → [`Config`] → [`Profile`] →
 //! [`Table`], or `Env` → [`legacy::profile`] → [`Profile`] → [`Table`] for the
 //! older tools' variables; [`setup`] does the whole walk for the shim.
+//! Where no variable names a profile, the config's `[[match]]` rules may
+//! ([`Config::matches`], [`matches::first_fit`]); [`matches::write_index`]
+//! keeps them where the preloaded front reads them without parsing TOML.
 #![forbid(unsafe_code)]
 
 pub mod addr;
@@ -17,6 +20,7 @@ mod env;
 mod error;
 pub mod layers;
 pub mod legacy;
+pub mod matches;
 pub mod profile;
 mod table;
 
@@ -25,6 +29,7 @@ pub use config::{Config, KeyOrigin, ProfileInfo};
 pub use env::Env;
 pub use error::Error;
 pub use layers::{Layer, Source};
+pub use matches::{Match, User};
 pub use profile::{Binding, DnsOptions, OnFailure, Origin, Profile, Protocol, RuleKind};
 pub use table::{Decision, Table, Verdict, VerdictId};
 
