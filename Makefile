@@ -39,18 +39,18 @@ BUILT := $(RELEASE)/bindto $(RELEASE)/libbindto.so $(RELEASE)/libbindto_engine.s
 # Rebuilt only when a source changed, so that `sudo make install` after
 # `make` needs no cargo in root's PATH.
 SOURCES := Cargo.toml $(wildcard Cargo.lock) shim/front/Cargo.lock \
-	$(shell find core shim cli tests -path shim/front/target -prune -o \
+	$(shell find core shim cli lab -path shim/front/target -prune -o \
 		\( -name "*.rs" -o -name Cargo.toml \) -print 2>/dev/null)
 
 .PHONY: all install uninstall
 
 all: $(RELEASE)/.bindto-built $(if $(HAVE_I686),$(RELEASE32)/.bindto-built)
 
-# One cargo run builds them all (the default members: core, shim, cli, tests;
+# One cargo run builds them all (bindto, the engine, the lab's uplink-server;
 # shim's build script builds the front, shim/front, and copies
 # libbindto.so beside libbindto_engine.so).
 $(RELEASE)/.bindto-built: $(SOURCES)
-	$(CARGO) build --release --target-dir $(TARGET_DIR) -p bindto-cli -p bindto-shim -p bindto-tests
+	$(CARGO) build --release --target-dir $(TARGET_DIR) -p bindto-cli -p bindto-shim -p bindto-lab
 	touch $@
 
 # The shim alone; its build script links the result into $(RELEASE)/i686/.

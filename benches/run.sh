@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates BENCHMARKS.md from scratch: builds the shim, the benches and the
-# C helpers, runs the criterion bench of decide(), then `report`, which makes
-# every other measurement and writes the file.
+# Regenerates BENCHMARKS.md: builds the shim, the benches and the C helpers,
+# runs the criterion bench of decide(), then `report`, which makes every other
+# measurement and writes the file, keeping the sections that other scripts
+# (benches/dns.sh, benches/supervise.sh) or hand measurements wrote.
 #
 #   benches/run.sh                   everything (about 15 minutes; rewrites BENCHMARKS.md)
 #   benches/run.sh --smoke           each step once at tiny sizes (< 1 minute after

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The cost of supervision (bindto run --supervise), against the bare program
 # and the preloaded library, in interleaved rounds; prints Markdown for
-# BENCHMARKS.md. Not part of benches/run.sh (whose report rewrites the file).
+# BENCHMARKS.md. Not part of benches/run.sh (whose report keeps that section).
 #
 #   benches/supervise.sh [ROUNDS]     default 9 rounds
 #

@@ -1,6 +1,6 @@
 //! `bindto demo`: bindto at work in a few seconds, on any machine.
 //!
-//! It builds the end-to-end tests' lab (`bindto_tests::Lab`): a client
+//! It builds the end-to-end tests' lab (`bindto_lab::Lab`): a client
 //! network namespace whose default route leaves through `wan0`, with a
 //! second uplink `vpn0`, each to a server namespace that answers with its
 //! own name. The same request then runs without bindto, with a profile,
@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bindto_core::{Config, Layer, Origin, Protocol, Source, Table};
-use bindto_tests::privilege::CHILD_VAR;
-use bindto_tests::{Lab, TARGETS_V4};
+use bindto_lab::privilege::CHILD_VAR;
+use bindto_lab::{Lab, TARGETS_V4};
 
 use crate::exit::{Fail, Outcome};
 use crate::library;

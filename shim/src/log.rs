@@ -8,7 +8,8 @@
 //! - *the log*: `tracing` events, off unless `BINDTO_LOG` holds a filter
 //!   (`info`, `debug`, `trace`, or `target=level` directives separated by
 //!   commas; tracing-subscriber's `Targets`, which unlike `EnvFilter` needs
-//!   no regex engine: a quarter of the library's size); at `debug`
+//!   no regex engine: benches/analysis.md, "What the first measurements
+//!   led to"); at `debug`
 //!   every decision is logged with the rule and file that made it. Lines
 //!   are written by [`Log`], in the format of tracing-subscriber's `fmt()`
 //!   without colours or targets.
@@ -199,8 +200,9 @@ impl LogFile {
 }
 
 /// The log's subscriber. tracing-subscriber's `fmt()` wrote the same lines,
-/// but its span registry and formatting layers were 7% of the library, and
-/// the shim makes no spans.
+/// but brought a span registry and formatting layers (their size:
+/// benches/analysis.md, "What the first measurements led to"), and the shim
+/// makes no spans.
 struct Log {
     filter: Targets,
     sink: Sink,

@@ -179,3 +179,86 @@ pub fn two_runs(text: &str, first: &str, second: &str) -> (usize, usize) {
     );
     (a, b)
 }
+
+/// The two ways the engine settles a connect or a datagram, which bypass
+/// each other: the quick one (`shim/src/hooks/quick.rs`), taken while the
+/// log is off, and the long one (`shim/src/hooks/decide.rs`), which every
+/// call takes while `BINDTO_LOG` is on. [`both_ways!`](crate::both_ways)
+/// runs a test each way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Way {
+    Quick,
+    Long,
+}
+
+/// Where [`Way::Long`] has the shim log, in the lab's directory: on
+/// stderr, the log would mix with what the tests assert there.
+const LONG_WAY_LOG: &str = "long-way.log";
+
+impl Way {
+    /// Runs `test` in a lab of its own whose [`Lab::run_bound`] goes this
+    /// way, then asserts that it did.
+    pub fn run(self, test: impl FnOnce(&Lab)) {
+        let Some(lab) = self.lab() else { return };
+        test(&lab);
+        self.assert_taken(&lab);
+    }
+
+    /// A lab whose [`Lab::run_bound`] goes this way (`None`: skipped).
+    fn lab(self) -> Option<Lab> {
+        let mut lab = Lab::new()?;
+        if self == Way::Long {
+            let log = lab.dir().join(LONG_WAY_LOG);
+            let log = log.to_str().expect("temp dir is UTF-8").to_owned();
+            lab.set_bound_vars(&[("BINDTO_LOG", "debug"), ("BINDTO_LOG_FILE", &log)]);
+        }
+        Some(lab)
+    }
+
+    /// Asserts that the lab's bound runs went this way: for the long way,
+    /// that the shim logged its decisions.
+    fn assert_taken(self, lab: &Lab) {
+        if self == Way::Long {
+            let log = std::fs::read_to_string(lab.dir().join(LONG_WAY_LOG)).unwrap_or_default();
+            assert!(
+                log.lines().any(|l| l.contains(" by ")),
+                "the shim logged no decision, so the long way was not taken: {log:?}"
+            );
+        }
+    }
+}
+
+/// A test of bound runs, run the quick way and the long way ([`Way`]): two
+/// tests, `NAME::quick` and `NAME::long_way`, each with a lab of its own
+/// whose [`Lab::run_bound`] goes that way.
+///
+/// ```ignore
+/// both_ways! {
+///     /// What it shows.
+///     fn name(lab) {
+///         let out = lab.run_bound(VPN_PROFILE, "vpn", &curl(URL_V4), &[]);
+///         assert_eq!(out.assert_success(), "vpn 198.18.2.2\n");
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! both_ways {
+    ($(#[$attr:meta])* fn $name:ident($lab:ident) $body:block) => {
+        $(#[$attr])*
+        mod $name {
+            use super::*;
+
+            fn body($lab: &$crate::Lab) $body
+
+            #[test]
+            fn quick() {
+                $crate::clients::Way::Quick.run(body);
+            }
+
+            #[test]
+            fn long_way() {
+                $crate::clients::Way::Long.run(body);
+            }
+        }
+    };
+}

@@ -1,6 +1,7 @@
 //! Runs every measurement of BENCHMARKS.md except the criterion bench
-//! (whose results it reads) and writes the file. `benches/run.sh` builds
-//! what it needs and calls it; see there for the arguments.
+//! (whose results it reads) and writes the file, keeping the sections
+//! other scripts measured ([`keep_by_hand`]). `benches/run.sh` builds what
+//! it needs and calls it; see there for the arguments.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -269,9 +270,12 @@ fn main() {
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "What bindto costs, measured by `benches/run.sh`, which rewrites this file from scratch \
-         (see [Reproduce](#reproduce)). Every number is a median over repeated runs, with the \
-         range (min–max) in parentheses; every ratio is taken between runs of the same round.\n"
+        "What bindto costs, measured by `benches/run.sh` (see [Reproduce](#reproduce)), which \
+         rewrites this file but for the sections measured by other scripts, each of which says \
+         how. Every number is a median over repeated runs, with the range (min–max) in \
+         parentheses; every ratio is taken between runs of the same round. How the numbers were \
+         brought where they are, finding by finding, is in \
+         [benches/analysis.md](benches/analysis.md).\n"
     );
     let _ = writeln!(md, "## Machine\n\n{}", machine(&o));
     let _ = writeln!(
@@ -308,10 +312,6 @@ fn main() {
             if *met { "yes" } else { "**no**" }
         );
     }
-    // The hand-written analysis of the missed targets, kept beside the script.
-    // run.sh runs from the workspace root.
-    let analysis = fs::read_to_string("benches/analysis.md").unwrap_or_default();
-    let _ = writeln!(md, "{analysis}");
     let _ = writeln!(
         md,
         "## Reproduce\n\n    benches/run.sh            # everything, rewrites BENCHMARKS.md (25 minutes on this machine, most of it building)\n    benches/run.sh --smoke    # every step once at tiny sizes, writes target/bench-work/BENCHMARKS.smoke.md\n\n\
@@ -323,8 +323,76 @@ fn main() {
     // The summary goes first, after the machine.
     let at = md.find("## Decision cost").unwrap_or(md.len());
     md.insert_str(at, &format!("{summary}\n"));
+    // run.sh runs from the workspace root.
+    let previous = fs::read_to_string("BENCHMARKS.md").unwrap_or_default();
+    let md = keep_by_hand(&md, &previous);
     fs::write(&o.out, md).expect("write the report");
     eprintln!("wrote {}", o.out.display());
+}
+
+/// The `## ` sections this program writes. Any other section of
+/// BENCHMARKS.md was measured by another script or by hand, and says how.
+const GENERATED: [&str; 8] = [
+    "Machine",
+    "Targets",
+    "Decision cost against the rule count",
+    "Per-connect cost",
+    "Start-up",
+    "Size and memory",
+    "Release profile settings",
+    "Reproduce",
+];
+
+/// `text`'s `## ` sections, each as (heading, its text up to the next).
+fn sections(text: &str) -> Vec<(&str, &str)> {
+    let starts: Vec<usize> = text.match_indices("\n## ").map(|(at, _)| at + 1).collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &start)| {
+            let end = starts.get(n + 1).copied().unwrap_or(text.len());
+            let section = &text[start..end];
+            (section[3..].lines().next().unwrap_or(""), section)
+        })
+        .collect()
+}
+
+/// `md` with the sections of `previous` that this program does not write,
+/// each after the generated section it followed there, or before
+/// Reproduce when that one is not written this time (a smoke run).
+fn keep_by_hand(md: &str, previous: &str) -> String {
+    let mut after: BTreeMap<&str, String> = BTreeMap::new();
+    let mut last = GENERATED[0];
+    for (heading, text) in sections(previous) {
+        if GENERATED.contains(&heading) {
+            last = heading;
+        } else {
+            let kept = after.entry(last).or_default();
+            kept.push_str(text.trim_end());
+            kept.push_str("\n\n");
+        }
+    }
+    let body = md.find("\n## ").map_or(md.len(), |at| at + 1);
+    let mut out = md[..body].to_owned();
+    let keep = |out: &mut String, kept: String| {
+        if !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(&kept);
+    };
+    for (heading, text) in sections(md) {
+        if heading == "Reproduce" {
+            let orphans = GENERATED.iter().filter(|&&h| h != heading);
+            for kept in orphans.filter_map(|h| after.remove(h)) {
+                keep(&mut out, kept);
+            }
+        }
+        out.push_str(text);
+        if let Some(kept) = after.remove(heading) {
+            keep(&mut out, kept);
+        }
+    }
+    out
 }
 
 /// Reads criterion's estimates of one benchmark: median (ns), range of the
@@ -1073,4 +1141,33 @@ fn variants_section(o: &Opts, md: &mut String, files: &Files) {
         );
     }
     let _ = writeln!(md);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_measured_elsewhere_stay_where_they_were() {
+        let md = "# B\n\nintro\n\n## Machine\n\nm\n\n## Per-connect cost\n\np\n\n\
+                  ## Release profile settings\n\nr\n\n## Reproduce\n\nx";
+        let previous = "# B\n\nold\n\n## Per-connect cost\n\nold p\n\n\
+                        ## 32-bit programs\n\ni\n\n## Release profile settings\n\nold r\n\n\
+                        ## Supervision\n\ns\n## Resolver\n\nd\n\n## Reproduce\n\nold x\n";
+        assert_eq!(
+            keep_by_hand(md, previous),
+            "# B\n\nintro\n\n## Machine\n\nm\n\n## Per-connect cost\n\np\n\n\
+             ## 32-bit programs\n\ni\n\n## Release profile settings\n\nr\n\n\
+             ## Supervision\n\ns\n\n## Resolver\n\nd\n\n## Reproduce\n\nx"
+        );
+        assert_eq!(keep_by_hand(md, ""), md);
+
+        let smoke = md.replace("## Release profile settings\n\nr\n\n", "");
+        assert_eq!(
+            keep_by_hand(&smoke, previous),
+            "# B\n\nintro\n\n## Machine\n\nm\n\n## Per-connect cost\n\np\n\n\
+             ## 32-bit programs\n\ni\n\n\
+             ## Supervision\n\ns\n\n## Resolver\n\nd\n\n## Reproduce\n\nx"
+        );
+    }
 }

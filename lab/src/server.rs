@@ -27,10 +27,11 @@ pub const BIN_VAR: &str = "BINDTO_UPLINK_SERVER";
 /// Finds the `uplink-server` binary: `$BINDTO_UPLINK_SERVER`, else next to
 /// the running test binary or one level up.
 ///
-/// Cargo builds a package's binaries for its integration tests and puts
-/// them in `target/<profile>/`, while the tests run from
-/// `target/<profile>/deps/`; `env!("CARGO_BIN_EXE_uplink-server")` would
-/// only work inside those tests, not in this library.
+/// Cargo puts the workspace's binaries in `target/<profile>/`, while the
+/// tests run from `target/<profile>/deps/`. It is this crate's binary, so
+/// `cargo test -p bindto-tests` alone does not build it (a workspace build
+/// or test does), and `env!("CARGO_BIN_EXE_uplink-server")` exists only in
+/// this crate's own tests.
 ///
 /// # Panics
 /// If it is not found.
@@ -47,8 +48,8 @@ pub fn locate() -> PathBuf {
         .find(|path| path.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "{BIN_NAME} not found near {}: run the tests with `cargo test -p bindto-tests`, \
-                 which builds it, or set {BIN_VAR}",
+                "{BIN_NAME} not found near {}: build the workspace first \
+                 (`cargo build --release --workspace`), or set {BIN_VAR}",
                 exe.display()
             )
         })
@@ -56,7 +57,7 @@ pub fn locate() -> PathBuf {
 
 /// A running uplink server, killed when dropped.
 #[derive(Debug)]
-pub(crate) struct Server {
+pub struct Server {
     child: Option<Child>,
 }
 
@@ -69,7 +70,7 @@ impl Server {
     ///
     /// # Panics
     /// If it cannot start or bind.
-    pub(crate) fn start(
+    pub fn start(
         bin: &Path,
         ns: &str,
         name: &str,
@@ -116,7 +117,7 @@ impl Server {
     }
 
     /// Kills the server and waits for it, so its namespace can go.
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

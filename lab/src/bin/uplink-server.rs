@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Listens on TCP and UDP on every `--listen` address and `--port` (one
-//! socket each, not the wildcard: see `bindto_tests::server`), prints
+//! socket each, not the wildcard: see `bindto_lab::server`), prints
 //! `ready` on stdout once all are bound, and answers:
 //!
 //! * TCP: reads the request (up to a blank line if it looks like HTTP, else
@@ -17,7 +17,7 @@
 //!   the address it was sent to.
 //!
 //! Each connection and datagram is appended to the log (format:
-//! `bindto_tests::log`) before it is answered. The server exits when its
+//! `bindto_lab::log`) before it is answered. The server exits when its
 //! parent does, so a test killed outright leaves no server behind.
 
 use std::env;
@@ -31,8 +31,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use bindto_tests::log::{LogLine, Proto};
-use bindto_tests::server::READY;
+use bindto_lab::log::{LogLine, Proto};
+use bindto_lab::server::READY;
 
 const USAGE: &str = "usage: uplink-server --name NAME --log FILE --listen ADDR... --port PORT...";
 

@@ -239,7 +239,7 @@ impl Capture {
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("the tests crate lives in the workspace")
+        .expect("the lab crate lives in the workspace")
         .to_owned()
 }
 

@@ -120,6 +120,7 @@ impl LabBuilder {
             servers: Vec::new(),
             extra_addrs: Mutex::new(Vec::new()),
             runs: AtomicUsize::new(0),
+            bound_vars: Vec::new(),
         };
         lab.build_client();
         for uplink in UPLINKS {
@@ -159,6 +160,8 @@ pub struct Lab {
     extra_addrs: Mutex<Vec<(Uplink, IpAddr)>>,
     /// Numbers the profile files of [`Lab::run_bound`].
     runs: AtomicUsize,
+    /// Set by [`Lab::set_bound_vars`].
+    bound_vars: Vec<(String, String)>,
 }
 
 impl Lab {
@@ -312,7 +315,8 @@ impl Lab {
     /// Runs `args` in the client namespace under the shim:
     /// `LD_PRELOAD=<shim_path()>`, `BINDTO_CONFIG=<profile_toml, written to
     /// a file in the lab's directory>`, `BIND_PROFILE=<profile>`, then
-    /// `vars` (which may override any of them).
+    /// those of [`set_bound_vars`](Self::set_bound_vars), then `vars`
+    /// (later ones override earlier ones).
     ///
     /// # Panics
     /// If the shim is not built (see [`run::shim_path`]).
@@ -336,8 +340,23 @@ impl Lab {
             (CONFIG_VAR, config),
             (PROFILE_VAR, profile),
         ];
+        all.extend(
+            self.bound_vars
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
         all.extend_from_slice(vars);
         self.run_client(args, &all)
+    }
+
+    /// Variables every later [`run_bound`](Self::run_bound) sets, for a
+    /// test run more than one way (with the shim's log on, say) without
+    /// each call saying so.
+    pub fn set_bound_vars(&mut self, vars: &[(&str, &str)]) {
+        self.bound_vars = vars
+            .iter()
+            .map(|&(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
     }
 
     /// Runs `args` in `uplink`'s server namespace, like
