@@ -108,7 +108,7 @@ struct File {
     #[serde(default)]
     profile: BTreeMap<String, Spanned<Keys>>,
     #[serde(default, rename = "match")]
-    matches: Vec<Spanned<matches::Raw>>,
+    matches: Vec<Spanned<matches::RawMatch>>,
 }
 
 /// A profile as the layers write it: its keys merged over the layers, and

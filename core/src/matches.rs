@@ -132,7 +132,7 @@ pub fn first_fit<'a>(
 /// A `[[match]]` table as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Raw {
+pub(crate) struct RawMatch {
     program: Spanned<String>,
     user: Option<Spanned<RawUser>>,
     profile: Spanned<String>,
@@ -151,7 +151,7 @@ impl Config {
     pub(crate) fn check_match(
         &self,
         (layer, index, at): (usize, usize, usize),
-        raw: Raw,
+        raw: RawMatch,
     ) -> Result<Match, Error> {
         let fail = |at: usize, key: &str, message: String| {
             self.error_at(layer, at, format!("match[{index}].{key}: {message}"))
