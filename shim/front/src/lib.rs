@@ -30,11 +30,13 @@
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
 //!   variables (`BIND_INTERFACE`, `BIND_SOURCE_IP`, `BIND_ADDR`,
 //!   `BIND_EXCLUDE`, `DNS_OVERRIDE_IP`) is set and not empty: the rule of
-//!   the core's `Env::asks_anything`. In a privileged process (AT_SECURE)
-//!   only `BIND_PROFILE`, as the engine reads it there. Not asked: every slot gets libc's
-//!   definition and the engine is never loaded. (All are looked up then,
-//!   some 50 000 instructions once, so that no later call, in a signal
-//!   handler say, is the first to take the dynamic linker's lock.)
+//!   the core's `Env::asks_anything` (the front does not tell a
+//!   privileged process, where the engine reads only `BIND_PROFILE`:
+//!   [`asked`]); or when a `[[match]]` rule of the config files may fit
+//!   the process, or the front cannot tell ([`matches`]). Not asked: the
+//!   engine is never loaded, and each hook's first call routes its slot
+//!   to libc's definition (lazily, see [`load`]: looking all up at once
+//!   cost some 50 000 instructions).
 //! - Asked: `dlopen(<the front's directory>/libbindto_engine.so,
 //!   RTLD_NOW | RTLD_LOCAL)`, then one call of its `bindto_engine_attach`
 //!   hands it the front's `RTLD_NEXT` resolver (glibc resolves
@@ -75,7 +77,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -201,19 +203,17 @@ macro_rules! libc {
 }
 
 libc! {
-    getenv(name: *const c_char) -> *const c_char, or ptr::null();
     dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int, or -1;
-    // Without it, the process is taken for a privileged one.
-    getauxval(kind: c_ulong) -> c_ulong, or 1;
     dlerror() -> *const c_char, or ptr::null();
     dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
     sched_yield() -> c_int, or 0;
-    getpid() -> c_int, or 0;
-    gettid() -> c_int, or 0;
     __errno_location() -> *mut c_int, or ptr::null_mut();
     __h_errno_location() -> *mut c_int, or ptr::null_mut();
 }
+
+mod matches;
+mod sys;
 
 /// glibc's `RTLD_DEFAULT` pseudo-handle.
 const RTLD_DEFAULT: *mut c_void = ptr::null_mut();
@@ -506,9 +506,19 @@ macro_rules! hooks {
                                 // SAFETY: the caller's arguments, as given.
                                 return unsafe { f($($arg),*) };
                             }
+                            // Passing through: this hook's first call,
+                            // which routes its slot to libc ([`load`]).
                             // Ready but still here: libc has no such
                             // function. Failed: a network call, refused.
-                            (STATE.load(Ordering::Acquire) == FAILED).then_some(Why::Blocked)
+                            match STATE.load(Ordering::Acquire) {
+                                PASSING => {
+                                    let hook = Hook(Index::$name as usize);
+                                    hook.route(hook.next());
+                                    None
+                                }
+                                FAILED => Some(Why::Blocked),
+                                _ => None,
+                            }
                         }
                         Settled::Reentered => Some(Why::Again),
                     };
@@ -970,6 +980,9 @@ const READY: u64 = 1;
 /// The engine could not be loaded: bookkeeping slots are libc's, network
 /// slots stay null and refuse.
 const FAILED: u64 = 2;
+/// Nothing asked: the engine is not loaded, and each slot goes to libc
+/// from its hook's first call on ([`load`]).
+const PASSING: u64 = 3;
 // Any other value: the thread loading (see `whoami`).
 
 /// The process's decision: [`UNSET`], [`READY`], [`FAILED`], or the loader.
@@ -990,8 +1003,7 @@ enum Settled {
 /// (pids stay below 2^22), so that it is never [`UNSET`], [`READY`] or
 /// [`FAILED`]; the pid above bit 32, the tid below.
 fn whoami() -> u64 {
-    // SAFETY: getpid and gettid have no preconditions.
-    let (pid, tid) = unsafe { (getpid(), gettid()) };
+    let (pid, tid) = (sys::pid(), sys::tid());
     (1 << 63) | (u64::from(pid as u32) << 32) | u64::from(tid as u32)
 }
 
@@ -1013,7 +1025,7 @@ fn settle() -> Settled {
     let mut me = None;
     loop {
         let state = STATE.load(Ordering::Acquire);
-        if state == READY || state == FAILED {
+        if state == READY || state == FAILED || state == PASSING {
             return Settled::Routed;
         }
         let me = *me.get_or_insert_with(whoami);
@@ -1041,26 +1053,16 @@ fn settle() -> Settled {
     }
 }
 
-/// `getauxval`'s key for whether the process is privileged (setuid,
-/// setgid, file capabilities).
-const AT_SECURE: c_ulong = 23;
-
-/// Whether this process asks for bindto: the rule of the core's
-/// `Env::asks_anything`, and in a privileged process of
-/// `Env::privileged`, which ignores the older tools' variables: only
-/// `BIND_PROFILE` asks there.
-fn asked() -> bool {
-    // SAFETY: getauxval only reads the auxiliary vector.
-    let secure = unsafe { getauxval(AT_SECURE) } != 0;
-    let read = if secure { 1 } else { ASKING.len() };
-    ASKING.iter().take(read).any(|name| {
-        // SAFETY: a NUL-terminated name; getenv's result is null or a
-        // NUL-terminated value, of which the first byte is read.
-        unsafe {
-            let value = getenv(name.as_ptr().cast());
-            !value.is_null() && *value != 0
-        }
-    })
+/// Whether a variable asks for bindto: the rule of the core's
+/// `Env::asks_anything`. A privileged process (AT_SECURE) ignores the
+/// older tools' variables (`Env::privileged`): the engine, loaded for one
+/// of them there, passes through. The front does not ask: looking
+/// `getauxval` up would cost every process that makes a network call
+/// ~1 100 instructions, and no answer of it could let the front pass
+/// through where the engine would not ([`matches`] reads the layers of
+/// both kinds of process).
+fn asked(vars: &matches::Vars) -> bool {
+    (0..ASKING.len()).any(|i| vars.set(i))
 }
 
 /// Fills the slots and returns the final state.
@@ -1068,11 +1070,24 @@ fn asked() -> bool {
 /// # Safety
 /// Only the thread that [`STATE`] names as loader.
 unsafe fn load() -> u64 {
-    if !asked() {
-        for hook in Hook::all() {
-            hook.route(hook.next());
-        }
-        return READY;
+    // Not asked: each slot is routed to libc by its hook's own first call
+    // (the cold path), not all of them now. Looking all ~30 up cost every
+    // process that makes one network call some 50 000 instructions, which
+    // a machine-wide preload pays in every process. Lazily, a later first
+    // call may come from a signal handler and take the dynamic linker's
+    // lock in `dlsym` there: so does a `forget` hook's first call before
+    // anything decides (it goes to libc through the same lookup), and
+    // glibc's own lazy binding resolves a program's every libc function
+    // at its first call, wherever that is, unless it was linked with
+    // `-z now` (walking the same symbol tables, without the lock). The
+    // lock is recursive: a handler that interrupts the dynamic linker in
+    // its own thread does not wait for itself; it waits only while
+    // another thread loads or looks up, which a handler's `malloc` or
+    // `printf` risks as much.
+    let vars = matches::Vars::read();
+    // SAFETY: as the caller promises.
+    if !asked(&vars) && !unsafe { matches::wanted(&vars) } {
+        return PASSING;
     }
     // SAFETY: as the caller promises.
     match unsafe { engine() } {
