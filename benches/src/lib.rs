@@ -386,6 +386,7 @@ mod tests {
             source: bindto_core::Source::Given,
             path: "bench.toml".into(),
             text,
+            stamp: None,
         };
         let config = bindto_core::Config::from_layers(vec![layer]).expect("generated file parses");
         let table = Table::compile(config.profile("bench").expect("profile bench"));

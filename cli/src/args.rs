@@ -33,14 +33,17 @@ pub(crate) enum Command {
     /// unknown profile or a config that does not parse.
     #[command(after_help = exit::HELP)]
     Run(RunArgs),
-    /// Parse and compile the config (or FILE) and summarise each profile.
+    /// Parse and compile the config (or FILE), summarise each profile and
+    /// count the [[match]] rules; write their index (the system file's as
+    /// root) for the preloaded library.
     #[command(after_help = exit::HELP)]
     Check(CheckArgs),
-    /// Show what a profile does with one destination, and which rule says so.
+    /// Show what a profile does with one destination, and which rule says
+    /// so; with --program, which [[match]] chooses the profile.
     #[command(after_help = exit::HELP)]
     Explain(ExplainArgs),
     /// List the profiles, the files they come from and the keys a user
-    /// file overrides.
+    /// file overrides, then the [[match]] rules.
     #[command(after_help = exit::HELP)]
     List,
     /// Check that this machine can do what a profile asks: interface up,
@@ -115,15 +118,27 @@ pub(crate) struct CheckArgs {
 pub(crate) struct ExplainArgs {
     #[command(flatten)]
     pub(crate) profile: ProfileArgs,
-    /// Destination: an address, address:port, [v6]:port or a host name.
-    #[arg(value_name = "DEST", value_hint = ValueHint::Hostname)]
-    pub(crate) destination: String,
+    /// Destination: an address, address:port, [v6]:port or a host name
+    /// (optional with --program).
+    #[arg(value_name = "DEST", value_hint = ValueHint::Hostname,
+          required_unless_present = "program")]
+    pub(crate) destination: Option<String>,
     /// Destination port [default: 443, or 53 with --udp].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) port: Option<u16>,
     /// Decide for UDP instead of TCP.
     #[arg(long)]
     pub(crate) udp: bool,
+    /// Say which [[match]] chooses the profile of this program (its real
+    /// path, symbolic links resolved, is what a match compares), and
+    /// explain DEST with that profile.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath,
+          conflicts_with_all = ["profile", "interface", "source", "exclude", "dns"])]
+    pub(crate) program: Option<PathBuf>,
+    /// With --program: the real user running it, a name or a uid
+    /// [default: you].
+    #[arg(long, value_name = "USER", requires = "program")]
+    pub(crate) user: Option<String>,
 }
 
 #[derive(Debug, Args)]

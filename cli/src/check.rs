@@ -1,15 +1,21 @@
 //! `bindto check [FILE]`: parse and compile the config, one line per
-//! profile on success, `file:line:col: message` on failure.
+//! profile on success, `file:line:col: message` on failure; then the
+//! `[[match]]` rules: counted, warned about where they cannot fit as
+//! written, and (for the configured layers, not FILE) their index written
+//! for the preloaded library.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use bindto_core::{Config, Env, Profile, Source, layers};
+use bindto_core::cache::Dir;
+use bindto_core::matches::{self, Match};
+use bindto_core::{Config, Env, Profile, Source, User, layers};
 
 use crate::args::CheckArgs;
 use crate::exit::{Fail, Outcome};
 use crate::style::Style;
+use crate::users;
 
 pub(crate) fn run(args: CheckArgs) -> Outcome {
     let env = Env::from_process();
@@ -62,7 +68,90 @@ pub(crate) fn run(args: CheckArgs) -> Outcome {
     if profiles.is_empty() {
         println!("  (no profiles)");
     }
+    let count = config.matches().len();
+    println!("{count} match{}", if count == 1 { "" } else { "es" });
+    for m in config.matches() {
+        for warning in warnings(m) {
+            eprintln!(
+                "bindto: {}: {}:{}: {warning}",
+                Style::stderr().warn("warning"),
+                m.path.display(),
+                m.line
+            );
+        }
+    }
+    if args.file.is_none() {
+        write_indexes(&config, &env, style);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why `m` may not fit what its writer meant.
+fn warnings(m: &Match) -> Vec<String> {
+    let mut out = Vec::new();
+    // A pattern without wildcards or escapes names one file; the match
+    // compares the executable's real path, which a link is not.
+    if !m.program.contains(['*', '?', '[', '\\'])
+        && let Ok(real) = Path::new(&m.program).canonicalize()
+        && real != Path::new(&m.program)
+    {
+        out.push(format!(
+            "program {} is reached through a symbolic link, and a match compares the real \
+             path: write {} or a glob",
+            m.program,
+            real.display()
+        ));
+    }
+    if let Some(User::Name(name)) = &m.user
+        && users::uid(name).is_none()
+    {
+        out.push(format!(
+            "user \"{name}\" is not in the user database: this match fits no one"
+        ));
+    }
+    out
+}
+
+/// Writes the match index of each layer the user may: the system file's
+/// as root only. Says where, or why not.
+fn write_indexes(config: &Config, env: &Env, style: Style) {
+    let euid = users::effective_uid();
+    let cache = Dir::new(env, false, euid);
+    for layer in config.layers() {
+        let Some(dir) = matches::index_dir(layer, cache.as_ref()) else {
+            continue;
+        };
+        if layer.source == Source::System && euid != 0 {
+            if !matches::index_is_fresh(layer, &dir) {
+                println!(
+                    "{} the index of {} is missing or stale: run `sudo bindto check` to \
+                     write it, or every process loads the engine to read the file",
+                    style.warn("note"),
+                    layer.path.display()
+                );
+            }
+            continue;
+        }
+        // An index of a file changed within the last second is written
+        // stale (core::matches::SETTLE): wait, so that this one is trusted.
+        if let Some(wait) = layer.stamp.as_ref().and_then(matches::unsettled) {
+            std::thread::sleep(wait);
+        }
+        match matches::write_index(config, layer, &dir, users::uid) {
+            Ok(path) => println!(
+                "{} {} (index of {})",
+                style.good("wrote"),
+                path.display(),
+                layer.path.display()
+            ),
+            Err(e) => eprintln!(
+                "bindto: {}: cannot write the match index of {} in {}: {e}",
+                Style::stderr().warn("warning"),
+                layer.path.display(),
+                dir.path().display()
+            ),
+        }
+    }
 }
 
 /// The example config: installed beside the executable's prefix

@@ -234,6 +234,7 @@ fn demo_table(config: &Path) -> Result<Table, Fail> {
         source: Source::Environment,
         path: config.to_owned(),
         text: PROFILE.to_owned(),
+        stamp: None,
     };
     let config = Config::from_layers(vec![layer]).map_err(|e| Fail::problem(e.to_string()))?;
     let profile = config

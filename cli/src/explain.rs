@@ -1,41 +1,158 @@
 //! `bindto explain -p PROFILE DEST`: the decision the library would make
 //! for one destination, and the rule (file:line:col) that made it.
+//! `bindto explain --program PATH [--user U] [DEST]`: which `[[match]]`
+//! chooses the profile of a program run by a user, and then the same.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::ExitCode;
 
-use bindto_core::{Decision, Env, Protocol, Table, Verdict};
+use bindto_core::{Config, Decision, Env, Protocol, Table, User, Verdict, matches};
 
 use crate::args::ExplainArgs;
 use crate::exit::{Fail, Outcome};
 use crate::select::{self, Problem};
 use crate::style::Style;
+use crate::{inspect, users};
 
 pub(crate) fn run(args: ExplainArgs) -> Outcome {
     let env = Env::from_process();
-    let selected = select::select(&args.profile, &env).map_err(|p| match p {
-        Problem::NoProfile => Fail::usage(p.message()),
-        Problem::Invalid(m) | Problem::Flag(m) => Fail::problem(m),
-    })?;
+    let style = Style::stdout();
+    let profile = match &args.program {
+        Some(program) => {
+            let (report, chooser) = program_profile(program, args.user.as_deref(), &env, style)?;
+            print!("{report}");
+            match chooser {
+                Chooser::Match(profile) => Some(*profile),
+                Chooser::Environment => Some(selected(&args, &env)?),
+                Chooser::Nothing => None,
+            }
+        }
+        None => Some(selected(&args, &env)?),
+    };
+    let Some(destination) = &args.destination else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let Some(profile) = profile else {
+        println!("  {destination}: left alone, bindto is not active in the program");
+        return Ok(ExitCode::SUCCESS);
+    };
     let protocol = if args.udp {
         Protocol::Udp
     } else {
         Protocol::Tcp
     };
     let default_port = if args.udp { 53 } else { 443 };
-    let destinations = destinations(&args.destination, args.port, default_port)?;
-    let table = Table::compile(&selected.profile);
-    let style = Style::stdout();
-    for (i, destination) in destinations.iter().enumerate() {
-        if i > 0 {
+    let destinations = destinations(destination, args.port, default_port)?;
+    let table = Table::compile(&profile);
+    for (i, address) in destinations.iter().enumerate() {
+        if i > 0 || args.program.is_some() {
             println!();
         }
         print!(
             "{}",
-            describe(&table, *destination, protocol, &args.destination, style)
+            describe(&table, *address, protocol, destination, style)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The profile the flags or the environment select.
+fn selected(args: &ExplainArgs, env: &Env) -> Result<bindto_core::Profile, Fail> {
+    select::select(&args.profile, env)
+        .map(|s| s.profile)
+        .map_err(|p| match p {
+            Problem::NoProfile => Fail::usage(p.message()),
+            Problem::Invalid(m) | Problem::Flag(m) => Fail::problem(m),
+        })
+}
+
+/// What chooses the profile of a program started from here.
+enum Chooser {
+    /// A match, this profile.
+    Match(Box<bindto_core::Profile>),
+    /// BIND_PROFILE or the older tools' variables.
+    Environment,
+    /// Nothing: the program passes through.
+    Nothing,
+}
+
+/// What the matches say of `program` run by `user` (default: the real
+/// user), in a few lines, and what chooses its profile when it is started
+/// from here.
+fn program_profile(
+    program: &Path,
+    user: Option<&str>,
+    env: &Env,
+    style: Style,
+) -> Result<(String, Chooser), Fail> {
+    let exe = program
+        .canonicalize()
+        .map_err(|e| Fail::problem(format!("{}: {e}", program.display())))?;
+    let user = match user {
+        Some(text) => User::parse(text)
+            .ok_or_else(|| Fail::usage(format!("--user: \"{text}\" is not a user name or uid")))?,
+        None => User::Id(users::real_uid()),
+    };
+    let (who, uid) = users::describe(&user);
+    let uid = uid.ok_or_else(|| Fail::problem(format!("--user: no user \"{user}\"")))?;
+    // A set-id program runs in secure mode: the system file alone.
+    let secure = inspect::privileged_for(&exe, uid);
+    let config = if secure {
+        Config::load(&env.clone().privileged(), true)
+    } else {
+        select::load(env)
+    }
+    .map_err(|e| Fail::problem(e.to_string()))?;
+    let mut out = format!("{} {}", style.bold("program"), exe.display());
+    if exe != program {
+        out += &format!(" (for {})", program.display());
+    }
+    out += &format!(", user {who}\n");
+    if secure {
+        out += "  privileged (set-id or capabilities): only the system file's matches \
+                count, and one that fits wins over BIND_PROFILE\n";
+    }
+    let fit = matches::first_fit(
+        config.matches(),
+        exe.as_os_str().as_bytes(),
+        uid,
+        users::uid,
+    );
+    let Some(fit) = fit else {
+        let total = config.matches().len();
+        out += &format!(
+            "  {} of {total} match{} fits: BIND_PROFILE or the older tools' variables \
+             decide, and without them the program passes through, unbound\n",
+            style.warn("none"),
+            if total == 1 { "" } else { "es" }
+        );
+        let chooser = if env.asks_anything() {
+            Chooser::Environment
+        } else {
+            Chooser::Nothing
+        };
+        return Ok((out, chooser));
+    };
+    out += &format!(
+        "  {} {}:{} ({}) chooses profile \"{}\"\n",
+        style.good("match"),
+        fit.path.display(),
+        fit.line,
+        fit.source,
+        fit.profile
+    );
+    if !secure && env.asks_anything() {
+        out += "  but BIND_PROFILE or the older tools' variables, set here, win over it \
+                in a program started from here\n";
+        return Ok((out, Chooser::Environment));
+    }
+    let profile = config
+        .profile(&fit.profile)
+        .cloned()
+        .map_err(|e| Fail::problem(e.to_string()))?;
+    Ok((out, Chooser::Match(Box::new(profile))))
 }
 
 /// DEST as addresses: `IP`, `IP:PORT`, `[IPv6]:PORT` or a host name,
@@ -157,8 +274,9 @@ mod tests {
             source: bindto_core::Source::Given,
             path: "p.toml".into(),
             text: "[profile.vpn]\ninterface = \"vpn0\"\n".into(),
+            stamp: None,
         };
-        let config = bindto_core::Config::from_layers(vec![layer]).unwrap();
+        let config = Config::from_layers(vec![layer]).unwrap();
         let table = Table::compile(config.profile("vpn").unwrap());
         for dest in ["127.0.0.1:443", "[::1]:443", "[::ffff:127.0.0.1]:443"] {
             let out = describe(

@@ -11,6 +11,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::elf::{self, Elf};
+use crate::users;
 
 /// [`Elf::target`] of a 32-bit x86 program, for which bindto has a build.
 pub(crate) const I386: &str = "32-bit i386";
@@ -193,20 +194,28 @@ fn check_elf(path: &Path, meta: &Metadata, elf: &Elf, libraries: &[Elf]) -> Resu
             library: built.join(" and "),
         });
     }
-    if let Some(bit) = set_id(meta) {
+    if let Some(bit) = set_id(meta, users::real_uid()) {
         return Err(Unbound::SetId { path, bit });
     }
-    if has_capabilities(&path) && real_uid() != 0 {
+    if has_capabilities(&path) && users::real_uid() != 0 {
         return Err(Unbound::Capabilities { path });
     }
     Ok(())
 }
 
-/// The set-id bit that puts the exec in secure mode: only one that
-/// changes the effective id (setuid root run by root changes nothing).
-fn set_id(meta: &Metadata) -> Option<&'static str> {
+/// Whether the program at `path`, run by user `uid`, runs in secure mode
+/// (AT_SECURE): set-id to another user, or with file capabilities.
+pub(crate) fn privileged_for(path: &Path, uid: u32) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| set_id(&meta, uid).is_some())
+        || (has_capabilities(path) && uid != 0)
+}
+
+/// The set-id bit that puts an exec by user `uid` in secure mode: only
+/// one that changes the effective id (setuid root run by root changes
+/// nothing).
+fn set_id(meta: &Metadata, uid: u32) -> Option<&'static str> {
     let mode = meta.mode();
-    if mode & libc::S_ISUID != 0 && meta.uid() != real_uid() {
+    if mode & libc::S_ISUID != 0 && meta.uid() != uid {
         return Some("setuid");
     }
     // Setgid without group execute is the mandatory-locking mark, not setgid.
@@ -214,11 +223,6 @@ fn set_id(meta: &Metadata) -> Option<&'static str> {
         return Some("setgid");
     }
     None
-}
-
-fn real_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
 }
 
 fn real_gid() -> u32 {

@@ -1,5 +1,6 @@
 //! `bindto list`: the config files, the profiles, where each comes from
-//! and which keys a later layer (the user's file) overrides.
+//! and which keys a later layer (the user's file) overrides, and the
+//! `[[match]]` rules in the order they are tried.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -72,6 +73,40 @@ pub(crate) fn render(config: &Config, selected: Option<&str>, style: Style) -> S
             }
         }
     }
+    out += &matches(config, style);
+    out
+}
+
+/// The `[[match]]` rules, in the order they are tried, aligned.
+fn matches(config: &Config, style: Style) -> String {
+    let rows: Vec<[String; 4]> = config
+        .matches()
+        .iter()
+        .map(|m| {
+            let user = match &m.user {
+                Some(user) => format!("user {user}"),
+                None => "any user".to_owned(),
+            };
+            let place = format!("{}:{}", m.path.display(), m.line);
+            [place, m.program.clone(), user, m.profile.clone()]
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+    let (place, program, user) = (width(0), width(1), width(2));
+    let mut out = format!(
+        "\n{}\n",
+        style.bold("Matches (the first that fits chooses, when no variable names a profile):")
+    );
+    for [p, prog, u, profile] in &rows {
+        let _ = writeln!(
+            out,
+            "  {p:place$}  {prog:program$}  {u:user$}  {}",
+            style.bold(profile)
+        );
+    }
     out
 }
 
@@ -115,6 +150,7 @@ mod tests {
             source,
             path: path.into(),
             text: text.into(),
+            stamp: None,
         };
         let config = Config::from_layers(vec![
             layer(
@@ -153,6 +189,40 @@ mod tests {
         );
         assert!(
             text.contains("lan   from system /etc/bindto/profiles.toml\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Matches"), "{text}");
+    }
+
+    #[test]
+    fn shows_the_matches_in_order_aligned() {
+        let layer = |source, path: &str, text: &str| Layer {
+            source,
+            path: path.into(),
+            text: text.into(),
+            stamp: None,
+        };
+        let config = Config::from_layers(vec![
+            layer(
+                Source::System,
+                "/etc/bindto/profiles.toml",
+                "[profile.vpn]\ninterface = \"tun0\"\n\
+                 [[match]]\nprogram = \"/usr/bin/transmission-daemon\"\nuser = \"debian-transmission\"\nprofile = \"vpn\"\n",
+            ),
+            layer(
+                Source::User,
+                "/u.toml",
+                "[[match]]\nprogram = \"/opt/*\"\nprofile = \"vpn\"\n",
+            ),
+        ])
+        .unwrap();
+        let text = render(&config, None, Style::plain());
+        assert!(
+            text.ends_with(
+                "Matches (the first that fits chooses, when no variable names a profile):\n\
+                 \x20 /etc/bindto/profiles.toml:3  /usr/bin/transmission-daemon  user debian-transmission  vpn\n\
+                 \x20 /u.toml:1                    /opt/*                        any user                  vpn\n"
+            ),
             "{text}"
         );
     }

@@ -23,6 +23,7 @@ mod run;
 mod select;
 mod style;
 mod supervise;
+mod users;
 
 use std::process::ExitCode;
 

@@ -15,15 +15,17 @@
 //! its name, so the directory never needs listing or pruning. They are trusted like the user's own config file: only
 //! when owned by the process's effective user and not writable by group or
 //! others, in a directory that is the same. A privileged (AT_SECURE)
-//! process never uses them.
+//! process never uses them. The same directory holds the match index of
+//! each config file but the system's ([`crate::matches`]).
 
 use std::fmt;
 use std::fs::{self, DirBuilder, File, Metadata, OpenOptions};
 use std::hash::{Hash, Hasher};
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use bindto_abi::matches::SYSTEM_INDEX_DIR;
 use xxhash_rust::xxh3::{Xxh3Default, xxh3_64};
 
 use crate::{Config, Env, Error, Layer, Table, layers};
@@ -188,6 +190,9 @@ fn checksum(bytes: &[u8]) -> u64 {
 pub struct Dir {
     path: PathBuf,
     uid: u32,
+    /// Of the directory when it is created; its files get the same less
+    /// the execute bits.
+    mode: u32,
 }
 
 impl Dir {
@@ -210,7 +215,18 @@ impl Dir {
         Some(Dir {
             path: base.join("bindto"),
             uid,
+            mode: 0o700,
         })
+    }
+
+    /// [`SYSTEM_INDEX_DIR`]: where the system file's match index is kept,
+    /// readable by every process and trusted only when root's alone.
+    pub fn system_index() -> Dir {
+        Dir {
+            path: PathBuf::from(SYSTEM_INDEX_DIR),
+            uid: 0,
+            mode: 0o755,
+        }
     }
 
     /// The directory.
@@ -220,12 +236,17 @@ impl Dir {
 
     /// The table cached under `key`.
     pub fn load(&self, key: &Key) -> Result<Table, Miss> {
+        open(key, &self.read(&key.file_name())?)
+    }
+
+    /// The bytes of this directory's file `name`, if both are trusted.
+    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>, Miss> {
         match fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.is_dir() && self.trusts(&meta) => {}
             Ok(_) => return Err(Miss::Untrusted),
             Err(_) => return Err(Miss::Absent),
         }
-        let mut file = match File::open(self.path.join(key.file_name())) {
+        let mut file = match File::open(self.path.join(name)) {
             Ok(file) => file,
             Err(e) if e.kind() == ErrorKind::NotFound => return Err(Miss::Absent),
             Err(_) => return Err(Miss::Untrusted),
@@ -240,37 +261,53 @@ impl Dir {
             .take(MAX_SIZE)
             .read_to_end(&mut bytes)
             .map_err(|_| Miss::Untrusted)?;
-        open(key, &bytes)
+        Ok(bytes)
     }
 
     /// Writes `table` under `key`, whole or not at all; whether it was
     /// written. Failing is harmless: the next process compiles again.
     pub fn store(&self, key: &Key, table: &Table) -> bool {
-        seal(key, table).is_some_and(|bytes| self.write(key, &bytes).is_ok())
+        seal(key, table).is_some_and(|bytes| self.write(&key.file_name(), &bytes).is_ok())
     }
 
-    fn write(&self, key: &Key, bytes: &[u8]) -> io::Result<()> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.path)?;
+    /// Writes `bytes` as the file `name` of this directory, whole or not
+    /// at all (a temporary file beside it, then a rename), creating the
+    /// directory if need be; the file's path. Refused unless the directory
+    /// is trusted.
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+        if let Err(e) = fs::symlink_metadata(&self.path) {
+            if e.kind() != ErrorKind::NotFound {
+                return Err(e);
+            }
+            DirBuilder::new()
+                .recursive(true)
+                .mode(self.mode)
+                .create(&self.path)?;
+            // Whatever the umask: a system index others cannot read would
+            // make every process load the engine.
+            fs::set_permissions(&self.path, fs::Permissions::from_mode(self.mode))?;
+        }
         let meta = fs::symlink_metadata(&self.path)?;
         if !meta.is_dir() || !self.trusts(&meta) {
             return Err(ErrorKind::PermissionDenied.into());
         }
-        let name = key.file_name();
+        let path = self.path.join(name);
         let temp = self.path.join(format!(".{name}.{}", std::process::id()));
+        let file_mode = self.mode & 0o666;
         let written = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(file_mode)
             .open(&temp)
-            .and_then(|mut file| file.write_all(bytes))
-            .and_then(|()| fs::rename(&temp, self.path.join(&name)));
+            .and_then(|mut file| {
+                file.set_permissions(fs::Permissions::from_mode(file_mode))?;
+                file.write_all(bytes)
+            })
+            .and_then(|()| fs::rename(&temp, &path));
         if written.is_err() {
             let _ = fs::remove_file(&temp);
         }
-        written
+        written.map(|()| path)
     }
 
     fn trusts(&self, meta: &Metadata) -> bool {
@@ -303,13 +340,13 @@ pub(crate) fn table(
 mod tests {
     use super::*;
     use crate::Source;
-    use std::os::unix::fs::PermissionsExt;
 
     fn layer(text: &str) -> Layer {
         Layer {
             source: Source::Environment,
             path: "/etc/bindto/profiles.toml".into(),
             text: text.to_owned(),
+            stamp: None,
         }
     }
 
@@ -431,6 +468,24 @@ mod tests {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         assert_eq!(dir.load(&key).unwrap_err(), Miss::Untrusted);
         assert!(!dir.store(&key, &table()));
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    /// The system file's match index is read by every user's processes:
+    /// its directory and file are readable by all, whatever the umask.
+    #[test]
+    fn a_public_directory_and_its_files_are_readable_by_all() {
+        let base = scratch("public");
+        fs::create_dir_all(&base).unwrap();
+        let dir = Dir {
+            path: base.join("index"),
+            uid: fs::metadata(&base).unwrap().uid(),
+            ..Dir::system_index()
+        };
+        let file = dir.write("match-x", b"bytes").unwrap();
+        assert_eq!(fs::metadata(dir.path()).unwrap().mode() & 0o777, 0o755);
+        assert_eq!(fs::metadata(&file).unwrap().mode() & 0o777, 0o644);
+        assert_eq!(dir.read("match-x").unwrap(), b"bytes");
         fs::remove_dir_all(&base).unwrap();
     }
 

@@ -16,6 +16,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::addr::{IfName, Net, OneOrMany, PerFamily, PortRange, parse_server};
 use crate::layers::{self, Layer, Source};
+use crate::matches::{self, Match};
 use crate::profile::{
     Action, Binding, DnsOptions, DnsRewrite, OnFailure, Origin, Profile, Protocol, Route, RuleKind,
 };
@@ -106,6 +107,8 @@ struct RawRoute {
 struct File {
     #[serde(default)]
     profile: BTreeMap<String, Spanned<Keys>>,
+    #[serde(default, rename = "match")]
+    matches: Vec<Spanned<matches::Raw>>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,11 +120,9 @@ struct Entry {
     written: Vec<(usize, Vec<&'static str>)>,
 }
 
-/// Parses one file; on error the byte offset and a message that starts with
-/// the dotted path of the key, e.g. `profile.vpn.route[1].ports[0]: ...`.
 /// The name in `names` nearest to `name` by edit distance, if it is near
 /// enough to be a typo: at most one edit in four characters.
-fn nearest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let most = name.chars().count().div_ceil(4).max(1);
     names
         .map(|candidate| (distance(name, candidate), candidate))
@@ -152,6 +153,8 @@ fn distance(a: &str, b: &str) -> usize {
     last[b.len()]
 }
 
+/// Parses one file; on error the byte offset and a message that starts with
+/// the dotted path of the key, e.g. `profile.vpn.route[1].ports[0]: ...`.
 fn parse(text: &str) -> Result<File, (usize, String)> {
     let at = |e: &toml::de::Error| e.span().map_or(0, |s| s.start);
     let document =
@@ -286,6 +289,7 @@ pub struct Config {
     ascii: Vec<bool>,
     profiles: BTreeMap<String, Entry>,
     resolved: BTreeMap<String, Profile>,
+    matches: Vec<Match>,
 }
 
 impl Config {
@@ -312,9 +316,13 @@ impl Config {
 
     fn with_searched(layers: Vec<Layer>, searched: Vec<PathBuf>) -> Result<Config, Error> {
         let mut profiles: BTreeMap<String, Entry> = BTreeMap::new();
+        // Checked once every profile is known: a match may name a profile
+        // of any layer.
+        let mut raw_matches = Vec::new();
         for (index, layer) in layers.iter().enumerate() {
             let file = parse(&layer.text)
                 .map_err(|(at, message)| Error::at(&layer.path, &layer.text, at, message))?;
+            raw_matches.push((index, file.matches));
             for (name, spanned) in file.profile {
                 let start = spanned.span().start;
                 let keys = spanned.into_inner().in_layer(index);
@@ -355,6 +363,7 @@ impl Config {
             ascii,
             profiles,
             resolved: BTreeMap::new(),
+            matches: Vec::new(),
         };
         // Every profile is resolved now, so an error in any of them is an
         // error of the config, whichever profile is used.
@@ -365,7 +374,20 @@ impl Config {
             resolved.insert(name.clone(), config.resolve(name, entry.header, keys)?);
         }
         config.resolved = resolved;
+        for (layer, raws) in raw_matches {
+            for (index, raw) in raws.into_iter().enumerate() {
+                let at = raw.span().start;
+                let checked = config.check_match((layer, index, at), raw.into_inner())?;
+                config.matches.push(checked);
+            }
+        }
         Ok(config)
+    }
+
+    /// Every `[[match]]` rule, the earliest layer's first, each layer's in
+    /// file order: the order [`matches::first_fit`] tries them in.
+    pub fn matches(&self) -> &[Match] {
+        &self.matches
     }
 
     /// The layers read, earliest first.
@@ -700,7 +722,7 @@ impl Config {
         self.error_at(set.layer, set.span.start, message)
     }
 
-    fn error_at(&self, layer: usize, at: usize, message: impl Into<String>) -> Error {
+    pub(crate) fn error_at(&self, layer: usize, at: usize, message: impl Into<String>) -> Error {
         let layer = &self.layers[layer];
         Error::at(&layer.path, &layer.text, at, message)
     }

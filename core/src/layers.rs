@@ -12,6 +12,8 @@ use std::io::{self, ErrorKind, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
+use bindto_abi::matches::Stamp;
+
 use crate::{Env, Error};
 
 /// The system-wide profile file.
@@ -50,6 +52,11 @@ pub struct Layer {
     pub path: PathBuf,
     /// The file's contents.
     pub text: String,
+    /// What `fstat` said of the file its text was read from, before the
+    /// read (so an edit during it leaves the stamp stale, never the text);
+    /// `None` for text that came from elsewhere. The file's match index
+    /// carries it.
+    pub stamp: Option<Stamp>,
 }
 
 /// The files that may hold profiles, in the order they apply, whether or
@@ -119,11 +126,9 @@ pub fn read_one(source: Source, path: &Path, secure: bool) -> Result<Option<Laye
         }
     };
     // Checked on the open file, so the file judged is the file read.
-    if secure {
-        let meta = file.metadata().map_err(fail)?;
-        if !root_only(&meta) {
-            return Err(refuse("the file".to_owned()));
-        }
+    let meta = file.metadata().map_err(fail)?;
+    if secure && !root_only(&meta) {
+        return Err(refuse("the file".to_owned()));
     }
     let mut text = String::new();
     file.read_to_string(&mut text).map_err(fail)?;
@@ -131,7 +136,21 @@ pub fn read_one(source: Source, path: &Path, secure: bool) -> Result<Option<Laye
         source,
         path: path.to_owned(),
         text,
+        stamp: Some(stamp(&meta)),
     }))
+}
+
+/// What a match index records of a file (see [`Layer::stamp`]).
+pub fn stamp(meta: &Metadata) -> Stamp {
+    Stamp {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        size: meta.size(),
+        mtime_sec: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec() as u32,
+        ctime_sec: meta.ctime(),
+        ctime_nsec: meta.ctime_nsec() as u32,
+    }
 }
 
 /// Why [`trusted`] gave no path.

@@ -17,6 +17,7 @@ mod env;
 mod error;
 pub mod layers;
 pub mod legacy;
+pub mod matches;
 pub mod profile;
 mod table;
 
@@ -25,6 +26,7 @@ pub use config::{Config, KeyOrigin, ProfileInfo};
 pub use env::Env;
 pub use error::Error;
 pub use layers::{Layer, Source};
+pub use matches::{Match, User};
 pub use profile::{Binding, DnsOptions, OnFailure, Origin, Profile, Protocol, RuleKind};
 pub use table::{Decision, Table, Verdict};
 

@@ -9,6 +9,7 @@ fn table(text: &str) -> Table {
         source: Source::Given,
         path: "edges.toml".into(),
         text: text.into(),
+        stamp: None,
     };
     let config = Config::from_layers(vec![layer]).unwrap_or_else(|e| panic!("{e}"));
     Table::compile(config.profile("p").unwrap())
@@ -119,6 +120,7 @@ fn extreme_addresses_with_and_without_a_bucket_index() {
         source: Source::Given,
         path: "big.toml".into(),
         text: big_text,
+        stamp: None,
     };
     let big = Table::compile(
         Config::from_layers(vec![layer])

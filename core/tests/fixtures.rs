@@ -27,6 +27,7 @@ fn load(path: &Path) -> Result<Config, bindto_core::Error> {
         source: Source::Given,
         path: PathBuf::from(name),
         text: fs::read_to_string(path).unwrap(),
+        stamp: None,
     }])
 }
 

@@ -12,6 +12,7 @@ fn layer(source: Source, path: &str, text: &str) -> Layer {
         source,
         path: PathBuf::from(path),
         text: text.to_owned(),
+        stamp: None,
     }
 }
 

@@ -18,7 +18,7 @@ const PROFILE: &str = include_str!("../../core/tests/fixtures/valid/everything.t
 fn valid() -> &'static [u8] {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
     BYTES.get_or_init(|| {
-        let layer = Layer { source: Source::Given, path: "everything.toml".into(), text: PROFILE.into() };
+        let layer = Layer { source: Source::Given, path: "everything.toml".into(), text: PROFILE.into(), stamp: None };
         let config = Config::from_layers(vec![layer]).expect("fixture loads");
         let table = Table::compile(config.profile("full").expect("fixture profile"));
         encode(&table).expect("a profile's table encodes")

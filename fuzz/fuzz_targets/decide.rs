@@ -14,7 +14,7 @@ const PROFILE: &str = include_str!("../../core/tests/fixtures/valid/everything.t
 fn table() -> &'static Table {
     static TABLE: OnceLock<Table> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let layer = Layer { source: Source::Given, path: "everything.toml".into(), text: PROFILE.into() };
+        let layer = Layer { source: Source::Given, path: "everything.toml".into(), text: PROFILE.into(), stamp: None };
         let config = Config::from_layers(vec![layer]).expect("fixture loads");
         Table::compile(config.profile("full").expect("fixture profile"))
     })

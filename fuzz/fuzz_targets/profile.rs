@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let layer = Layer { source: Source::Given, path: "fuzz.toml".into(), text: text.to_owned() };
+    let layer = Layer { source: Source::Given, path: "fuzz.toml".into(), text: text.to_owned(), stamp: None };
     match Config::from_layers(vec![layer]) {
         Ok(config) => {
             for name in config.names() {

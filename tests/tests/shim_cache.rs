@@ -103,6 +103,7 @@ fn forged(config: &Path, cache: &Path, text: &str) -> Vec<u8> {
         source: Source::Environment,
         path: config.to_owned(),
         text: text.to_owned(),
+        stamp: None,
     };
     let key = cache::Key::new(&env, &[layer(&fs::read_to_string(config).unwrap())]);
     let other = Config::from_layers(vec![layer(text)]).unwrap();

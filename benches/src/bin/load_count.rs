@@ -22,6 +22,7 @@ fn load_once(path: &PathBuf, name: &str) -> Result<[f64; 3], String> {
         source: Source::Environment,
         path: path.clone(),
         text,
+        stamp: None,
     };
     let config = Config::from_layers(vec![layer]).map_err(|e| e.to_string())?;
     let parsed = start.elapsed().as_secs_f64();

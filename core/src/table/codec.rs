@@ -536,6 +536,7 @@ interface = "tun1"
             source: Source::Given,
             path: "/etc/bindto/profiles.toml".into(),
             text: FULL.to_owned(),
+            stamp: None,
         };
         let config = Config::from_layers(vec![layer]).unwrap();
         Table::compile(config.profile("p").unwrap())
