@@ -6,8 +6,9 @@
 #
 #   none     no system file (and no user file)
 #   20       /etc/bindto/profiles.toml with 20 [[match]] rules, none of them
-#            fitting the program, and its match index fresh (written by one
-#            run of the engine before the measured ones)
+#            fitting the program, and its match index fresh (written by the
+#            engine in a run of the same program built with -DCONNECT, which
+#            connects, before the measured runs)
 #
 #   benches/systemwide.sh [--shim DIR]
 #
@@ -38,6 +39,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 gcc -O2 -Wall -Wextra -Werror -o "$work/onesocket" benches/cshim/onesocket.c
+gcc -O2 -Wall -Wextra -Werror -DCONNECT -o "$work/connect" benches/cshim/onesocket.c
 for dir in etc var-cache; do
     mkdir -p "$work/$dir-upper" "$work/$dir-work"
 done
@@ -74,8 +76,11 @@ mkdir -p /etc/bindto
     done
 } >/etc/bindto/profiles.toml
 # The engine finds the index missing, decides from the file and writes it
-# (as root); the measured runs find it fresh.
-env -i HOME="$work/home" PATH=/usr/bin:/bin LD_PRELOAD="$shim/libbindto.so" "$work/onesocket"
+# (as root); the measured runs find it fresh. Not within a second of the
+# edit: an index of a file changed so lately is written stale on purpose
+# (a second edit in the same clock tick would not change its stamp).
+sleep 1.1
+env -i HOME="$work/home" PATH=/usr/bin:/bin LD_PRELOAD="$shim/libbindto.so" "$work/connect"
 if ! ls /var/cache/bindto/match-* >/dev/null 2>&1; then
     echo "benches/systemwide.sh: no match index in /var/cache/bindto after a run" >&2
     exit 1

@@ -160,17 +160,23 @@ impl<'a> Path<'a> {
     /// The pieces joined and NUL-terminated in `buf`, without the NUL;
     /// `None` for an empty path, a doubt if it does not fit.
     fn join(self, buf: &mut [u8]) -> Result<Option<&[u8]>, Doubt> {
-        // Byte by byte, leaving the loop when `buf` is full: a
-        // `copy_from_slice`, or a loop the compiler takes for one, is a
-        // call of libc's `memcpy`, an import.
-        let mut len = 0;
-        for part in self.0.iter().take(self.1) {
-            for &b in part.iter() {
-                *buf.get_mut(len).ok_or(Doubt)? = b;
-                len += 1;
+        let parts = self.0.iter().take(self.1);
+        let len: usize = parts.clone().map(|part| part.len()).sum();
+        if len >= buf.len() {
+            return Err(Doubt);
+        }
+        let mut to = buf.as_mut_ptr();
+        for &b in parts.flat_map(|part| part.iter()) {
+            // SAFETY: `len` bytes and a NUL fit in `buf`. Volatile: a
+            // `copy_from_slice`, or a loop the compiler takes for one, is
+            // a call of libc's `memcpy`, an import.
+            unsafe {
+                to.write_volatile(b);
+                to = to.add(1);
             }
         }
-        *buf.get_mut(len).ok_or(Doubt)? = 0;
+        // SAFETY: as above, the NUL.
+        unsafe { to.write_volatile(0) };
         Ok(buf.get(..len).filter(|path| !path.is_empty()))
     }
 }
@@ -308,11 +314,13 @@ impl Vars {
         if value.is_null() {
             return None;
         }
-        let mut len = 0;
+        let (mut len, mut high) = (0, 0);
         // SAFETY: a NUL-terminated value, up to its NUL. A loop of its
         // own, bounded: `CStr` and an unbounded loop call libc's
         // `strlen`, an import.
         while len < PATH_ROOM && unsafe { *value.add(len) } != 0 {
+            // SAFETY: as above.
+            high |= unsafe { *value.add(len) };
             len += 1;
         }
         if len == PATH_ROOM {
@@ -323,11 +331,11 @@ impl Vars {
         }
         // SAFETY: the value's `len` bytes before its NUL.
         let value = unsafe { core::slice::from_raw_parts(value, len) };
-        Some(
-            core::str::from_utf8(value)
-                .map(str::as_bytes)
-                .map_err(|_| Doubt),
-        )
+        // ASCII (no byte from 0x80) is UTF-8.
+        if high & 0x80 != 0 && core::str::from_utf8(value).is_err() {
+            return Some(Err(Doubt));
+        }
+        Some(Ok(value))
     }
 }
 
