@@ -30,10 +30,10 @@
 //! - bindto is asked when `BIND_PROFILE` or one of the older tools'
 //!   variables (`BIND_INTERFACE`, `BIND_SOURCE_IP`, `BIND_ADDR`,
 //!   `BIND_EXCLUDE`, `DNS_OVERRIDE_IP`) is set and not empty: the rule of
-//!   the core's `Env::asks_anything` (the front does not tell a
-//!   privileged process, where the engine reads only `BIND_PROFILE`:
-//!   [`asked`]); or when a `[[match]]` rule of the config files may fit
-//!   the process, or the front cannot tell ([`matches`]). Not asked: the
+//!   the core's `Env::asks_anything`. In a privileged process (AT_SECURE)
+//!   only `BIND_PROFILE`, as the engine reads it there. Or when a
+//!   `[[match]]` rule of the config files may fit the process, or the
+//!   front cannot tell ([`matches`]). Not asked: the
 //!   engine is never loaded, and each hook's first call routes its slot
 //!   to libc's definition (lazily, see [`load`]: looking all up at once
 //!   cost some 50 000 instructions).
@@ -77,7 +77,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::cell::UnsafeCell;
-use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -204,6 +204,8 @@ macro_rules! libc {
 
 libc! {
     dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int, or -1;
+    // Without it, the process is taken for a privileged one.
+    getauxval(kind: c_ulong) -> c_ulong, or 1;
     dlerror() -> *const c_char, or ptr::null();
     dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
@@ -1053,16 +1055,19 @@ fn settle() -> Settled {
     }
 }
 
+/// `getauxval`'s key for whether the process is privileged (setuid,
+/// setgid, file capabilities).
+const AT_SECURE: c_ulong = 23;
+
 /// Whether a variable asks for bindto: the rule of the core's
-/// `Env::asks_anything`. A privileged process (AT_SECURE) ignores the
-/// older tools' variables (`Env::privileged`): the engine, loaded for one
-/// of them there, passes through. The front does not ask: looking
-/// `getauxval` up would cost every process that makes a network call
-/// ~1 100 instructions, and no answer of it could let the front pass
-/// through where the engine would not ([`matches`] reads the layers of
-/// both kinds of process).
+/// `Env::asks_anything`, and in a privileged process of
+/// `Env::privileged`, which ignores the older tools' variables: only
+/// `BIND_PROFILE` asks there. Privilege is looked up only when one of
+/// those is set: `getauxval`'s lookup would cost every other process
+/// ~1 100 instructions ([`matches`] asks likewise only when it must).
 fn asked(vars: &matches::Vars) -> bool {
-    (0..ASKING.len()).any(|i| vars.set(i))
+    // SAFETY: getauxval only reads the auxiliary vector.
+    vars.set(0) || (1..ASKING.len()).any(|i| vars.set(i)) && unsafe { getauxval(AT_SECURE) } == 0
 }
 
 /// Fills the slots and returns the final state.

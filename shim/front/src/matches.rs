@@ -4,8 +4,7 @@
 //! The front never parses TOML. For each config file the layers would read
 //! (`bindto_core::layers::paths`: in a privileged process the system file
 //! alone; `BINDTO_CONFIG`'s file instead of the others; else the system
-//! file and the user's; the front reads the files of both kinds of
-//! process, so that it need not tell which this is), it reads the file's match index
+//! file and the user's), it reads the file's match index
 //! (`bindto_abi::matches`), written beside the table cache by whoever last
 //! read the file: `/var/cache/bindto` for the system file, the user's
 //! cache directory for the others. It passes through only when it can
@@ -29,7 +28,7 @@ use core::ptr;
 use bindto_abi::matches::{Index, SYSTEM_INDEX_DIR, Stamp, index_name};
 
 use crate::sys::{self, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, Statx};
-use crate::{ASKING, RTLD_DEFAULT, dlsym};
+use crate::{ASKING, AT_SECURE, RTLD_DEFAULT, dlsym, getauxval};
 
 /// The system file, as `bindto_core::layers::SYSTEM_PATH`, NUL-terminated.
 const SYSTEM_PATH: &[u8] = b"/etc/bindto/profiles.toml\0";
@@ -100,7 +99,7 @@ pub(crate) unsafe fn wanted(vars: &Vars) -> bool {
     };
     // The layers of an ordinary process (`BINDTO_CONFIG`'s file, or the
     // system file and the user's) and of a privileged one (the system file
-    // alone) at once: the front does not tell them apart ([`crate::asked`]).
+    // alone): the system file first, which counts in both.
     let others = || -> Result<Option<(Source, Path<'static>)>, Doubt> {
         if let Some(config) = vars.get(Own::BindtoConfig).transpose()? {
             return Ok(Some((Source::Named, Path::of(&[config]))));
@@ -119,12 +118,21 @@ pub(crate) unsafe fn wanted(vars: &Vars) -> bool {
         if fits {
             return Ok(true);
         }
-        match others()? {
+        let other = match others()? {
             Some((source, path)) => match path.join(&mut buffers.config)? {
                 Some(path) => check(source, path),
                 None => Ok(false),
             },
             None => Ok(false),
+        };
+        // Those layers do not count in a privileged process (which trusts
+        // no index of the user's either): asked only now, as the lookup of
+        // `getauxval` costs ~1 100 instructions.
+        match other {
+            Ok(false) => Ok(false),
+            // SAFETY: getauxval only reads the auxiliary vector.
+            _ if unsafe { getauxval(AT_SECURE) } != 0 => Ok(false),
+            other => other,
         }
     });
     decided.unwrap_or(true)
