@@ -1038,14 +1038,7 @@ fn settle() -> Settled {
         } else {
             state >> 32 != me >> 32
         };
-        if take
-            && STATE
-                .compare_exchange(state, me, Ordering::Acquire, Ordering::Acquire)
-                .is_ok()
-        {
-            // SAFETY: this thread is the loader now.
-            let done = unsafe { load() };
-            STATE.store(done, Ordering::Release);
+        if take && claim(state, me) {
             return Settled::Routed;
         }
         if !take {
@@ -1053,6 +1046,22 @@ fn settle() -> Settled {
             unsafe { sched_yield() };
         }
     }
+}
+
+/// Takes the load over from `state` (unset, or the loader of another
+/// process) for `me` ([`whoami`]) and decides; `false` if another thread
+/// took it first.
+fn claim(state: u64, me: u64) -> bool {
+    if STATE
+        .compare_exchange(state, me, Ordering::Acquire, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    // SAFETY: this thread is the loader now.
+    let done = unsafe { load() };
+    STATE.store(done, Ordering::Release);
+    true
 }
 
 /// `getauxval`'s key for whether the process is privileged (setuid,

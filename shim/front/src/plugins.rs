@@ -38,8 +38,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use super::{
-    DlInfo, PASSING, RTLD_LOCAL, RTLD_NEXT, RTLD_NOW, STATE, Settled, dladdr, dlinfo, dlsym,
-    settle, write,
+    DlInfo, PASSING, RTLD_LOCAL, RTLD_NEXT, RTLD_NOW, STATE, UNSET, claim, dladdr, dlinfo, dlsym,
+    whoami, write,
 };
 
 /// glibc's `RTLD_DEEPBIND`.
@@ -91,14 +91,18 @@ pub(super) unsafe fn libc_dlopen(file: *const c_char, mode: c_int) -> *mut c_voi
     unsafe { f(file, mode) }
 }
 
-/// Whether the process asks for bindto: the front's own decision ([`settle`]),
-/// made now if no call made it yet, since a `[[match]]` rule may choose
-/// the process as well as a variable. Mid-load (the loader's own thread
-/// re-entering), it does.
+/// Whether the process asks for bindto: the front's own decision, made now
+/// if no call made it yet, since a `[[match]]` rule may choose the process
+/// as well as a variable. Never waits for another thread deciding (this
+/// `dlopen` may come from a library's constructor, holding the dynamic
+/// linker's lock that the other thread's `dlopen` of the engine needs):
+/// then, as mid-load in this thread, or in a fork child of a parent that
+/// was loading, it takes the process for one that asks.
 fn asks() -> bool {
-    match settle() {
-        Settled::Routed => STATE.load(Ordering::Acquire) != PASSING,
-        Settled::Reentered | Settled::Undecided => true,
+    match STATE.load(Ordering::Acquire) {
+        PASSING => false,
+        UNSET if claim(UNSET, whoami()) => STATE.load(Ordering::Acquire) != PASSING,
+        _ => true,
     }
 }
 

@@ -6,12 +6,12 @@
 //! each libc function the front found with `dlsym` cost a process ~1 100
 //! instructions at its first use, and with the front preloaded machine-wide
 //! every process that makes one network call pays for them (issue 20 bounds
-//! that at +15 000 in all, exec included). They leave `errno` as it was.
+//! that at +15 000 in all, exec included).
 //! Elsewhere (i686) libc's functions of the same names, looked up on first
 //! use as [`libc!`] does.
 //!
 //! Each returns what the kernel returns, a negative number for an error
-//! (its errno negated; -1 from libc but for [`stat`]).
+//! (its errno negated), and leaves the thread's errno as it was.
 
 use core::ffi::{c_char, c_int};
 
@@ -281,36 +281,48 @@ mod imp {
         unsafe { geteuid() }
     }
 
+    /// Runs `call`, a libc call, and puts errno back as it was (the
+    /// hooked call the decision runs in must leave the caller's errno as
+    /// libc's would): what it returned, or its errno negated if it failed.
+    fn quietly(call: impl FnOnce() -> isize) -> isize {
+        // SAFETY: no arguments.
+        let errno = unsafe { __errno_location() };
+        if errno.is_null() {
+            return call();
+        }
+        // SAFETY: the thread's errno, valid for its lifetime.
+        let saved = unsafe { *errno };
+        let done = call();
+        // SAFETY: as above.
+        let failed = unsafe { core::mem::replace(&mut *errno, saved) };
+        if done < 0 { -(failed as isize) } else { done }
+    }
+
     /// # Safety
     /// `path` is NUL-terminated.
     pub(crate) unsafe fn open(path: *const c_char) -> c_int {
+        let flags = O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC;
         // SAFETY: as the caller promises.
-        unsafe {
-            openat(
-                AT_FDCWD,
-                path,
-                O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC,
-            )
-        }
+        quietly(|| unsafe { openat(AT_FDCWD, path, flags) } as isize) as c_int
     }
 
     /// # Safety
     /// `buf` is valid for writes of `len` bytes.
     pub(crate) unsafe fn read_some(fd: c_int, buf: *mut u8, len: usize) -> isize {
         // SAFETY: as the caller promises.
-        unsafe { read(fd, buf, len) }
+        quietly(|| unsafe { read(fd, buf, len) })
     }
 
     pub(crate) fn close(fd: c_int) {
         // SAFETY: the caller's descriptor.
-        unsafe { __close(fd) };
+        quietly(|| unsafe { __close(fd) } as isize);
     }
 
     /// # Safety
     /// `path` is NUL-terminated, `buf` valid for writes of `len` bytes.
     pub(crate) unsafe fn link(path: *const c_char, buf: *mut u8, len: usize) -> isize {
         // SAFETY: as the caller promises.
-        unsafe { readlink(path, buf, len) }
+        quietly(|| unsafe { readlink(path, buf, len) })
     }
 
     /// # Safety
@@ -322,18 +334,7 @@ mod imp {
         out: &mut Statx,
     ) -> c_int {
         // SAFETY: as the caller promises; `out` is a whole `struct statx`.
-        let done = unsafe { statx(dirfd, path, flags, STATX_BASIC_STATS, out) };
-        if done == 0 {
-            return 0;
-        }
-        // SAFETY: no arguments.
-        let errno = unsafe { __errno_location() };
-        // SAFETY: the thread's errno, as `statx` left it.
-        if errno.is_null() {
-            -1
-        } else {
-            -unsafe { *errno }
-        }
+        quietly(|| unsafe { statx(dirfd, path, flags, STATX_BASIC_STATS, out) } as isize) as c_int
     }
 }
 
