@@ -192,6 +192,14 @@ impl System {
             })
     }
 
+    /// Runs `check(indexed)` twice: first with no index written (the
+    /// engine decides), then with every index fresh (the front decides).
+    fn both_ways(&self, check: impl Fn(bool)) {
+        check(false);
+        self.index();
+        check(true);
+    }
+
     /// Makes every index fresh: a root process's engine writes the system
     /// file's, a process of nobody's its own.
     fn index(&self) {
@@ -221,10 +229,7 @@ fn settle() {
 #[test]
 fn matched_programs_are_bound_to_their_profiles_with_no_variable_set() {
     let Some(s) = System::start() else { return };
-    for indexed in [false, true] {
-        if indexed {
-            s.index();
-        }
+    s.both_ways(|indexed| {
         assert_eq!(
             s.curl(true, Some("curl-vpn"), &[]),
             VPN_ANSWER,
@@ -236,7 +241,7 @@ fn matched_programs_are_bound_to_their_profiles_with_no_variable_set() {
             VPN_ANSWER,
             "root, indexed {indexed}"
         );
-    }
+    });
 }
 
 /// A program no match fits passes through: with the indexes fresh the
@@ -265,10 +270,7 @@ fn an_unmatched_program_passes_through_and_a_fresh_index_spares_it_the_engine() 
 #[test]
 fn a_match_for_a_user_binds_that_users_processes_only() {
     let Some(s) = System::start() else { return };
-    for indexed in [false, true] {
-        if indexed {
-            s.index();
-        }
+    s.both_ways(|indexed| {
         assert_eq!(
             s.curl(true, Some("curl-nobody"), &[]),
             ALT_ANSWER,
@@ -279,7 +281,7 @@ fn a_match_for_a_user_binds_that_users_processes_only() {
             WAN_ANSWER,
             "indexed {indexed}"
         );
-    }
+    });
 }
 
 /// In an ordinary process an explicit `BIND_PROFILE` wins over the match
@@ -287,10 +289,7 @@ fn a_match_for_a_user_binds_that_users_processes_only() {
 #[test]
 fn an_explicit_bind_profile_wins_over_a_match() {
     let Some(s) = System::start() else { return };
-    for indexed in [false, true] {
-        if indexed {
-            s.index();
-        }
+    s.both_ways(|indexed| {
         let alt = [("BIND_PROFILE", "alt")];
         assert_eq!(
             s.curl(true, Some("curl-vpn"), &alt),
@@ -303,7 +302,7 @@ fn an_explicit_bind_profile_wins_over_a_match() {
             ALT_ANSWER,
             "user's match, indexed {indexed}"
         );
-    }
+    });
 }
 
 /// A setuid program follows the system file's matches alone: its match
@@ -312,10 +311,7 @@ fn an_explicit_bind_profile_wins_over_a_match() {
 #[test]
 fn a_setuid_program_follows_only_the_system_files_matches() {
     let Some(s) = System::start() else { return };
-    for indexed in [false, true] {
-        if indexed {
-            s.index();
-        }
+    s.both_ways(|indexed| {
         assert_eq!(s.tcp(&s.t.suid, &[]), VPN_ANSWER, "indexed {indexed}");
         let shed = [("BIND_PROFILE", "alt")];
         assert_eq!(
@@ -331,7 +327,7 @@ fn a_setuid_program_follows_only_the_system_files_matches() {
         );
         let plain = s.t.dir.join("plain-user");
         assert_eq!(s.tcp(&plain, &[]), ALT_ANSWER, "control, indexed {indexed}");
-    }
+    });
 }
 
 /// An edit of the system file counts at once: the front finds the index
