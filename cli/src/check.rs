@@ -5,6 +5,7 @@
 //! for the preloaded library.
 
 use std::fmt::Write as _;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -69,7 +70,9 @@ pub(crate) fn run(args: CheckArgs) -> Outcome {
         println!("  (no profiles)");
     }
     let count = config.matches().len();
-    println!("{count} match{}", if count == 1 { "" } else { "es" });
+    if count > 0 {
+        println!("{count} match{}", if count == 1 { "" } else { "es" });
+    }
     for m in config.matches() {
         for warning in warnings(m) {
             eprintln!(
@@ -84,6 +87,13 @@ pub(crate) fn run(args: CheckArgs) -> Outcome {
         write_indexes(&config, &env, style);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `dir` is, or would be created, in a directory of user `uid`.
+fn within_own(dir: &Path, uid: u32) -> bool {
+    dir.ancestors()
+        .find_map(|d| std::fs::metadata(d).ok())
+        .is_some_and(|meta| meta.uid() == uid)
 }
 
 /// Why `m` may not fit what its writer meant.
@@ -113,7 +123,8 @@ fn warnings(m: &Match) -> Vec<String> {
 }
 
 /// Writes the match index of each layer the user may: the system file's
-/// as root only. Says where, or why not.
+/// as root only. Says where, or why not, for a layer with matches (the
+/// index of one without spares the engine too, but is no news).
 fn write_indexes(config: &Config, env: &Env, style: Style) {
     let euid = users::effective_uid();
     let cache = Dir::new(env, false, euid);
@@ -121,8 +132,14 @@ fn write_indexes(config: &Config, env: &Env, style: Style) {
         let Some(dir) = matches::index_dir(layer, cache.as_ref()) else {
             continue;
         };
+        let news = config.matches().iter().any(|m| m.is_in(layer));
+        // Under sudo, HOME may still be the user's: root would make their
+        // cache directory its own, and their processes would distrust it.
+        if !within_own(dir.path(), euid) {
+            continue;
+        }
         if layer.source == Source::System && euid != 0 {
-            if !matches::index_is_fresh(layer, &dir) {
+            if news && !matches::index_is_fresh(layer, &dir) {
                 println!(
                     "{} the index of {} is missing or stale: run `sudo bindto check` to \
                      write it, or every process loads the engine to read the file",
@@ -134,10 +151,14 @@ fn write_indexes(config: &Config, env: &Env, style: Style) {
         }
         // An index of a file changed within the last second is written
         // stale (core::matches::SETTLE): wait, so that this one is trusted.
-        if let Some(wait) = layer.stamp.as_ref().and_then(matches::unsettled) {
+        if news && let Some(wait) = layer.stamp.as_ref().and_then(matches::unsettled) {
             std::thread::sleep(wait);
         }
-        match matches::write_index(config, layer, &dir, users::uid) {
+        let written = matches::write_index(config, layer, &dir, users::uid);
+        if !news {
+            continue;
+        }
+        match written {
             Ok(path) => println!(
                 "{} {} (index of {})",
                 style.good("wrote"),

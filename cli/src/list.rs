@@ -146,20 +146,14 @@ mod tests {
 
     #[test]
     fn shows_which_keys_the_user_overrides() {
-        let layer = |source, path: &str, text: &str| Layer {
-            source,
-            path: path.into(),
-            text: text.into(),
-            stamp: None,
-        };
         let config = Config::from_layers(vec![
-            layer(
+            Layer::new(
                 Source::System,
                 "/etc/bindto/profiles.toml",
                 "[profile.vpn]\ninterface = \"tun0\"\nexclude = [\"127.0.0.0/8\"]\n\
                  [profile.lan]\ninterface = \"eth0\"\n",
             ),
-            layer(
+            Layer::new(
                 Source::User,
                 "/home/u/.config/bindto/profiles.toml",
                 "[profile.vpn]\ninterface = \"tun1\"\n[profile.mine]\nextends = \"vpn\"\n",
@@ -196,20 +190,14 @@ mod tests {
 
     #[test]
     fn shows_the_matches_in_order_aligned() {
-        let layer = |source, path: &str, text: &str| Layer {
-            source,
-            path: path.into(),
-            text: text.into(),
-            stamp: None,
-        };
         let config = Config::from_layers(vec![
-            layer(
+            Layer::new(
                 Source::System,
                 "/etc/bindto/profiles.toml",
                 "[profile.vpn]\ninterface = \"tun0\"\n\
                  [[match]]\nprogram = \"/usr/bin/transmission-daemon\"\nuser = \"debian-transmission\"\nprofile = \"vpn\"\n",
             ),
-            layer(
+            Layer::new(
                 Source::User,
                 "/u.toml",
                 "[[match]]\nprogram = \"/opt/*\"\nprofile = \"vpn\"\n",

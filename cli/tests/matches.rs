@@ -200,3 +200,22 @@ fn explain_program_errors() {
     let (_, err) = expect(&o, 1);
     assert!(err.contains("no user \"no-such-user-here\""), "{err}");
 }
+
+/// `sudo bindto check` may keep the user's HOME: root must not create the
+/// user's cache directory (theirs would then be root's, which their
+/// processes distrust, table cache included).
+#[test]
+fn check_as_root_leaves_another_users_home_alone() {
+    if !common::is_root() {
+        common::skip("needs root to run check in another user's home");
+        return;
+    }
+    let (s, _) = setup("match-check-sudo");
+    let home = s.path("home");
+    fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let (out, _) = expect(&run(&mut s.bindto(&["check"])), 0);
+    assert!(out.contains("\n3 matches\n"), "{out}");
+    assert!(!out.contains("wrote"), "{out}");
+    assert!(!home.join(".cache").exists());
+}

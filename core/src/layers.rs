@@ -59,6 +59,18 @@ pub struct Layer {
     pub stamp: Option<Stamp>,
 }
 
+impl Layer {
+    /// A layer of `text` that was not read from a file (no stamp).
+    pub fn new(source: Source, path: impl Into<PathBuf>, text: impl Into<String>) -> Layer {
+        Layer {
+            source,
+            path: path.into(),
+            text: text.into(),
+            stamp: None,
+        }
+    }
+}
+
 /// The files that may hold profiles, in the order they apply, whether or
 /// not they exist.
 pub fn paths(env: &Env, secure: bool) -> Vec<(Source, PathBuf)> {

@@ -8,6 +8,9 @@
 //! The flow is `Env` → [`layers::read`] → [`Config`] → [`Profile`] →
 //! [`Table`], or `Env` → [`legacy::profile`] → [`Profile`] → [`Table`] for the
 //! older tools' variables; [`setup`] does the whole walk for the shim.
+//! Where no variable names a profile, the config's `[[match]]` rules may
+//! ([`Config::matches`], [`matches::first_fit`]); [`matches::write_index`]
+//! keeps them where the preloaded front reads them without parsing TOML.
 #![forbid(unsafe_code)]
 
 pub mod addr;

@@ -111,6 +111,11 @@ impl Match {
                 .as_ref()
                 .is_none_or(|user| user.uid(lookup) == Some(uid))
     }
+
+    /// Whether it is written in `layer`.
+    pub fn is_in(&self, layer: &Layer) -> bool {
+        self.source == layer.source && self.path == layer.path
+    }
 }
 
 /// The first of `matches` (in the order [`Config::matches`] gives them)
@@ -283,7 +288,7 @@ pub fn index_name(layer: &Layer) -> String {
 
 /// Writes the match index of `layer`, one of `config`'s layers, in `dir`
 /// (see [`index_dir`]); its path. Stamped with the layer's
-/// [`Layer::stamp`], and with [`PASSWD`]'s when a rule names a user, whose
+/// [`Layer::stamp`], and with `/etc/passwd`'s when a rule names a user, whose
 /// uid `lookup` answers (a name it does not know fits no one). A stamp of
 /// a file that changed within [`SETTLE`] is written as one no file has:
 /// the index is stale, and written again by a later process.
@@ -299,11 +304,7 @@ pub fn write_index(
             "a layer not read from a file has no index",
         ));
     };
-    let own: Vec<&Match> = config
-        .matches()
-        .iter()
-        .filter(|m| m.source == layer.source && m.path == layer.path)
-        .collect();
+    let own: Vec<&Match> = config.matches().iter().filter(|m| m.is_in(layer)).collect();
     let mut stamped = vec![(layer.path.as_os_str().as_bytes(), recordable(stamp))];
     if own.iter().any(|m| matches!(m.user, Some(User::Name(_)))) {
         // Stamped before the names are looked up: a change after this

@@ -11,15 +11,6 @@ use bindto_core::layers::{self, Source};
 use bindto_core::matches::{self, first_fit, index_is_fresh, write_index};
 use bindto_core::{Config, Env, Layer, User};
 
-fn layer(source: Source, path: &str, text: &str) -> Layer {
-    Layer {
-        source,
-        path: PathBuf::from(path),
-        text: text.to_owned(),
-        stamp: None,
-    }
-}
-
 const SYSTEM: &str = r#"
 [profile.vpn]
 interface = "tun0"
@@ -46,8 +37,8 @@ profile = "vpn"
 
 fn both() -> Config {
     Config::from_layers(vec![
-        layer(Source::System, "/etc/bindto/profiles.toml", SYSTEM),
-        layer(Source::User, "/home/u/.config/bindto/profiles.toml", USER),
+        Layer::new(Source::System, "/etc/bindto/profiles.toml", SYSTEM),
+        Layer::new(Source::User, "/home/u/.config/bindto/profiles.toml", USER),
     ])
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -255,7 +246,7 @@ fn a_file_without_names_is_stamped_alone_and_the_system_file_indexed_apart() {
     assert_eq!(index.stamped().count(), 1);
     assert_eq!(index.entries().count(), 0);
     // Text given, not read: no stamp, no index.
-    let given = layer(Source::Given, "/x.toml", "");
+    let given = Layer::new(Source::Given, "/x.toml", "");
     let config = Config::from_layers(vec![given.clone()]).unwrap();
     assert!(write_index(&config, &given, &dir, lookup).is_err());
     fs::remove_dir_all(&base).unwrap();
@@ -286,5 +277,38 @@ fn an_index_written_just_after_an_edit_is_stale() {
     settle(&again);
     write_index(&config, &again, &dir, lookup).unwrap();
     assert!(index_is_fresh(&again, &dir));
+    fs::remove_dir_all(&base).unwrap();
+}
+
+/// `BINDTO_CONFIG` replaces both files for matches as for profiles: the
+/// user's file's matches are not read with it.
+#[test]
+fn bindto_config_replaces_the_users_matches() {
+    let base = scratch("replace");
+    let user = base.join("xdg/bindto/profiles.toml");
+    fs::create_dir_all(user.parent().unwrap()).unwrap();
+    fs::write(
+        &user,
+        USER.to_owned() + "[profile.vpn]\ninterface = \"x\"\n",
+    )
+    .unwrap();
+    let other = base.join("other.toml");
+    fs::write(&other, SYSTEM.replace("\"alt\"", "\"vpn\"")).unwrap();
+    let xdg = base.join("xdg");
+    let env = Env::from_pairs([("XDG_CONFIG_HOME", xdg.to_str().unwrap())]);
+    let config = Config::load(&env, false).unwrap();
+    let sources: Vec<_> = config.matches().iter().map(|m| m.source).collect();
+    assert!(sources.contains(&Source::User), "{sources:?}");
+    let env = Env::from_pairs([
+        ("XDG_CONFIG_HOME", xdg.to_str().unwrap()),
+        ("BINDTO_CONFIG", other.to_str().unwrap()),
+    ]);
+    let config = Config::load(&env, false).unwrap();
+    let seen: Vec<_> = config
+        .matches()
+        .iter()
+        .map(|m| (m.source, m.line))
+        .collect();
+    assert_eq!(seen, [(Source::Environment, 5), (Source::Environment, 10)]);
     fs::remove_dir_all(&base).unwrap();
 }
