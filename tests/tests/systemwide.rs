@@ -342,3 +342,20 @@ fn an_edited_match_counts_at_once_through_the_engine() {
     fs::write(s.t.dir.join("upper/bindto/profiles.toml"), edited).unwrap();
     assert_eq!(s.curl(true, Some("curl-vpn"), &[]), ALT_ANSWER);
 }
+
+/// A root process whose `HOME` is still a user's (sudo may keep it) writes
+/// no index there: creating the user's cache directory as root's would make
+/// every process of theirs distrust it (their table cache included).
+#[test]
+fn a_root_process_with_a_users_home_leaves_their_cache_directory_alone() {
+    let Some(s) = System::start() else { return };
+    let cache = s.t.dir.join("home/.cache");
+    fs::remove_dir(&cache).unwrap();
+    let home = s.t.dir.join("home");
+    chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+    let vars = [("HOME", path_str(&home))];
+    let args = ["-sS", "--connect-timeout", "3", "--max-time", "5", URL_V4];
+    let out = s.t.run_as(None, Path::new("/usr/bin/curl"), &args, &vars);
+    assert_eq!(out.assert_success(), WAN_ANSWER, "{out}");
+    assert!(!cache.exists(), "root created {}", cache.display());
+}
