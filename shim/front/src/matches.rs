@@ -174,13 +174,15 @@ impl<'a> Path<'a> {
             return Err(Doubt);
         }
         let mut to = buf.as_mut_ptr();
-        for &b in parts.flat_map(|part| part.iter()) {
-            // SAFETY: `len` bytes and a NUL fit in `buf`. Volatile: a
-            // `copy_from_slice`, or a loop the compiler takes for one, is
-            // a call of libc's `memcpy`, an import.
-            unsafe {
-                to.write_volatile(b);
-                to = to.add(1);
+        for part in parts {
+            for &b in part.iter() {
+                // SAFETY: `len` bytes and a NUL fit in `buf`. Volatile: a
+                // `copy_from_slice`, or a loop the compiler takes for one,
+                // is a call of libc's `memcpy`, an import.
+                unsafe {
+                    to.write_volatile(b);
+                    to = to.add(1);
+                }
             }
         }
         // SAFETY: as above, the NUL.
@@ -289,14 +291,14 @@ impl Vars {
                 let text = *entry;
                 if FIRST[usize::from(*text)] {
                     for (i, slot) in vars.0.iter_mut().enumerate() {
-                        let name = STARTS
-                            .get(i..i + 2)
-                            .and_then(|ends| NAMES.get(ends[0]..ends[1]))
-                            .unwrap_or_default();
-                        if slot.is_null() {
-                            if let Some(value) = value_of(text, name) {
-                                *slot = value;
-                            }
+                        let start = STARTS.get(i).copied().unwrap_or_default();
+                        if !slot.is_null() || NAMES.get(start) != Some(&*text) {
+                            continue;
+                        }
+                        let end = STARTS.get(i + 1).copied().unwrap_or_default();
+                        let name = NAMES.get(start..end).unwrap_or_default();
+                        if let Some(value) = value_of(text, name) {
+                            *slot = value;
                         }
                     }
                 }
