@@ -44,6 +44,7 @@ mod front;
 mod guard;
 pub mod hooks;
 mod log;
+mod matches;
 mod real;
 mod resolve;
 mod sockaddr;

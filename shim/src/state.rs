@@ -28,6 +28,7 @@ use bindto_core::{Binding, Env, IfName, Setup, Table, Verdict, VerdictId, cache,
 
 use crate::guard::{self, Guard};
 use crate::log::{self, Notice};
+use crate::matches::{self, Choice};
 
 /// Whether the process has anything to do; checked before anything else.
 static MODE: AtomicU8 = AtomicU8::new(UNINITIALISED);
@@ -51,6 +52,9 @@ pub(crate) struct State {
     pending: ArcSwapOption<Pending>,
     env: Env,
     secure: bool,
+    /// The `[[match]]` rules could not be read: `rules` is broken, and a
+    /// reload chooses again rather than rebuild `env`'s profile.
+    choosing: bool,
 }
 
 /// The watched files as a check found them changed, and that check's
@@ -357,15 +361,11 @@ fn init() -> Option<()> {
         getenv(&name)
     });
     let env = if secure { env.privileged() } else { env };
-    if !env.asks_anything() {
-        // Settled before anything slower, so that a signal handler can
-        // hardly find this first call mid-way (it would get EAGAIN).
-        MODE.store(PASS_THROUGH, Ordering::Relaxed);
-        return None;
-    }
     log::init(secure);
-    let Some(state) = build(env, secure) else {
-        tracing::debug!("no profile and none of the older tools' variables: passing through");
+    let Some(state) = decide(env, secure) else {
+        tracing::debug!(
+            "no profile, none of the older tools' variables, no [[match]] fits: passing through"
+        );
         MODE.store(PASS_THROUGH, Ordering::Relaxed);
         return None;
     };
@@ -393,17 +393,53 @@ pub(crate) fn getenv(name: &CStr) -> Option<String> {
     value.to_str().ok().map(str::to_owned)
 }
 
+/// Builds the state of a process whose environment is `env`: where no
+/// variable asks (and in a privileged process, where a system file's
+/// match wins over `BIND_PROFILE`), as if `BIND_PROFILE` named the
+/// profile the `[[match]]` rules choose ([`matches`]); `None` for
+/// pass-through.
+fn decide(env: Env, secure: bool) -> Option<State> {
+    if secure || !env.asks_anything() {
+        match matches::choose(&env, secure) {
+            Choice::Profile(name) => {
+                let chosen = Env::capture(|var| match var {
+                    "BIND_PROFILE" => Some(name.clone()),
+                    _ => env.get(var).map(str::to_owned),
+                });
+                return build(chosen, secure);
+            }
+            Choice::None => {}
+            Choice::Broken(error) => {
+                return Some(State {
+                    rules: Rules::Broken(error),
+                    watched: watch(&env, secure),
+                    pending: ArcSwapOption::const_empty(),
+                    env,
+                    secure,
+                    choosing: true,
+                });
+            }
+        }
+    }
+    build(env, secure)
+}
+
+/// The config files `env` names, as they are now.
+fn watch(env: &Env, secure: bool) -> Vec<(PathBuf, Option<Stamp>)> {
+    layers::paths(env, secure)
+        .into_iter()
+        .map(|(_, path)| {
+            let stamp = stamp(&path);
+            (path, stamp)
+        })
+        .collect()
+}
+
 /// Builds the state `env` asks for; `None` for pass-through.
 fn build(env: Env, secure: bool) -> Option<State> {
     // Only a profile reads files; the older tools' variables never change.
     let watched = if env.profile().is_some() {
-        layers::paths(&env, secure)
-            .into_iter()
-            .map(|(_, path)| {
-                let stamp = stamp(&path);
-                (path, stamp)
-            })
-            .collect()
+        watch(&env, secure)
     } else {
         Vec::new()
     };
@@ -427,6 +463,7 @@ fn build(env: Env, secure: bool) -> Option<State> {
         pending: ArcSwapOption::const_empty(),
         env,
         secure,
+        choosing: false,
     })
 }
 
@@ -494,7 +531,19 @@ fn reload(state: &State) {
             return;
         }
     }
-    let Some(mut fresh) = build(state.env.clone(), state.secure) else {
+    let rebuilt = if state.choosing {
+        decide(state.env.clone(), state.secure)
+    } else {
+        build(state.env.clone(), state.secure)
+    };
+    let Some(mut fresh) = rebuilt else {
+        if state.choosing {
+            // Mended, and no match fits: nothing to do any more.
+            tracing::info!("config changed: no [[match]] fits; passing through");
+            MODE.store(PASS_THROUGH, Ordering::Relaxed);
+            STATE.store(None);
+            GENERATION.fetch_add(1, Ordering::Release);
+        }
         return;
     };
     // Changed while being read: wait for it to settle again.

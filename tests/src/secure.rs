@@ -8,8 +8,14 @@
 //! the lab's client network namespace) where an overlay is mounted over
 //! `/etc` whose upper layer is a directory of the test, holding
 //! `ld.so.preload` and `bindto/profiles.toml`. (If overlayfs is not
-//! available, a copy of `/etc` is bind-mounted instead.) The mount
-//! namespace ends with the run.
+//! available, a copy of `/etc` is bind-mounted instead.) A directory of
+//! the test is bind-mounted over `/var/cache`, where a root process's
+//! engine writes the system file's match index (`/var/cache/bindto`),
+//! which the later runs of the test read. That index stamps the system
+//! file (and `/etc/passwd`) with their device: the two are bind-mounted
+//! from the test's directory (a copy of the passwd file), whose device
+//! stays, where each run's overlay gets a device number of its own. The
+//! mount namespace ends with the run.
 //!
 //! Needs real root (a setuid-root file must really be root's): skipped in
 //! a user namespace ([`SecureLab::start`]).
@@ -44,6 +50,9 @@ if ! mount -t overlay bindto-hardening \
     mount --bind "$dir/etc-copy" /etc
 fi
 awk '$5 == "/etc" { found = 1 } END { exit !found }' /proc/self/mountinfo
+mount --bind "$dir/cache" /var/cache
+mount --bind "$dir/upper/bindto" /etc/bindto
+mount --bind "$dir/passwd" /etc/passwd
 exec "$@"
 "#;
 
@@ -79,12 +88,20 @@ impl SecureLab {
             "home/.config/bindto",
             "user",
             "logs",
+            "cache",
         ] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
         // Everything readable by nobody; the logs directory writable, so
         // that only the shim's policy decides whether a log appears.
-        for sub in ["", "home", "home/.config", "home/.config/bindto", "user"] {
+        for sub in [
+            "",
+            "home",
+            "home/.config",
+            "home/.config/bindto",
+            "user",
+            "cache",
+        ] {
             fs::set_permissions(dir.join(sub), fs::Permissions::from_mode(0o755)).unwrap();
         }
         fs::set_permissions(lab.dir(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -104,6 +121,7 @@ impl SecureLab {
         )
         .unwrap();
 
+        fs::copy("/etc/passwd", dir.join("passwd")).unwrap();
         let client = compile(lab.dir(), "netclient");
         let (suid, plain) = (dir.join("suid"), dir.join("plain"));
         for (path, mode) in [(&suid, 0o4755), (&plain, 0o755)] {
@@ -145,6 +163,23 @@ impl SecureLab {
         let home = self.dir.join("home");
         let mut vars = vec![("BIND_PROFILE", "sec"), ("HOME", path_str(&home))];
         vars.extend_from_slice(extra);
+        self.run_as(Some(NOBODY), program, args, &vars)
+    }
+
+    /// Runs `program args` as `uid` (as root, without `setpriv`, when
+    /// `None`), in the client namespace, in a mount namespace with the
+    /// overlay, with `vars` alone (and `PATH`).
+    pub fn run_as(
+        &self,
+        uid: Option<u32>,
+        program: &Path,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> RunOutput {
+        let (reuid, regid) = match uid {
+            Some(uid) => (format!("--reuid={uid}"), format!("--regid={uid}")),
+            None => Default::default(),
+        };
         let mut command = vec![
             "unshare",
             "--mount",
@@ -155,14 +190,13 @@ impl SecureLab {
             SETUP,
             "sh",
             path_str(&self.dir),
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            path_str(program),
         ];
+        if uid.is_some() {
+            command.extend(["setpriv", &reuid, &regid, "--clear-groups"]);
+        }
+        command.push(path_str(program));
         command.extend_from_slice(args);
-        self.lab.run_client(&command, &vars)
+        self.lab.run_client(&command, vars)
     }
 }
 

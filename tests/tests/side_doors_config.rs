@@ -140,7 +140,11 @@ fn a_setuid_program_ignores_the_older_tools_variables() {
 
     // The front decides alone whether to load the engine: without one,
     // a run that asks would be blocked ("cannot load"); the setuid one
-    // does not ask.
+    // does not ask. (Once the system file's match index is fresh: written
+    // by the engine of a setuid run, whose euid is root, a second or more
+    // after the file was. Until then the front loads the engine to decide.)
+    thread::sleep(Duration::from_millis(1100));
+    t.run(&t.suid, &tcp, &[]).assert_success();
     let engine = t.dir.join("libbindto_engine.so");
     fs::rename(&engine, t.dir.join("aside.so")).unwrap();
     let vars = [("BIND_PROFILE", ""), ("BIND_INTERFACE", "vpn0")];

@@ -35,10 +35,12 @@
 //!   variables (`BIND_INTERFACE`, `BIND_SOURCE_IP`, `BIND_ADDR`,
 //!   `BIND_EXCLUDE`, `DNS_OVERRIDE_IP`) is set and not empty: the rule of
 //!   the core's `Env::asks_anything`. In a privileged process (AT_SECURE)
-//!   only `BIND_PROFILE`, as the engine reads it there. Not asked: every slot gets libc's
-//!   definition and the engine is never loaded. (All are looked up then,
-//!   some 50 000 instructions once, so that no later call, in a signal
-//!   handler say, is the first to take the dynamic linker's lock.)
+//!   only `BIND_PROFILE`, as the engine reads it there. Or when a
+//!   `[[match]]` rule of the config files may fit the process, or the
+//!   front cannot tell ([`matches`]). Not asked: the
+//!   engine is never loaded, and each hook's first call routes its slot
+//!   to libc's definition (lazily, see [`load`]: looking all up at once
+//!   cost some 50 000 instructions).
 //! - Asked: `dlopen(<the front's directory>/libbindto_engine.so,
 //!   RTLD_NOW | RTLD_LOCAL)`, then one call of its `bindto_engine_attach`
 //!   hands it the front's `RTLD_NEXT` resolver (glibc resolves
@@ -219,7 +221,6 @@ macro_rules! libc {
 }
 
 libc! {
-    getenv(name: *const c_char) -> *const c_char, or ptr::null();
     dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int, or -1;
     // Without it, the process is taken for a privileged one.
     getauxval(kind: c_ulong) -> c_ulong, or 1;
@@ -227,11 +228,12 @@ libc! {
     dladdr(addr: *const c_void, info: *mut DlInfo) -> c_int, or 0;
     write(fd: c_int, buf: *const c_void, n: usize) -> isize, or -1;
     sched_yield() -> c_int, or 0;
-    getpid() -> c_int, or 0;
-    gettid() -> c_int, or 0;
     __errno_location() -> *mut c_int, or ptr::null_mut();
     __h_errno_location() -> *mut c_int, or ptr::null_mut();
 }
+
+mod matches;
+mod sys;
 
 /// glibc's `RTLD_DEFAULT` pseudo-handle.
 const RTLD_DEFAULT: *mut c_void = ptr::null_mut();
@@ -466,9 +468,19 @@ macro_rules! hooks {
                                 // SAFETY: the caller's arguments, as given.
                                 return unsafe { f($($arg),*) };
                             }
+                            // Passing through: this hook's first call,
+                            // which routes its slot to libc ([`load`]).
                             // Ready but still here: libc has no such
                             // function. Failed: a network call, refused.
-                            (STATE.load(Ordering::Acquire) == FAILED).then_some(Why::Blocked)
+                            match STATE.load(Ordering::Acquire) {
+                                PASSING => {
+                                    let hook = Hook(Index::$name as usize);
+                                    hook.route(hook.next());
+                                    None
+                                }
+                                FAILED => Some(Why::Blocked),
+                                _ => None,
+                            }
                         }
                         Settled::Reentered => Some(Why::Again),
                     };
@@ -779,6 +791,9 @@ const READY: u64 = 1;
 /// The engine could not be loaded: bookkeeping slots are libc's, network
 /// slots stay null and refuse.
 const FAILED: u64 = 2;
+/// Nothing asked: the engine is not loaded, and each slot goes to libc
+/// from its hook's first call on ([`load`]).
+const PASSING: u64 = 3;
 // Any other value: the thread loading (see `whoami`).
 
 /// The process's decision: [`UNSET`], [`READY`], [`FAILED`], or the loader.
@@ -799,8 +814,7 @@ enum Settled {
 /// (pids stay below 2^22), so that it is never [`UNSET`], [`READY`] or
 /// [`FAILED`]; the pid above bit 32, the tid below.
 fn whoami() -> u64 {
-    // SAFETY: getpid and gettid have no preconditions.
-    let (pid, tid) = unsafe { (getpid(), gettid()) };
+    let (pid, tid) = (sys::pid(), sys::tid());
     (1 << 63) | (u64::from(pid as u32) << 32) | u64::from(tid as u32)
 }
 
@@ -822,7 +836,7 @@ fn settle() -> Settled {
     let mut me = None;
     loop {
         let state = STATE.load(Ordering::Acquire);
-        if state == READY || state == FAILED {
+        if state == READY || state == FAILED || state == PASSING {
             return Settled::Routed;
         }
         let me = *me.get_or_insert_with(whoami);
@@ -833,14 +847,7 @@ fn settle() -> Settled {
         } else {
             state >> 32 != me >> 32
         };
-        if take
-            && STATE
-                .compare_exchange(state, me, Ordering::Acquire, Ordering::Acquire)
-                .is_ok()
-        {
-            // SAFETY: this thread is the loader now.
-            let done = unsafe { load() };
-            STATE.store(done, Ordering::Release);
+        if take && claim(state, me) {
             return Settled::Routed;
         }
         if !take {
@@ -850,26 +857,35 @@ fn settle() -> Settled {
     }
 }
 
+/// Takes the load over from `state` (unset, or the loader of another
+/// process) for `me` ([`whoami`]) and decides; `false` if another thread
+/// took it first.
+fn claim(state: u64, me: u64) -> bool {
+    if STATE
+        .compare_exchange(state, me, Ordering::Acquire, Ordering::Acquire)
+        .is_err()
+    {
+        return false;
+    }
+    // SAFETY: this thread is the loader now.
+    let done = unsafe { load() };
+    STATE.store(done, Ordering::Release);
+    true
+}
+
 /// `getauxval`'s key for whether the process is privileged (setuid,
 /// setgid, file capabilities).
 const AT_SECURE: c_ulong = 23;
 
-/// Whether this process asks for bindto: the rule of the core's
+/// Whether a variable asks for bindto: the rule of the core's
 /// `Env::asks_anything`, and in a privileged process of
 /// `Env::privileged`, which ignores the older tools' variables: only
-/// `BIND_PROFILE` asks there.
-fn asked() -> bool {
+/// `BIND_PROFILE` asks there. Privilege is looked up only when one of
+/// those is set: `getauxval`'s lookup would cost every other process
+/// ~1 100 instructions ([`matches`] asks likewise only when it must).
+fn asked(vars: &matches::Vars) -> bool {
     // SAFETY: getauxval only reads the auxiliary vector.
-    let secure = unsafe { getauxval(AT_SECURE) } != 0;
-    let read = if secure { 1 } else { ASKING.len() };
-    ASKING.iter().take(read).any(|name| {
-        // SAFETY: a NUL-terminated name; getenv's result is null or a
-        // NUL-terminated value, of which the first byte is read.
-        unsafe {
-            let value = getenv(name.as_ptr());
-            !value.is_null() && *value != 0
-        }
-    })
+    vars.set(0) || (1..ASKING.len()).any(|i| vars.set(i)) && unsafe { getauxval(AT_SECURE) } == 0
 }
 
 /// Fills the slots and returns the final state.
@@ -877,11 +893,24 @@ fn asked() -> bool {
 /// # Safety
 /// Only the thread that [`STATE`] names as loader.
 unsafe fn load() -> u64 {
-    if !asked() {
-        for hook in Hook::all() {
-            hook.route(hook.next());
-        }
-        return READY;
+    // Not asked: each slot is routed to libc by its hook's own first call
+    // (the cold path), not all of them now. Looking all ~30 up cost every
+    // process that makes one network call some 50 000 instructions, which
+    // a machine-wide preload pays in every process. Lazily, a later first
+    // call may come from a signal handler and take the dynamic linker's
+    // lock in `dlsym` there: so does a `forget` hook's first call before
+    // anything decides (it goes to libc through the same lookup), and
+    // glibc's own lazy binding resolves a program's every libc function
+    // at its first call, wherever that is, unless it was linked with
+    // `-z now` (walking the same symbol tables, without the lock). The
+    // lock is recursive: a handler that interrupts the dynamic linker in
+    // its own thread does not wait for itself; it waits only while
+    // another thread loads or looks up, which a handler's `malloc` or
+    // `printf` risks as much.
+    let vars = matches::Vars::read();
+    // SAFETY: as the caller promises.
+    if !asked(&vars) && !unsafe { matches::wanted(&vars) } {
+        return PASSING;
     }
     // SAFETY: as the caller promises.
     match unsafe { engine() } {

@@ -35,9 +35,12 @@
 
 use core::ffi::{c_char, c_int, c_long, c_void};
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
-use super::{DlInfo, RTLD_LOCAL, RTLD_NEXT, RTLD_NOW, asked, dladdr, dlinfo, dlsym, write};
+use super::{
+    DlInfo, PASSING, RTLD_LOCAL, RTLD_NEXT, RTLD_NOW, STATE, UNSET, claim, dladdr, dlinfo, dlsym,
+    whoami, write,
+};
 
 /// glibc's `RTLD_DEEPBIND`.
 const RTLD_DEEPBIND: usize = 0x0008;
@@ -88,19 +91,18 @@ pub(super) unsafe fn libc_dlopen(file: *const c_char, mode: c_int) -> *mut c_voi
     unsafe { f(file, mode) }
 }
 
-/// Whether the process asks for bindto, decided at the first call and
-/// kept, as the front's own decision is: 0 unknown, 1 no, 2 yes.
-static ASKS: AtomicU8 = AtomicU8::new(0);
-
+/// Whether the process asks for bindto: the front's own decision, made now
+/// if no call made it yet, since a `[[match]]` rule may choose the process
+/// as well as a variable. Never waits for another thread deciding (this
+/// `dlopen` may come from a library's constructor, holding the dynamic
+/// linker's lock that the other thread's `dlopen` of the engine needs):
+/// then, as mid-load in this thread, or in a fork child of a parent that
+/// was loading, it takes the process for one that asks.
 fn asks() -> bool {
-    match ASKS.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let yes = asked();
-            ASKS.store(if yes { 2 } else { 1 }, Ordering::Relaxed);
-            yes
-        }
+    match STATE.load(Ordering::Acquire) {
+        PASSING => false,
+        UNSET if claim(UNSET, whoami()) => STATE.load(Ordering::Acquire) != PASSING,
+        _ => true,
     }
 }
 
