@@ -23,19 +23,19 @@ const ROWS: &[Row] = &[
     Row {
         refusal: "the config cannot be used",
         errnos: &["EPERM"],
-        code: &[("shim/src/hooks/decide.rs", "Stop::Refuse(libc::EPERM)")],
+        code: &[("shim/src/hooks/decide.rs", "Unbound::Refuse(libc::EPERM)")],
     },
     Row {
         refusal: "a route with `action = \"block\"`",
         errnos: &["EPERM"],
-        code: &[("shim/src/hooks/decide.rs", "Stop::Refuse(libc::EPERM)")],
+        code: &[("shim/src/hooks/decide.rs", "Unbound::Refuse(libc::EPERM)")],
     },
     Row {
         refusal: "SO_BINDTODEVICE refused",
         errnos: &["EPERM", "ENODEV"],
         code: &[(
             "shim/src/apply.rs",
-            "Failure::Interface(_, e) | Failure::Source(_, e) => e",
+            "BindError::Interface(_, e) | BindError::Source(_, e) => e",
         )],
     },
     Row {
@@ -43,7 +43,7 @@ const ROWS: &[Row] = &[
         errnos: &["ENODEV"],
         code: &[(
             "shim/src/hooks/decide.rs",
-            "Failure::Interface(name, libc::ENODEV)",
+            "BindError::Interface(name, libc::ENODEV)",
         )],
     },
     Row {
@@ -61,7 +61,7 @@ const ROWS: &[Row] = &[
         errnos: &["ENETUNREACH"],
         code: &[(
             "shim/src/apply.rs",
-            "Failure::Family(_) => libc::ENETUNREACH",
+            "BindError::Family(_) => libc::ENETUNREACH",
         )],
     },
     Row {
@@ -69,7 +69,7 @@ const ROWS: &[Row] = &[
         errnos: &["EAFNOSUPPORT"],
         code: &[(
             "shim/src/hooks/decide.rs",
-            "Stop::Refuse(libc::EAFNOSUPPORT)",
+            "Unbound::Refuse(libc::EAFNOSUPPORT)",
         )],
     },
     Row {
@@ -82,7 +82,7 @@ const ROWS: &[Row] = &[
         errnos: &["EADDRNOTAVAIL"],
         code: &[(
             "shim/src/hooks/listen.rs",
-            "Stop::Refuse(libc::EADDRNOTAVAIL)",
+            "Unbound::Refuse(libc::EADDRNOTAVAIL)",
         )],
     },
     Row {
@@ -93,7 +93,7 @@ const ROWS: &[Row] = &[
     Row {
         refusal: "a connect or send from a signal handler",
         errnos: &["EAGAIN"],
-        code: &[("shim/src/hooks/decide.rs", "Stop::Refuse(libc::EAGAIN)")],
+        code: &[("shim/src/hooks/decide.rs", "Unbound::Refuse(libc::EAGAIN)")],
     },
     Row {
         refusal: "a name lookup from such a signal handler",
