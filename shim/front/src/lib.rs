@@ -37,10 +37,10 @@
 //!   the core's `Env::asks_anything`. In a privileged process (AT_SECURE)
 //!   only `BIND_PROFILE`, as the engine reads it there. Or when a
 //!   `[[match]]` rule of the config files may fit the process, or the
-//!   front cannot tell ([`matches`]). Not asked: the
-//!   engine is never loaded, and each hook's first call routes its slot
-//!   to libc's definition (lazily, see [`load`]: looking all up at once
-//!   cost some 50 000 instructions).
+//!   front cannot tell ([`matches`]). Not asked: the engine is never
+//!   loaded, and each hook's first call routes its slot to libc's
+//!   definition (lazily, see [`load`]: looking all up at once cost some
+//!   50 000 instructions).
 //! - Asked: `dlopen(<the front's directory>/libbindto_engine.so,
 //!   RTLD_NOW | RTLD_LOCAL)`, then one call of its `bindto_engine_attach`
 //!   hands it the front's `RTLD_NEXT` resolver (glibc resolves
@@ -811,8 +811,8 @@ enum Settled {
 }
 
 /// The calling thread, as [`STATE`] records the loader: the top bit set
-/// (pids stay below 2^22), so that it is never [`UNSET`], [`READY`] or
-/// [`FAILED`]; the pid above bit 32, the tid below.
+/// (pids stay below 2^22), so that it is never [`UNSET`], [`READY`],
+/// [`FAILED`] or [`PASSING`]; the pid above bit 32, the tid below.
 fn whoami() -> u64 {
     let (pid, tid) = (sys::pid(), sys::tid());
     (1 << 63) | (u64::from(pid as u32) << 32) | u64::from(tid as u32)
@@ -885,7 +885,7 @@ const AT_SECURE: c_ulong = 23;
 /// ~1 100 instructions ([`matches`] asks likewise only when it must).
 fn asked(vars: &matches::Vars) -> bool {
     // SAFETY: getauxval only reads the auxiliary vector.
-    vars.set(0) || (1..ASKING.len()).any(|i| vars.set(i)) && unsafe { getauxval(AT_SECURE) } == 0
+    vars.set(0) || ((1..ASKING.len()).any(|i| vars.set(i)) && unsafe { getauxval(AT_SECURE) } == 0)
 }
 
 /// Fills the slots and returns the final state.
