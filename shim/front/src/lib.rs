@@ -1061,6 +1061,10 @@ unsafe extern "C" fn next_symbol(name: *const c_char) -> *mut c_void {
 unsafe fn engine() -> Result<(), Failure> {
     // SAFETY: as the caller promises.
     let path = unsafe { engine_path() }.ok_or(Failure::NoPath)?;
+    // Before dlopen: the first call looks `dlerror` itself up with a
+    // `dlsym`, which would clear the error that dlopen leaves.
+    // SAFETY: no preconditions.
+    unsafe { dlerror() };
     // SAFETY: a NUL-terminated path.
     let handle = unsafe { plugins::libc_dlopen(path, RTLD_NOW | RTLD_LOCAL) };
     if handle.is_null() {
