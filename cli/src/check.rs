@@ -5,7 +5,6 @@
 //! for the preloaded library.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -89,13 +88,6 @@ pub(crate) fn run(args: CheckArgs) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether `dir` is, or would be created, in a directory of user `uid`.
-fn within_own(dir: &Path, uid: u32) -> bool {
-    dir.ancestors()
-        .find_map(|d| std::fs::metadata(d).ok())
-        .is_some_and(|meta| meta.uid() == uid)
-}
-
 /// Why `m` may not fit what its writer meant.
 fn warnings(m: &Match) -> Vec<String> {
     let mut out = Vec::new();
@@ -133,11 +125,6 @@ fn write_indexes(config: &Config, env: &Env, style: Style) {
             continue;
         };
         let news = config.matches().iter().any(|m| m.is_in(layer));
-        // Under sudo, HOME may still be the user's: root would make their
-        // cache directory its own, and their processes would distrust it.
-        if !within_own(dir.path(), euid) {
-            continue;
-        }
         if layer.source == Source::System && euid != 0 {
             if news && !matches::index_is_fresh(layer, &dir) {
                 println!(

@@ -273,11 +273,18 @@ impl Dir {
     /// Writes `bytes` as the file `name` of this directory, whole or not
     /// at all (a temporary file beside it, then a rename), creating the
     /// directory if need be; the file's path. Refused unless the directory
-    /// is trusted.
+    /// is trusted, and created only inside a directory of its owner's: a
+    /// root process whose `HOME` is still a user's (as under sudo) would
+    /// otherwise make that user's cache directory root's, which their own
+    /// processes then distrust.
     pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         if let Err(e) = fs::symlink_metadata(&self.path) {
             if e.kind() != ErrorKind::NotFound {
                 return Err(e);
+            }
+            let parent = self.path.ancestors().find_map(|d| fs::metadata(d).ok());
+            if parent.is_none_or(|meta| meta.uid() != self.uid) {
+                return Err(ErrorKind::PermissionDenied.into());
             }
             DirBuilder::new()
                 .recursive(true)

@@ -18,8 +18,6 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use bindto_core::layers::Source;
 use bindto_core::matches::{self, index_dir, index_is_fresh, write_index};
@@ -85,10 +83,7 @@ fn write_stale_indexes(config: &Config, env: &Env, secure: bool) {
         let Some(dir) = index_dir(layer, cache.as_ref()) else {
             continue;
         };
-        // Under sudo, HOME may still be the user's: root would make their
-        // cache directory its own, and their processes would distrust it
-        // (as `bindto check` does: cli/src/check.rs).
-        if !within_own(dir.path(), euid) || index_is_fresh(layer, &dir) {
+        if index_is_fresh(layer, &dir) {
             continue;
         }
         match write_index(config, layer, &dir, uid_of) {
@@ -100,13 +95,6 @@ fn write_stale_indexes(config: &Config, env: &Env, secure: bool) {
             ),
         }
     }
-}
-
-/// Whether `dir` is, or would be created, in a directory of user `uid`.
-fn within_own(dir: &Path, uid: u32) -> bool {
-    dir.ancestors()
-        .find_map(|d| fs::metadata(d).ok())
-        .is_some_and(|meta| meta.uid() == uid)
 }
 
 /// The uid of user `name` in the user database; `None` if it has none.
