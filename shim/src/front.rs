@@ -17,6 +17,7 @@
 //! itself.
 
 use std::ffi::CStr;
+use std::mem::MaybeUninit;
 
 use bindto_abi::hooks::{Attach, ENGINE_ABI, Resolver};
 use libc::{c_char, c_int, c_uchar, c_uint, c_void};
@@ -110,12 +111,15 @@ unsafe fn attach(
     out: *mut *mut c_void,
 ) -> c_int {
     crate::real::attach(next);
+    // SAFETY: valid for `count` writes, and not read (the front does not
+    // zero it: its answers may be uninitialised until written).
+    let out =
+        unsafe { std::slice::from_raw_parts_mut(out.cast::<MaybeUninit<*mut c_void>>(), count) };
     let mut name = names;
-    for i in 0..count {
-        // SAFETY: the caller's `i`th string, NUL-terminated.
+    for answer in out {
+        // SAFETY: the caller's next string, NUL-terminated.
         let text = unsafe { CStr::from_ptr(name) };
-        // SAFETY: `out` is valid for `count` writes.
-        unsafe { *out.add(i) = export(text) };
+        answer.write(export(text));
         // SAFETY: the next string starts after this one's NUL, within the
         // caller's `count` strings.
         name = unsafe { name.add(text.to_bytes_with_nul().len()) };

@@ -193,13 +193,15 @@ impl Own {
     fn new() -> Own {
         let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
         let mut saved = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-        // SAFETY: `all` is writable, and filled before it is read; `saved`
-        // receives the thread's mask when the call succeeds.
-        let saved = unsafe {
-            libc::sigfillset(all.as_mut_ptr());
-            (libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr()) == 0)
-                .then(|| saved.assume_init())
-        };
+        // SAFETY: `all` is a sigset_t to fill.
+        unsafe { libc::sigfillset(all.as_mut_ptr()) };
+        // SAFETY: `all` is filled; `saved` receives the thread's mask when
+        // the call succeeds.
+        let blocked =
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, all.as_ptr(), saved.as_mut_ptr()) }
+                == 0;
+        // SAFETY: initialised by the call that succeeded.
+        let saved = blocked.then(|| unsafe { saved.assume_init() });
         Own {
             saved,
             was: local(|local| local.own.replace(true)),

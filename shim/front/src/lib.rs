@@ -631,11 +631,12 @@ mod refuse {
             AF_UNSPEC if (len as usize) >= SOCKADDR_IN_LEN => match unspec {
                 Unspec::Dissolves => false,
                 Unspec::Sends => true,
-                // SAFETY: `len` covers a sockaddr_in, whose sin_addr is
-                // at offset 4.
-                Unspec::Wildcard => unsafe {
-                    addr.cast::<u8>().add(4).cast::<u32>().read_unaligned() == 0
-                },
+                Unspec::Wildcard => {
+                    let sin_addr = addr.cast::<u8>().wrapping_add(4).cast::<u32>();
+                    // SAFETY: `len` covers a sockaddr_in, whose sin_addr is
+                    // at offset 4.
+                    unsafe { sin_addr.read_unaligned() == 0 }
+                }
             },
             _ => false,
         };
@@ -655,7 +656,9 @@ mod refuse {
             return None;
         }
         // SAFETY: as the caller promises.
-        unsafe { to(why, (*msg).name, (*msg).namelen, Unspec::Sends) }
+        let msg = unsafe { &*msg };
+        // SAFETY: as the caller promises.
+        unsafe { to(why, msg.name, msg.namelen, Unspec::Sends) }
     }
 
     /// `sendmmsg`: refused whole when any message goes to IPv4 or IPv6.
@@ -671,8 +674,9 @@ mod refuse {
             return None;
         }
         for i in 0..vlen as usize {
+            let msg = msgs.wrapping_add(i);
             // SAFETY: message `i` of the caller's `vlen`.
-            let msg = unsafe { &(*msgs.add(i)).hdr };
+            let msg = unsafe { &(*msg).hdr };
             // SAFETY: as the caller promises.
             if let Some(failed) = unsafe { to(why, msg.name, msg.namelen, Unspec::Sends) } {
                 return Some(failed);
@@ -708,7 +712,7 @@ mod refuse {
         if !list.is_null() {
             for i in 0..ent.max(0) as usize {
                 // SAFETY: entry `i` of the caller's `ent`.
-                let req = unsafe { *list.add(i) };
+                let req = unsafe { list.wrapping_add(i).read() };
                 if !req.is_null() {
                     // SAFETY: the caller's request.
                     unsafe { (*req).status = eai_of(why) };
@@ -983,12 +987,14 @@ impl Text<'_> {
             return self;
         }
         let mut p = s.cast::<u8>();
-        // SAFETY: bytes of a NUL-terminated string, up to its NUL.
-        unsafe {
-            while *p != 0 {
-                self.push(&[*p]);
-                p = p.add(1);
+        loop {
+            // SAFETY: bytes of a NUL-terminated string, up to its NUL.
+            let byte = unsafe { p.read() };
+            if byte == 0 {
+                break;
             }
+            self.push(&[byte]);
+            p = p.wrapping_add(1);
         }
         self
     }

@@ -179,10 +179,8 @@ impl<'a> Path<'a> {
                 // SAFETY: `len` bytes and a NUL fit in `buf`. Volatile: a
                 // `copy_from_slice`, or a loop the compiler takes for one,
                 // is a call of libc's `memcpy`, an import.
-                unsafe {
-                    to.write_volatile(b);
-                    to = to.add(1);
-                }
+                unsafe { to.write_volatile(b) };
+                to = to.wrapping_add(1);
             }
         }
         // SAFETY: as above, the NUL.
@@ -285,25 +283,30 @@ impl Vars {
         // array of NUL-terminated `NAME=value` strings, which lives as long
         // as the environment is not changed (by another thread, which it
         // may do to `getenv` too).
-        unsafe {
-            let mut entry = *environ.cast::<*const *const u8>();
-            while !entry.is_null() && !(*entry).is_null() {
-                let text = *entry;
-                if FIRST[usize::from(*text)] {
-                    for (i, slot) in vars.0.iter_mut().enumerate() {
-                        let start = STARTS.get(i).copied().unwrap_or_default();
-                        if !slot.is_null() || NAMES.get(start) != Some(&*text) {
-                            continue;
-                        }
-                        let end = STARTS.get(i + 1).copied().unwrap_or_default();
-                        let name = NAMES.get(start..end).unwrap_or_default();
-                        if let Some(value) = value_of(text, name) {
-                            *slot = value;
-                        }
+        let mut entry = unsafe { environ.cast::<*const *const u8>().read() };
+        while !entry.is_null() {
+            // SAFETY: an entry of the array, which ends with a null one.
+            let text = unsafe { entry.read() };
+            if text.is_null() {
+                break;
+            }
+            // SAFETY: a NUL-terminated string's first byte.
+            let first = unsafe { text.read() };
+            if FIRST[usize::from(first)] {
+                for (i, slot) in vars.0.iter_mut().enumerate() {
+                    let start = STARTS.get(i).copied().unwrap_or_default();
+                    if !slot.is_null() || NAMES.get(start) != Some(&first) {
+                        continue;
+                    }
+                    let end = STARTS.get(i + 1).copied().unwrap_or_default();
+                    let name = NAMES.get(start..end).unwrap_or_default();
+                    // SAFETY: a NUL-terminated string.
+                    if let Some(value) = unsafe { value_of(text, name) } {
+                        *slot = value;
                     }
                 }
-                entry = entry.add(1);
             }
+            entry = entry.wrapping_add(1);
         }
         vars
     }
@@ -328,9 +331,9 @@ impl Vars {
         // SAFETY: a NUL-terminated value, up to its NUL. A loop of its
         // own, bounded: `CStr` and an unbounded loop call libc's
         // `strlen`, an import.
-        while len < PATH_ROOM && unsafe { *value.add(len) } != 0 {
+        while len < PATH_ROOM && unsafe { value.wrapping_add(len).read() } != 0 {
             // SAFETY: as above.
-            high |= unsafe { *value.add(len) };
+            high |= unsafe { value.wrapping_add(len).read() };
             len += 1;
         }
         if len == PATH_ROOM {
@@ -357,12 +360,13 @@ unsafe fn value_of(text: *const u8, name: &[u8]) -> Option<*const u8> {
     let name = name.strip_suffix(b"\0").unwrap_or(name);
     for (i, &b) in name.iter().enumerate() {
         // SAFETY: a mismatch stops at the NUL at the latest.
-        if unsafe { *text.add(i) } != b {
+        if unsafe { text.wrapping_add(i).read() } != b {
             return None;
         }
     }
     // SAFETY: the text matched so far had no NUL; this byte is in it.
-    unsafe { (*text.add(name.len()) == b'=').then(|| text.add(name.len() + 1)) }
+    let next = unsafe { text.wrapping_add(name.len()).read() };
+    (next == b'=').then(|| text.wrapping_add(name.len() + 1))
 }
 
 /// Whether two byte strings are equal, without a call of libc's `bcmp`

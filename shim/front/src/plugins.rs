@@ -134,8 +134,10 @@ unsafe extern "C" fn route_dlmopen(args: *mut [usize; 3]) -> *mut c_void {
     let args = unsafe { &mut *args };
     args[2] &= !RTLD_DEEPBIND;
     if args[0] as c_long == LM_ID_NEWLM {
-        // SAFETY: libc's dlmopen (or `unavailable`).
-        match unsafe { namespace(core::mem::transmute::<*mut c_void, Dlmopen>(f)) } {
+        // SAFETY: libc's dlmopen (or `unavailable`), of this prototype.
+        let dlmopen = unsafe { core::mem::transmute::<*mut c_void, Dlmopen>(f) };
+        // SAFETY: as the caller promises.
+        match unsafe { namespace(dlmopen) } {
             Some(lmid) => args[0] = lmid as usize,
             None => return unavailable as *mut c_void,
         }

@@ -39,8 +39,10 @@ unsafe extern "C" {
 }
 
 pub(crate) fn set_h_errno(value: c_int) {
+    // SAFETY: no preconditions.
+    let slot = unsafe { __h_errno_location() };
     // SAFETY: the calling thread's h_errno slot, valid for its lifetime.
-    unsafe { *__h_errno_location() = value };
+    unsafe { *slot = value };
 }
 
 /// A lookup that libc's function answers.
@@ -134,7 +136,9 @@ pub unsafe extern "C-unwind" fn getaddrinfo(
         Failure::eai,
         |resolver| {
             // SAFETY: the caller passes null or valid pointers.
-            let (node, service) = unsafe { (text(node), text(service)) };
+            let node = unsafe { text(node) };
+            // SAFETY: as above.
+            let service = unsafe { text(service) };
             let hints = if hints.is_null() {
                 Hints::default()
             } else {
