@@ -52,7 +52,8 @@ const MAX_SIZE: u64 = 256 << 20;
 /// were it to change between builds, lookups would only miss (the key
 /// includes the crate version besides). Not std's SipHash, which a key
 /// does not need (the cache directory is the user's own) and which cost a
-/// 10 000-rule config's first connect 3.9 M of its 9 M instructions.
+/// big config's first connect nearly half its instructions
+/// (benches/analysis.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Key {
     /// Of the format, version and environment: which file holds the table.

@@ -4,7 +4,7 @@
 //! by default, for C++ static destructors (`__cxa_finalize`) and
 //! transactional memory (`_ITM_*`) and profiling (`__gmon_start__`) hooks.
 //! The front uses none of them, and their four imports cost every exec it
-//! is preloaded into some 2 500 instructions of symbol lookups (weak ones
+//! is preloaded into symbol lookups (weak ones
 //! that no library defines are the dearest: every object is searched).
 
 fn main() {

@@ -23,9 +23,9 @@
 //! All of them are looked up together the first time any is needed, so the
 //! dynamic linker's lock is taken once, early, rather than whenever a
 //! program first uses some rarer call (a fork racing with it could leave
-//! the child waiting for that lock). That costs a process its first hooked
-//! call some 28 000 instructions (33 lookups through the front's
-//! resolver), once.
+//! the child waiting for that lock). That costs a bound process one lookup
+//! per hook through the front's resolver, once, at its first hooked call
+//! (benches/analysis.md).
 
 use std::ffi::CStr;
 use std::ptr;

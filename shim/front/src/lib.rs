@@ -5,12 +5,12 @@
 //! Why it exists: `ld.so` binds every import and applies every relocation
 //! of a preloaded library at exec, whether or not the program ever touches
 //! the network. The engine links std (its panic runtime and backtrace
-//! printer alone are ~47 imports and ~250 relocations), which cost every
-//! exec ~85 000 instructions. This front is `no_std`, has no dependency
+//! printer alone are dozens of imports and hundreds of relocations), which
+//! every exec would pay (BENCHMARKS.md, "Start-up"). This front is `no_std`, has no dependency
 //! but `bindto-abi` (no_std, no code of its own at run time), one import
 //! (`dlsym`) and one relocation per hook (its slot's first value), and no
-//! thread-local storage (a TLS block cost every exec ~1 100 instructions
-//! more: docs/ARCHITECTURE.md, "How it is loaded"), so a process that
+//! thread-local storage (a TLS block is one more module for `ld.so` to set
+//! up at every exec: docs/ARCHITECTURE.md, "How it is loaded"), so a process that
 //! never makes a network call pays for little more than mapping it.
 //!
 //! The hooks are those of `bindto_abi::hook_list!`, the list the engine's
@@ -39,8 +39,7 @@
 //!   `[[match]]` rule of the config files may fit the process, or the
 //!   front cannot tell ([`matches`]). Not asked: the engine is never
 //!   loaded, and each hook's first call routes its slot to libc's
-//!   definition (lazily, see [`load`]: looking all up at once cost some
-//!   50 000 instructions).
+//!   definition (lazily: [`load`] says why).
 //! - Asked: `dlopen(<the front's directory>/libbindto_engine.so,
 //!   RTLD_NOW | RTLD_LOCAL)`, then one call of its `bindto_engine_attach`
 //!   hands it the front's `RTLD_NEXT` resolver (glibc resolves
@@ -155,7 +154,7 @@ struct DlInfo {
 }
 
 // The one function the front imports: ld.so binds every import of a
-// preloaded library at every exec (~650 instructions each, more for each
+// preloaded library at every exec (a symbol lookup each, more for each
 // symbol version), whether or not the process ever calls it. The rest of
 // libc is looked up with it when first needed ([`libc!`]).
 #[link(name = "c")]
@@ -885,8 +884,8 @@ const AT_SECURE: c_ulong = 23;
 /// `Env::asks_anything`, and in a privileged process of
 /// `Env::privileged`, which ignores the older tools' variables: only
 /// `BIND_PROFILE` asks there. Privilege is looked up only when one of
-/// those is set: `getauxval`'s lookup would cost every other process
-/// ~1 100 instructions ([`matches`] asks likewise only when it must).
+/// those is set: `getauxval`'s lookup (a `dlsym`) would cost every other
+/// process ([`matches`] asks likewise only when it must).
 fn asked(vars: &matches::Vars) -> bool {
     // SAFETY: getauxval only reads the auxiliary vector.
     vars.set(0) || ((1..ASKING.len()).any(|i| vars.set(i)) && unsafe { getauxval(AT_SECURE) } == 0)
@@ -898,9 +897,10 @@ fn asked(vars: &matches::Vars) -> bool {
 /// Only the thread that [`STATE`] names as loader.
 unsafe fn load() -> u64 {
     // Not asked: each slot is routed to libc by its hook's own first call
-    // (the cold path), not all of them now. Looking all ~30 up cost every
-    // process that makes one network call some 50 000 instructions, which
-    // a machine-wide preload pays in every process. Lazily, a later first
+    // (the cold path), not all of them now. Looking all of them up costs
+    // every process that makes one network call a `dlsym` per hook, which
+    // a machine-wide preload pays in every process (benches/analysis.md,
+    // "System-wide"). Lazily, a later first
     // call may come from a signal handler and take the dynamic linker's
     // lock in `dlsym` there: so does a `forget` hook's first call before
     // anything decides (it goes to libc through the same lookup), and

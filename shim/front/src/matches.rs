@@ -126,8 +126,8 @@ pub(crate) unsafe fn wanted(vars: &Vars) -> bool {
             None => Ok(false),
         };
         // Those layers do not count in a privileged process (which trusts
-        // no index of the user's either): asked only now, as the lookup of
-        // `getauxval` costs ~1 100 instructions.
+        // no index of the user's either): asked only now, as looking
+        // `getauxval` up is a `dlsym` most processes need not pay.
         match other {
             Ok(false) => Ok(false),
             // SAFETY: getauxval only reads the auxiliary vector.
@@ -264,8 +264,8 @@ const FIRST: [bool; 256] = {
 
 /// The values of the variables the front reads ([`ASKING`], [`OWN`]), as
 /// `getenv` would find them (the first of each name), from one pass over
-/// `environ`: a `getenv` of each cost ~150 instructions, and the lookup
-/// of `getenv` itself as much as that of `environ`.
+/// `environ`: cheaper than a `getenv` of each, and than looking `getenv`
+/// up besides (a `dlsym`, as `environ` is).
 pub(crate) struct Vars([*const u8; VARS]);
 
 impl Vars {

@@ -3,10 +3,10 @@
 //! ([`crate::matches`]).
 //!
 //! On x86_64 and aarch64 they are the kernel's calls themselves, inline:
-//! each libc function the front found with `dlsym` cost a process ~1 100
-//! instructions at its first use, and with the front preloaded machine-wide
-//! every process that makes one network call pays for them (issue 20 bounds
-//! that at +15 000 in all, exec included).
+//! each libc function the front found with `dlsym` cost a process a lookup
+//! at its first use, and with the front preloaded machine-wide every
+//! process that makes one network call pays for them (BENCHMARKS.md,
+//! "System-wide").
 //! Elsewhere (i686) libc's functions of the same names, looked up on first
 //! use as [`libc!`] does.
 //!
