@@ -72,6 +72,10 @@ profile = "alt"
 [[match]]
 program = "{dir}/suid"
 profile = "sec"
+
+[[match]]
+program = "{dir}/bin/upgraded"
+profile = "sec"
 "#,
         dir = dir.display()
     )
@@ -341,6 +345,28 @@ fn an_edited_match_counts_at_once_through_the_engine() {
     let edited = system_file(&s.t.dir).replacen("profile = \"sec\"", "profile = \"alt\"", 1);
     fs::write(s.t.dir.join("upper/bindto/profiles.toml"), edited).unwrap();
     assert_eq!(s.curl(true, Some("curl-vpn"), &[]), ALT_ANSWER);
+}
+
+/// A matched program whose executable is replaced after it started (a
+/// package upgrade under a running daemon) and which only then makes its
+/// first network call is still bound: `/proc/self/exe` then reads
+/// "PATH (deleted)", which must still fit PATH's match.
+#[test]
+fn a_matched_program_whose_executable_was_deleted_stays_bound() {
+    let Some(s) = System::start() else { return };
+    let upgraded = s.bin("upgraded");
+    // bash: it deletes its own executable, then connects (`/dev/tcp`).
+    let script = format!(
+        "rm -f -- \"$0\"; exec 3<>/dev/tcp/{TARGET}/80; \
+         printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+    );
+    s.both_ways(|indexed| {
+        fs::copy("/bin/bash", &upgraded).unwrap();
+        let out = s.run(false, &upgraded, &["-c", &script, path_str(&upgraded)], &[]);
+        let body = out.assert_success();
+        assert!(!upgraded.exists(), "{out}");
+        assert!(body.ends_with(VPN_ANSWER), "indexed {indexed}: {body:?}");
+    });
 }
 
 /// A root process whose `HOME` is still a user's (sudo may keep it) writes
