@@ -81,6 +81,31 @@ impl Entry<'_> {
     }
 }
 
+/// What the kernel appends to `/proc/self/exe`'s target once the file is
+/// unlinked.
+const DELETED: &[u8] = b" (deleted)";
+
+/// The executable's path a match compares, from `/proc/self/exe`'s target
+/// `link`: less the [`DELETED`] the kernel appends once the file is gone
+/// (a package upgrade replaced it under the running program), so that
+/// the program is still the one its path's match names. `unlinked` says
+/// whether the executable has no link left (asked only when the target
+/// ends so: a file may also be named so).
+pub fn exe_path(link: &[u8], unlinked: impl FnOnce() -> bool) -> &[u8] {
+    // Compared byte by byte: a slice `==` is a call of libc's `bcmp`, an
+    // import the front must not have.
+    let Some(path) = link.len().checked_sub(DELETED.len()).and_then(|at| {
+        let (path, tail) = link.split_at_checked(at)?;
+        tail.iter()
+            .zip(DELETED)
+            .all(|(a, b)| a == b)
+            .then_some(path)
+    }) else {
+        return link;
+    };
+    if unlinked() { path } else { link }
+}
+
 /// A parsed index: every length checked, so its iterators walk bytes
 /// known to be whole.
 #[derive(Debug, Clone, Copy)]
@@ -456,6 +481,20 @@ mod tests {
                 "{pattern:?} against {text:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_deleted_executable_keeps_its_path() {
+        assert_eq!(exe_path(b"/usr/bin/x (deleted)", || true), b"/usr/bin/x");
+        // A file really named so, still linked.
+        let named = b"/usr/bin/x (deleted)";
+        assert_eq!(exe_path(named, || false), named);
+        let asked = core::cell::Cell::new(false);
+        let plain = exe_path(b"/usr/bin/x", || {
+            asked.set(true);
+            true
+        });
+        assert_eq!((plain, asked.get()), (&b"/usr/bin/x"[..], false));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use core::cell::UnsafeCell;
 use core::ffi::c_char;
 use core::ptr;
 
-use bindto_abi::matches::{Index, SYSTEM_INDEX_DIR, Stamp, index_name};
+use bindto_abi::matches::{Index, SYSTEM_INDEX_DIR, Stamp, exe_path, index_name};
 
 use crate::sys::{self, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, Statx};
 use crate::{ASKING, AT_SECURE, RTLD_DEFAULT, dlsym, getauxval};
@@ -396,13 +396,35 @@ impl Process<'_> {
                 if n <= 0 || n as usize >= PATH_ROOM {
                     return Err(Doubt);
                 }
-                let known = (n as usize, sys::uid());
+                let link = self.buf.get(..n as usize).ok_or(Doubt)?;
+                // A target named " (deleted)" whose file cannot be looked
+                // at: the engine decides.
+                let mut unknown = false;
+                let len = exe_path(link, || {
+                    unlinked().unwrap_or_else(|| {
+                        unknown = true;
+                        false
+                    })
+                })
+                .len();
+                if unknown {
+                    return Err(Doubt);
+                }
+                let known = (len, sys::uid());
                 self.exe = Some(known);
                 known
             }
         };
         Ok((self.buf.get(..len).ok_or(Doubt)?, uid))
     }
+}
+
+/// Whether the executable has no link left, if `statx` says.
+fn unlinked() -> Option<bool> {
+    let mut meta = Statx::default();
+    // SAFETY: a NUL-terminated path, followed: the executable itself.
+    let found = unsafe { sys::stat(AT_FDCWD, c"/proc/self/exe".as_ptr(), 0, &mut meta) };
+    (found == 0 && meta.mask & STATX_BASIC_STATS == STATX_BASIC_STATS).then_some(meta.nlink == 0)
 }
 
 /// Whether a match of the config file at `path` (NUL-terminated after its
