@@ -76,6 +76,11 @@ profile = "sec"
 [[match]]
 program = "{dir}/bin/upgraded"
 profile = "sec"
+
+[[match]]
+program = "{dir}/bin/curl-dynamic"
+user = "dynamic"
+profile = "alt"
 "#,
         dir = dir.display()
     )
@@ -367,6 +372,36 @@ fn a_matched_program_whose_executable_was_deleted_stays_bound() {
         assert!(!upgraded.exists(), "{out}");
         assert!(body.ends_with(VPN_ANSWER), "indexed {indexed}: {body:?}");
     });
+}
+
+/// A match's user whom the user database only comes to know after the
+/// index was written, and not through `/etc/passwd` (whose stamp would
+/// make the index stale): a `DynamicUser=` of systemd, as nss-systemd
+/// reads it from a userdb record, or a user of LDAP. The front must not
+/// take the name the index found unknown as unknown still.
+#[test]
+fn a_match_for_a_user_added_outside_etc_passwd_binds_that_users_processes() {
+    let Some(s) = System::start() else { return };
+    fs::copy("/usr/bin/curl", s.bin("curl-dynamic")).unwrap();
+    s.index();
+    let userdb = s.t.dir.join("upper/userdb");
+    fs::create_dir_all(&userdb).unwrap();
+    fs::write(
+        userdb.join("dynamic.user"),
+        r#"{"userName":"dynamic","uid":4242,"gid":4242,"homeDirectory":"/","disposition":"dynamic"}"#,
+    )
+    .unwrap();
+    let known =
+        s.t.run_as(None, Path::new("/usr/bin/id"), &["-u", "dynamic"], &[]);
+    if known.assert_success() != "4242\n" {
+        eprintln!("SKIP: the user database does not read userdb records (nss-systemd)");
+        return;
+    }
+    let home = path_str(&s.t.dir);
+    let args = ["-sS", "--connect-timeout", "3", "--max-time", "5", URL_V4];
+    let out =
+        s.t.run_as(Some(4242), &s.bin("curl-dynamic"), &args, &[("HOME", home)]);
+    assert_eq!(out.assert_success(), ALT_ANSWER, "{out}");
 }
 
 /// A root process whose `HOME` is still a user's (sudo may keep it) writes
