@@ -158,9 +158,14 @@ impl<'a> Index<'a> {
         (0..self.entries_count).map_while(move |_| reader.entry())
     }
 
-    /// The first entry a process fits (see [`Entry::fits`]).
-    pub fn first_fit(&self, exe: &[u8], uid: u32) -> Option<Entry<'a>> {
-        self.entries().find(|entry| entry.fits(exe, uid))
+    /// Whether an entry may fit a process, as far as the index can tell:
+    /// one [fits](Entry::fits), or fits its program and names a user the
+    /// user database did not know when the index was written ([`NO_USER`]),
+    /// whom it may know now without `/etc/passwd` changing (nss-systemd's
+    /// `DynamicUser=`, LDAP): the engine asks it again.
+    pub fn may_fit(&self, exe: &[u8], uid: u32) -> bool {
+        self.entries()
+            .any(|entry| entry.fits(exe, uid) || (entry.uid == NO_USER && glob(entry.program, exe)))
     }
 }
 
@@ -614,16 +619,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_fitting_entry_wins() {
+    fn an_entry_may_fit_by_program_and_user() {
         let bytes = sample();
         let index = Index::parse(&bytes).unwrap();
-        let line = |exe: &[u8], uid| index.first_fit(exe, uid).map(|e| e.line);
-        assert_eq!(line(b"/usr/bin/transmission-daemon", 0), Some(3));
-        assert_eq!(line(b"/usr/bin/python3.12", 1000), Some(8));
-        assert_eq!(line(b"/usr/bin/python3.12", 1001), None);
-        // A name that did not resolve fits no one, not even uid NO_USER.
-        assert_eq!(line(b"/opt/x", NO_USER), None);
-        assert_eq!(line(b"/usr/bin/curl", 1000), None);
+        let may = |exe: &[u8], uid| index.may_fit(exe, uid);
+        assert!(may(b"/usr/bin/transmission-daemon", 0));
+        assert!(may(b"/usr/bin/python3.12", 1000));
+        assert!(!may(b"/usr/bin/python3.12", 1001));
+        assert!(!may(b"/usr/bin/curl", 1000));
+        // A name that did not resolve fits no one, not even uid NO_USER...
+        assert!(!ENTRIES[2].fits(b"/opt/x", NO_USER));
+        // ... but the user database may know it now: the engine asks.
+        assert!(may(b"/opt/x", 1234));
+        assert!(!may(b"/usr/x", 1234));
     }
 
     #[test]
@@ -649,7 +657,7 @@ mod tests {
                 corrupt[at] = value;
                 if let Some(index) = Index::parse(&corrupt) {
                     let _ = index.stamped().count();
-                    let _ = index.first_fit(b"/usr/bin/x", 0);
+                    let _ = index.may_fit(b"/usr/bin/x", 0);
                 }
             }
         }

@@ -468,7 +468,7 @@ fn layer_fits(
         return Ok(false);
     }
     let (exe, uid) = process.get()?;
-    Ok(index.first_fit(exe, uid).is_some())
+    Ok(index.may_fit(exe, uid))
 }
 
 /// Reads the index of the config file at `path` into `index`, if it and
