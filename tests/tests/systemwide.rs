@@ -404,6 +404,24 @@ fn a_match_for_a_user_added_outside_etc_passwd_binds_that_users_processes() {
     assert_eq!(out.assert_success(), ALT_ANSWER, "{out}");
 }
 
+/// A `HOME` written with a trailing slash names the same user file, whose
+/// index the front must find (by the path the engine writes it under, as
+/// `Path::join` makes it): otherwise every process of that user that makes
+/// a network call loads the engine and parses the config.
+#[test]
+fn a_home_with_a_trailing_slash_still_finds_the_users_index() {
+    let Some(s) = System::start() else { return };
+    s.index();
+    let home = format!("{}/", s.t.dir.join("home").display());
+    let out = s.t.run_as(
+        Some(NOBODY),
+        &s.front,
+        &["maps", "connect"],
+        &[("HOME", &home)],
+    );
+    assert_eq!(out.assert_success(), "front=yes engine=no\n", "{out}");
+}
+
 /// A root process whose `HOME` is still a user's (sudo may keep it) writes
 /// no index there: creating the user's cache directory as root's would make
 /// every process of theirs distrust it (their table cache included).
