@@ -169,12 +169,22 @@ impl<'a> Path<'a> {
     /// `None` for an empty path, a doubt if it does not fit.
     fn join(self, buf: &mut [u8]) -> Result<Option<&[u8]>, Doubt> {
         let parts = self.0.iter().take(self.1);
+        // At most: a slash may be left out.
         let len: usize = parts.clone().map(|part| part.len()).sum();
         if len >= buf.len() {
             return Err(Doubt);
         }
         let mut to = buf.as_mut_ptr();
+        let mut last = None;
         for part in parts {
+            // One slash between two parts, as `PathBuf::join` (by which
+            // the engine names the file) puts: none more after a part that
+            // ends with one.
+            let part = match (last, part.split_first()) {
+                (Some(b'/'), Some((b'/', rest))) => rest,
+                _ => part,
+            };
+            last = part.last().copied().or(last);
             for &b in part.iter() {
                 // SAFETY: `len` bytes and a NUL fit in `buf`. Volatile: a
                 // `copy_from_slice`, or a loop the compiler takes for one,
@@ -185,7 +195,8 @@ impl<'a> Path<'a> {
         }
         // SAFETY: as above, the NUL.
         unsafe { to.write_volatile(0) };
-        Ok(buf.get(..len).filter(|path| !path.is_empty()))
+        let written = (to as usize).wrapping_sub(buf.as_ptr() as usize);
+        Ok(buf.get(..written).filter(|path| !path.is_empty()))
     }
 }
 
