@@ -18,6 +18,9 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+use bindto_abi::matches::exe_path;
 
 use bindto_core::layers::Source;
 use bindto_core::matches::{self, index_dir, index_is_fresh, write_index};
@@ -53,9 +56,12 @@ pub(crate) fn choose(env: &Env, secure: bool) -> Choice {
             ));
         }
     };
+    let exe = exe_path(exe.as_os_str().as_bytes(), || {
+        fs::metadata("/proc/self/exe").is_ok_and(|meta| meta.nlink() == 0)
+    });
     // SAFETY: getuid only reads the process's credentials.
     let uid = unsafe { libc::getuid() };
-    match matches::first_fit(config.matches(), exe.as_os_str().as_bytes(), uid, uid_of) {
+    match matches::first_fit(config.matches(), exe, uid, uid_of) {
         Some(chosen) => {
             tracing::info!(
                 profile = chosen.profile,

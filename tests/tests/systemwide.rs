@@ -72,6 +72,15 @@ profile = "alt"
 [[match]]
 program = "{dir}/suid"
 profile = "sec"
+
+[[match]]
+program = "{dir}/bin/upgraded"
+profile = "sec"
+
+[[match]]
+program = "{dir}/bin/curl-dynamic"
+user = "dynamic"
+profile = "alt"
 "#,
         dir = dir.display()
     )
@@ -341,6 +350,76 @@ fn an_edited_match_counts_at_once_through_the_engine() {
     let edited = system_file(&s.t.dir).replacen("profile = \"sec\"", "profile = \"alt\"", 1);
     fs::write(s.t.dir.join("upper/bindto/profiles.toml"), edited).unwrap();
     assert_eq!(s.curl(true, Some("curl-vpn"), &[]), ALT_ANSWER);
+}
+
+/// A matched program whose executable is replaced after it started (a
+/// package upgrade under a running daemon) and which only then makes its
+/// first network call is still bound: `/proc/self/exe` then reads
+/// "PATH (deleted)", which must still fit PATH's match.
+#[test]
+fn a_matched_program_whose_executable_was_deleted_stays_bound() {
+    let Some(s) = System::start() else { return };
+    let upgraded = s.bin("upgraded");
+    // bash: it deletes its own executable, then connects (`/dev/tcp`).
+    let script = format!(
+        "rm -f -- \"$0\"; exec 3<>/dev/tcp/{TARGET}/80; \
+         printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+    );
+    s.both_ways(|indexed| {
+        fs::copy("/bin/bash", &upgraded).unwrap();
+        let out = s.run(false, &upgraded, &["-c", &script, path_str(&upgraded)], &[]);
+        let body = out.assert_success();
+        assert!(!upgraded.exists(), "{out}");
+        assert!(body.ends_with(VPN_ANSWER), "indexed {indexed}: {body:?}");
+    });
+}
+
+/// A match's user whom the user database only comes to know after the
+/// index was written, and not through `/etc/passwd` (whose stamp would
+/// make the index stale): a `DynamicUser=` of systemd, as nss-systemd
+/// reads it from a userdb record, or a user of LDAP. The front must not
+/// take the name the index found unknown as unknown still.
+#[test]
+fn a_match_for_a_user_added_outside_etc_passwd_binds_that_users_processes() {
+    let Some(s) = System::start() else { return };
+    fs::copy("/usr/bin/curl", s.bin("curl-dynamic")).unwrap();
+    s.index();
+    let userdb = s.t.dir.join("upper/userdb");
+    fs::create_dir_all(&userdb).unwrap();
+    fs::write(
+        userdb.join("dynamic.user"),
+        r#"{"userName":"dynamic","uid":4242,"gid":4242,"homeDirectory":"/","disposition":"dynamic"}"#,
+    )
+    .unwrap();
+    let known =
+        s.t.run_as(None, Path::new("/usr/bin/id"), &["-u", "dynamic"], &[]);
+    if known.assert_success() != "4242\n" {
+        eprintln!("SKIP: the user database does not read userdb records (nss-systemd)");
+        return;
+    }
+    let home = path_str(&s.t.dir);
+    let args = ["-sS", "--connect-timeout", "3", "--max-time", "5", URL_V4];
+    let out =
+        s.t.run_as(Some(4242), &s.bin("curl-dynamic"), &args, &[("HOME", home)]);
+    assert_eq!(out.assert_success(), ALT_ANSWER, "{out}");
+}
+
+/// A `HOME` written with a trailing slash names the same user file, whose
+/// index the front must find (by the path the engine writes it under, as
+/// `Path::join` makes it): otherwise every process of that user that makes
+/// a network call loads the engine and parses the config.
+#[test]
+fn a_home_with_a_trailing_slash_still_finds_the_users_index() {
+    let Some(s) = System::start() else { return };
+    s.index();
+    let home = format!("{}/", s.t.dir.join("home").display());
+    let out = s.t.run_as(
+        Some(NOBODY),
+        &s.front,
+        &["maps", "connect"],
+        &[("HOME", &home)],
+    );
+    assert_eq!(out.assert_success(), "front=yes engine=no\n", "{out}");
 }
 
 /// A root process whose `HOME` is still a user's (sudo may keep it) writes

@@ -81,6 +81,31 @@ impl Entry<'_> {
     }
 }
 
+/// What the kernel appends to `/proc/self/exe`'s target once the file is
+/// unlinked.
+const DELETED: &[u8] = b" (deleted)";
+
+/// The executable's path a match compares, from `/proc/self/exe`'s target
+/// `link`: less the [`DELETED`] the kernel appends once the file is gone
+/// (a package upgrade replaced it under the running program), so that
+/// the program is still the one its path's match names. `unlinked` says
+/// whether the executable has no link left (asked only when the target
+/// ends so: a file may also be named so).
+pub fn exe_path(link: &[u8], unlinked: impl FnOnce() -> bool) -> &[u8] {
+    // Compared byte by byte: a slice `==` is a call of libc's `bcmp`, an
+    // import the front must not have.
+    let Some(path) = link.len().checked_sub(DELETED.len()).and_then(|at| {
+        let (path, tail) = link.split_at_checked(at)?;
+        tail.iter()
+            .zip(DELETED)
+            .all(|(a, b)| a == b)
+            .then_some(path)
+    }) else {
+        return link;
+    };
+    if unlinked() { path } else { link }
+}
+
 /// A parsed index: every length checked, so its iterators walk bytes
 /// known to be whole.
 #[derive(Debug, Clone, Copy)]
@@ -133,9 +158,14 @@ impl<'a> Index<'a> {
         (0..self.entries_count).map_while(move |_| reader.entry())
     }
 
-    /// The first entry a process fits (see [`Entry::fits`]).
-    pub fn first_fit(&self, exe: &[u8], uid: u32) -> Option<Entry<'a>> {
-        self.entries().find(|entry| entry.fits(exe, uid))
+    /// Whether an entry may fit a process, as far as the index can tell:
+    /// one [fits](Entry::fits), or fits its program and names a user the
+    /// user database did not know when the index was written ([`NO_USER`]),
+    /// whom it may know now without `/etc/passwd` changing (nss-systemd's
+    /// `DynamicUser=`, LDAP): the engine asks it again.
+    pub fn may_fit(&self, exe: &[u8], uid: u32) -> bool {
+        self.entries()
+            .any(|entry| entry.fits(exe, uid) || (entry.uid == NO_USER && glob(entry.program, exe)))
     }
 }
 
@@ -459,6 +489,20 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_executable_keeps_its_path() {
+        assert_eq!(exe_path(b"/usr/bin/x (deleted)", || true), b"/usr/bin/x");
+        // A file really named so, still linked.
+        let named = b"/usr/bin/x (deleted)";
+        assert_eq!(exe_path(named, || false), named);
+        let asked = core::cell::Cell::new(false);
+        let plain = exe_path(b"/usr/bin/x", || {
+            asked.set(true);
+            true
+        });
+        assert_eq!((plain, asked.get()), (&b"/usr/bin/x"[..], false));
+    }
+
+    #[test]
     fn glob_compares_bytes_not_characters() {
         assert!(!glob(b"/caf?", "/café".as_bytes()));
         assert!(glob(b"/caf??", "/café".as_bytes()));
@@ -575,16 +619,19 @@ mod tests {
     }
 
     #[test]
-    fn the_first_fitting_entry_wins() {
+    fn an_entry_may_fit_by_program_and_user() {
         let bytes = sample();
         let index = Index::parse(&bytes).unwrap();
-        let line = |exe: &[u8], uid| index.first_fit(exe, uid).map(|e| e.line);
-        assert_eq!(line(b"/usr/bin/transmission-daemon", 0), Some(3));
-        assert_eq!(line(b"/usr/bin/python3.12", 1000), Some(8));
-        assert_eq!(line(b"/usr/bin/python3.12", 1001), None);
-        // A name that did not resolve fits no one, not even uid NO_USER.
-        assert_eq!(line(b"/opt/x", NO_USER), None);
-        assert_eq!(line(b"/usr/bin/curl", 1000), None);
+        let may = |exe: &[u8], uid| index.may_fit(exe, uid);
+        assert!(may(b"/usr/bin/transmission-daemon", 0));
+        assert!(may(b"/usr/bin/python3.12", 1000));
+        assert!(!may(b"/usr/bin/python3.12", 1001));
+        assert!(!may(b"/usr/bin/curl", 1000));
+        // A name that did not resolve fits no one, not even uid NO_USER...
+        assert!(!ENTRIES[2].fits(b"/opt/x", NO_USER));
+        // ... but the user database may know it now: the engine asks.
+        assert!(may(b"/opt/x", 1234));
+        assert!(!may(b"/usr/x", 1234));
     }
 
     #[test]
@@ -610,7 +657,7 @@ mod tests {
                 corrupt[at] = value;
                 if let Some(index) = Index::parse(&corrupt) {
                     let _ = index.stamped().count();
-                    let _ = index.first_fit(b"/usr/bin/x", 0);
+                    let _ = index.may_fit(b"/usr/bin/x", 0);
                 }
             }
         }

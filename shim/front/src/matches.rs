@@ -25,7 +25,7 @@ use core::cell::UnsafeCell;
 use core::ffi::c_char;
 use core::ptr;
 
-use bindto_abi::matches::{Index, SYSTEM_INDEX_DIR, Stamp, index_name};
+use bindto_abi::matches::{Index, SYSTEM_INDEX_DIR, Stamp, exe_path, index_name};
 
 use crate::sys::{self, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, Statx};
 use crate::{ASKING, AT_SECURE, RTLD_DEFAULT, dlsym, getauxval};
@@ -169,12 +169,22 @@ impl<'a> Path<'a> {
     /// `None` for an empty path, a doubt if it does not fit.
     fn join(self, buf: &mut [u8]) -> Result<Option<&[u8]>, Doubt> {
         let parts = self.0.iter().take(self.1);
+        // At most: a slash may be left out.
         let len: usize = parts.clone().map(|part| part.len()).sum();
         if len >= buf.len() {
             return Err(Doubt);
         }
         let mut to = buf.as_mut_ptr();
+        let mut last = None;
         for part in parts {
+            // One slash between two parts, as `PathBuf::join` (by which
+            // the engine names the file) puts: none more after a part that
+            // ends with one.
+            let part = match (last, part.split_first()) {
+                (Some(b'/'), Some((b'/', rest))) => rest,
+                _ => part,
+            };
+            last = part.last().copied().or(last);
             for &b in part.iter() {
                 // SAFETY: `len` bytes and a NUL fit in `buf`. Volatile: a
                 // `copy_from_slice`, or a loop the compiler takes for one,
@@ -185,7 +195,8 @@ impl<'a> Path<'a> {
         }
         // SAFETY: as above, the NUL.
         unsafe { to.write_volatile(0) };
-        Ok(buf.get(..len).filter(|path| !path.is_empty()))
+        let written = (to as usize).wrapping_sub(buf.as_ptr() as usize);
+        Ok(buf.get(..written).filter(|path| !path.is_empty()))
     }
 }
 
@@ -396,13 +407,35 @@ impl Process<'_> {
                 if n <= 0 || n as usize >= PATH_ROOM {
                     return Err(Doubt);
                 }
-                let known = (n as usize, sys::uid());
+                let link = self.buf.get(..n as usize).ok_or(Doubt)?;
+                // A target named " (deleted)" whose file cannot be looked
+                // at: the engine decides.
+                let mut unknown = false;
+                let len = exe_path(link, || {
+                    unlinked().unwrap_or_else(|| {
+                        unknown = true;
+                        false
+                    })
+                })
+                .len();
+                if unknown {
+                    return Err(Doubt);
+                }
+                let known = (len, sys::uid());
                 self.exe = Some(known);
                 known
             }
         };
         Ok((self.buf.get(..len).ok_or(Doubt)?, uid))
     }
+}
+
+/// Whether the executable has no link left, if `statx` says.
+fn unlinked() -> Option<bool> {
+    let mut meta = Statx::default();
+    // SAFETY: a NUL-terminated path, followed: the executable itself.
+    let found = unsafe { sys::stat(AT_FDCWD, c"/proc/self/exe".as_ptr(), 0, &mut meta) };
+    (found == 0 && meta.mask & STATX_BASIC_STATS == STATX_BASIC_STATS).then_some(meta.nlink == 0)
 }
 
 /// Whether a match of the config file at `path` (NUL-terminated after its
@@ -446,7 +479,7 @@ fn layer_fits(
         return Ok(false);
     }
     let (exe, uid) = process.get()?;
-    Ok(index.first_fit(exe, uid).is_some())
+    Ok(index.may_fit(exe, uid))
 }
 
 /// Reads the index of the config file at `path` into `index`, if it and

@@ -38,7 +38,7 @@ pub(crate) struct Statx {
     pub(crate) mask: u32,
     blksize: u32,
     attributes: u64,
-    nlink: u32,
+    pub(crate) nlink: u32,
     pub(crate) uid: u32,
     gid: u32,
     pub(crate) mode: u16,
