@@ -209,7 +209,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 /// ([`crate::guard::Local`]): the state this thread last used and the
 /// generation it was current in. Checking that it is still current is one
 /// relaxed load and compare, with no reference count to touch; the
-/// reference that keeps it alive is in HOLD.
+/// reference that keeps it alive is in CACHED_OWNER.
 #[derive(Debug)]
 pub(crate) struct Cached {
     state: Cell<*const State>,
@@ -231,7 +231,7 @@ impl Cached {
             return None;
         }
         // SAFETY: a generation other than 0 is only set together with a
-        // pointer to the state that HOLD keeps alive, and HOLD's destructor
+        // pointer to the state that CACHED_OWNER keeps alive, and CACHED_OWNER's destructor
         // resets the generation to 0 before it lets go.
         Some(unsafe { &*self.state.get() })
     }
@@ -246,9 +246,9 @@ impl Cached {
 /// thread-local because it has a destructor (the Arc), and thread-locals
 /// with destructors cost a state check on every access and vanish while
 /// the thread exits; this one is touched only when the rules change.
-struct Hold(Cell<Option<Arc<State>>>);
+struct CachedOwner(Cell<Option<Arc<State>>>);
 
-impl Drop for Hold {
+impl Drop for CachedOwner {
     fn drop(&mut self) {
         // The Arc goes with this value: the cached pointer must go first.
         guard::local(|local| local.cached.forget());
@@ -256,7 +256,7 @@ impl Drop for Hold {
 }
 
 thread_local! {
-    static HOLD: Hold = const { Hold(Cell::new(None)) };
+    static CACHED_OWNER: CachedOwner = const { CachedOwner(Cell::new(None)) };
 }
 
 /// Runs `f` with the rules in force, or returns `None` when the process has
@@ -300,9 +300,9 @@ fn refreshed(cached: &Cached) -> Option<Arc<State>> {
     // the state loaded is at least as new as the generation recorded.
     let generation = GENERATION.load(Ordering::Acquire);
     let state = STATE.load_full()?;
-    // A thread that is exiting and has lost HOLD reads the slow way, every
+    // A thread that is exiting and has lost CACHED_OWNER reads the slow way, every
     // time: its rules still hold.
-    let kept = HOLD.try_with(|hold| drop(hold.0.replace(Some(Arc::clone(&state)))));
+    let kept = CACHED_OWNER.try_with(|hold| drop(hold.0.replace(Some(Arc::clone(&state)))));
     if kept.is_ok() {
         cached.state.set(Arc::as_ptr(&state));
         cached.generation.set(generation);

@@ -101,9 +101,9 @@ const ROWS: &[Row] = &[
         code: &[
             (
                 "shim/src/resolve/mod.rs",
-                "Failure::Again => libc::EAI_AGAIN",
+                "LookupError::Again => libc::EAI_AGAIN",
             ),
-            ("shim/src/resolve/mod.rs", "Failure::Again => TRY_AGAIN"),
+            ("shim/src/resolve/mod.rs", "LookupError::Again => TRY_AGAIN"),
             ("shim/src/hooks/dns.rs", "libc::EAGAIN"),
         ],
     },

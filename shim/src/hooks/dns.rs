@@ -31,7 +31,7 @@ use crate::log::{self, Notice};
 use crate::real;
 use crate::resolve::gai::{self, Hints};
 use crate::resolve::hostent::Host;
-use crate::resolve::{self, Failure, Resolver, Want, addrinfo as list, numeric, service};
+use crate::resolve::{self, LookupError, Resolver, Want, addrinfo as list, numeric, service};
 use crate::state::{self, Rules};
 
 unsafe extern "C" {
@@ -50,7 +50,7 @@ pub(crate) struct Libc;
 
 /// Runs a name-resolution export: `own` with the resolver when the profile
 /// names a DNS server, else libc's `real`. `failed` is the call's failure:
-/// [`Failure::Fail`] after a panic, [`Failure::Again`] for a signal handler
+/// [`LookupError::Fail`] after a panic, [`LookupError::Again`] for a signal handler
 /// that interrupted a hook in the same thread (the interrupted hook cannot
 /// be re-entered, and libc's resolver would leave by the default route).
 ///
@@ -60,13 +60,13 @@ pub(crate) struct Libc;
 /// after the boundary. libc's function runs after the boundary, where it
 /// is cancelled as without the shim (`crate::boundary`).
 pub(crate) fn resolving<R>(
-    failed: impl Fn(Failure) -> R,
+    failed: impl Fn(LookupError) -> R,
     own: impl FnOnce(&Resolver<'_>) -> R,
     real: impl FnOnce() -> R,
 ) -> R {
     cancel::forget();
     boundary::testcancel();
-    match boundary::call_or(|| Ok(failed(Failure::Fail)), || route(own, &failed)) {
+    match boundary::call_or(|| Ok(failed(LookupError::Fail)), || route(own, &failed)) {
         Ok(result) => {
             boundary::testcancel();
             result
@@ -78,7 +78,7 @@ pub(crate) fn resolving<R>(
 /// [`resolving`]'s decision, inside the boundary.
 fn route<R>(
     own: impl FnOnce(&Resolver<'_>) -> R,
-    failed: &impl Fn(Failure) -> R,
+    failed: &impl Fn(LookupError) -> R,
 ) -> Result<R, Libc> {
     if state::passing_through() {
         return Err(Libc);
@@ -87,7 +87,7 @@ fn route<R>(
         Ok(guard) => guard,
         // The shim's own lookup: libc's.
         Err(Inside::Own) => return Err(Libc),
-        Err(Inside::Interrupted) => return Ok(failed(Failure::Again)),
+        Err(Inside::Interrupted) => return Ok(failed(LookupError::Again)),
     };
     let _no_cancel = NoCancel::new();
     // The table is taken out of the state, so that nothing of the state is
@@ -133,7 +133,7 @@ pub unsafe extern "C-unwind" fn getaddrinfo(
     // SAFETY: the caller's arguments, as given.
     let real = || unsafe { real::getaddrinfo(node, service, hints, res) };
     resolving(
-        Failure::eai,
+        LookupError::eai,
         |resolver| {
             // SAFETY: the caller passes null or valid pointers.
             let node = unsafe { text(node) };
@@ -206,9 +206,9 @@ fn host_lookup(
     resolver: &Resolver<'_>,
     name: &CStr,
     family: c_int,
-) -> Result<resolve::Resolved, Failure> {
-    let want = want_of(family).ok_or(Failure::NoName)?;
-    let text = name.to_str().map_err(|_| Failure::NoName)?;
+) -> Result<resolve::Resolved, LookupError> {
+    let want = want_of(family).ok_or(LookupError::NoName)?;
+    let text = name.to_str().map_err(|_| LookupError::NoName)?;
     if let Some(number) = numeric::parse(text) {
         return if want.accepts(number.ip) {
             Ok(resolve::Resolved {
@@ -217,7 +217,7 @@ fn host_lookup(
                 addrs: vec![number.ip],
             })
         } else {
-            Err(Failure::NoName)
+            Err(LookupError::NoName)
         };
     }
     resolver.lookup(text, want)
@@ -245,7 +245,7 @@ unsafe fn own_gethostbyname2_r(
     // SAFETY: a NUL-terminated name, as the caller promises.
     let found = match unsafe { text(name) } {
         Some(name) => host_lookup(resolver, name, family),
-        None => Err(Failure::NoName),
+        None => Err(LookupError::NoName),
     };
     let host = found.as_ref().map(|found| Host {
         name: &found.canonical,
@@ -263,7 +263,7 @@ unsafe fn own_gethostbyname2_r(
 ///
 /// # Safety
 /// The out arguments are valid as libc's `_r` functions require.
-unsafe fn answer_r(answer: Result<Host<'_>, Failure>, out: Out) -> c_int {
+unsafe fn answer_r(answer: Result<Host<'_>, LookupError>, out: Out) -> c_int {
     let Out {
         ret,
         buf,
@@ -281,7 +281,7 @@ unsafe fn answer_r(answer: Result<Host<'_>, Failure>, out: Out) -> c_int {
             // glibc's resolver sets the thread's h_errno too, and callers
             // read it (CPython does).
             set_h_errno(failure.h_errno());
-            return if failure == Failure::Again {
+            return if failure == LookupError::Again {
                 libc::EAGAIN
             } else {
                 0
@@ -373,7 +373,7 @@ pub unsafe extern "C-unwind" fn gethostbyname_r(
 /// What a `_r` function returns when it fails before looking anything up:
 /// ENOENT with NO_RECOVERY after a panic, EAGAIN with TRY_AGAIN (as glibc
 /// on a timeout) for a call to retry.
-fn failed_r(result: *mut *mut hostent, h_errnop: *mut c_int, failure: Failure) -> c_int {
+fn failed_r(result: *mut *mut hostent, h_errnop: *mut c_int, failure: LookupError) -> c_int {
     if !result.is_null() {
         // SAFETY: the caller's out pointer.
         unsafe { *result = ptr::null_mut() };
@@ -383,7 +383,7 @@ fn failed_r(result: *mut *mut hostent, h_errnop: *mut c_int, failure: Failure) -
         unsafe { *h_errnop = failure.h_errno() };
     }
     set_h_errno(failure.h_errno());
-    if failure == Failure::Again {
+    if failure == LookupError::Again {
         libc::EAGAIN
     } else {
         libc::ENOENT
@@ -452,7 +452,7 @@ fn own_gethostbyname2(resolver: &Resolver<'_>, name: *const c_char, family: c_in
 
 /// What a function answering in a per-thread buffer returns when it fails
 /// before looking anything up: NULL, with h_errno.
-fn failed_static(failure: Failure) -> *mut hostent {
+fn failed_static(failure: LookupError) -> *mut hostent {
     set_h_errno(failure.h_errno());
     ptr::null_mut()
 }
@@ -523,9 +523,9 @@ unsafe fn reverse_lookup(
     addr: *const c_void,
     len: socklen_t,
     family: c_int,
-) -> Result<(String, IpAddr), Failure> {
+) -> Result<(String, IpAddr), LookupError> {
     // SAFETY: as the caller promises.
-    let ip = unsafe { raw_ip(addr, len, family) }.ok_or(Failure::Fail)?;
+    let ip = unsafe { raw_ip(addr, len, family) }.ok_or(LookupError::Fail)?;
     resolver.reverse(unmapped(ip)).map(|name| (name, ip))
 }
 
@@ -636,7 +636,7 @@ fn name_info_host(
     match resolver.reverse(unmapped(addr.ip())) {
         Ok(name) => CString::new(name).map_err(|_| libc::EAI_FAIL),
         Err(_) if flags & libc::NI_NAMEREQD == 0 => numeric(),
-        Err(Failure::Again) => Err(libc::EAI_AGAIN),
+        Err(LookupError::Again) => Err(libc::EAI_AGAIN),
         Err(_) => Err(libc::EAI_NONAME),
     }
 }
@@ -659,7 +659,7 @@ pub unsafe extern "C-unwind" fn getnameinfo(
     // SAFETY: the caller's arguments, as given.
     let real = || unsafe { real::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags) };
     resolving(
-        Failure::eai,
+        LookupError::eai,
         |resolver| {
             // SAFETY: the caller's address of `salen` bytes.
             let Some(addr) = (unsafe { crate::sockaddr::read(sa, salen) }) else {

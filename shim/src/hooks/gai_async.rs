@@ -46,7 +46,7 @@ use crate::boundary;
 use crate::errno;
 use crate::hooks::dns;
 use crate::real;
-use crate::resolve::Failure;
+use crate::resolve::LookupError;
 
 /// glibc's `struct gaicb`.
 #[derive(Debug)]
@@ -536,7 +536,7 @@ pub unsafe extern "C-unwind" fn getaddrinfo_a(
     dns::resolving(
         |failure| match failure {
             // A signal handler that interrupted a hook of this thread.
-            Failure::Again => libc::EAI_AGAIN,
+            LookupError::Again => libc::EAI_AGAIN,
             _ => {
                 errno::set(libc::EPERM);
                 libc::EAI_SYSTEM

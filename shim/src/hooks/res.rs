@@ -25,7 +25,7 @@ use crate::errno;
 use crate::hooks::dns::{resolving, set_h_errno, text};
 use crate::log;
 use crate::real;
-use crate::resolve::{self, Failure, Resolver};
+use crate::resolve::{self, LookupError, Resolver};
 
 /// The smallest answer buffer glibc accepts: one DNS header (`HFIXEDSZ`).
 const HEADER: usize = 12;
@@ -159,7 +159,7 @@ unsafe fn own(resolver: &Resolver<'_>, call: Call) -> c_int {
     match (raw.outcome, len) {
         (Ok(()), Some(len)) => c_int::try_from(len).unwrap_or(c_int::MAX),
         (Err(failure), _) => failed(call.statp, failure),
-        (Ok(()), None) => failed(call.statp, Failure::Fail),
+        (Ok(()), None) => failed(call.statp, LookupError::Fail),
     }
 }
 
@@ -194,7 +194,7 @@ unsafe fn own_send(
             c_int::try_from(fit(&reply, out)).unwrap_or(c_int::MAX)
         }
         Err(failure) => {
-            errno::set(if failure == Failure::Again {
+            errno::set(if failure == LookupError::Again {
                 libc::ETIMEDOUT
             } else {
                 libc::ECONNREFUSED
@@ -204,7 +204,7 @@ unsafe fn own_send(
     }
 }
 
-fn failed(statp: *mut ResState, failure: Failure) -> c_int {
+fn failed(statp: *mut ResState, failure: LookupError) -> c_int {
     set_errors(statp, failure.h_errno());
     -1
 }
@@ -213,12 +213,12 @@ fn failed(statp: *mut ResState, failure: Failure) -> c_int {
 /// res_nquery reports any failure to send.
 fn invalid(statp: *mut ResState) -> c_int {
     errno::set(libc::EINVAL);
-    failed(statp, Failure::Again)
+    failed(statp, LookupError::Again)
 }
 
 /// What an export returns when it fails before asking anything: -1 with
 /// h_errno (NO_RECOVERY after a panic, TRY_AGAIN for a call to retry).
-fn failed_h(failure: Failure) -> c_int {
+fn failed_h(failure: LookupError) -> c_int {
     set_h_errno(failure.h_errno());
     -1
 }

@@ -136,7 +136,7 @@ fn host(
         let all = flags & libc::AI_ALL != 0;
         match found {
             Ok(found) if !all => Ok(found),
-            Ok(_) | Err(super::Failure::NoData | super::Failure::NoName) => {
+            Ok(_) | Err(super::LookupError::NoData | super::LookupError::NoName) => {
                 let v4 = resolver.lookup(text, Want::V4).map(|mut v4| {
                     for ip in &mut v4.addrs {
                         if let IpAddr::V4(a) = ip {
@@ -162,7 +162,7 @@ fn host(
     let found = found.map_err(|failure| match failure {
         // glibc's AF_INET path without AI_CANONNAME asks
         // gethostbyname2_r, whose NO_RECOVERY it reports as EAI_NODATA.
-        super::Failure::Unanswered if want == Want::V4 && flags & libc::AI_CANONNAME == 0 => {
+        super::LookupError::Unanswered if want == Want::V4 && flags & libc::AI_CANONNAME == 0 => {
             libc::EAI_NODATA
         }
         failure => failure.eai(),

@@ -75,7 +75,7 @@ pub(crate) struct Resolved {
 
 /// Why a lookup found nothing, in the terms of both APIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub(crate) enum LookupError {
     /// NXDOMAIN for every candidate name: EAI_NONAME / HOST_NOT_FOUND.
     NoName,
     /// The name exists without addresses of the wanted family:
@@ -99,23 +99,23 @@ pub(crate) const TRY_AGAIN: c_int = 2;
 pub(crate) const NO_RECOVERY: c_int = 3;
 pub(crate) const NO_DATA: c_int = 4;
 
-impl Failure {
+impl LookupError {
     pub(crate) fn eai(self) -> c_int {
         match self {
-            Failure::NoName => libc::EAI_NONAME,
-            Failure::NoData => libc::EAI_NODATA,
-            Failure::Again => libc::EAI_AGAIN,
-            Failure::Unanswered => libc::EAI_NONAME,
-            Failure::Fail => libc::EAI_FAIL,
+            LookupError::NoName => libc::EAI_NONAME,
+            LookupError::NoData => libc::EAI_NODATA,
+            LookupError::Again => libc::EAI_AGAIN,
+            LookupError::Unanswered => libc::EAI_NONAME,
+            LookupError::Fail => libc::EAI_FAIL,
         }
     }
 
     pub(crate) fn h_errno(self) -> c_int {
         match self {
-            Failure::NoName => HOST_NOT_FOUND,
-            Failure::NoData => NO_DATA,
-            Failure::Again => TRY_AGAIN,
-            Failure::Unanswered | Failure::Fail => NO_RECOVERY,
+            LookupError::NoName => HOST_NOT_FOUND,
+            LookupError::NoData => NO_DATA,
+            LookupError::Again => TRY_AGAIN,
+            LookupError::Unanswered | LookupError::Fail => NO_RECOVERY,
         }
     }
 }
@@ -128,11 +128,11 @@ pub(crate) struct RawReply {
     /// `None` when no reply came (or no query could be sent).
     pub(crate) reply: Option<Vec<u8>>,
     /// `Ok` when the reply is NOERROR with answers.
-    pub(crate) outcome: Result<(), Failure>,
+    pub(crate) outcome: Result<(), LookupError>,
 }
 
 impl RawReply {
-    fn none(failure: Failure) -> RawReply {
+    fn none(failure: LookupError) -> RawReply {
         RawReply {
             reply: None,
             outcome: Err(failure),
@@ -179,9 +179,9 @@ impl<'s> Resolver<'s> {
     }
 
     /// `name`'s addresses: `/etc/hosts` first, then the profile's server.
-    pub(crate) fn lookup(&self, name: &str, want: Want) -> Result<Resolved, Failure> {
+    pub(crate) fn lookup(&self, name: &str, want: Want) -> Result<Resolved, LookupError> {
         if name.is_empty() {
-            return Err(Failure::NoName);
+            return Err(LookupError::NoName);
         }
         if let Some(found) = files::hosts().lookup(name, want) {
             return Ok(found);
@@ -194,7 +194,7 @@ impl<'s> Resolver<'s> {
     pub(crate) fn query(&self, name: &str, class: u16, rtype: u16) -> RawReply {
         match &self.dns {
             Some(dns) => dns.raw(name, class, rtype),
-            None => RawReply::none(Failure::Fail),
+            None => RawReply::none(LookupError::Fail),
         }
     }
 
@@ -218,9 +218,9 @@ impl<'s> Resolver<'s> {
 
     /// The server's reply to `message`, a query the caller built
     /// (`res_send`), as it came.
-    pub(crate) fn send(&self, message: &[u8]) -> Result<Vec<u8>, Failure> {
-        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
-        dns.exchange(&[message])?.pop().ok_or(Failure::Fail)
+    pub(crate) fn send(&self, message: &[u8]) -> Result<Vec<u8>, LookupError> {
+        let dns = self.dns.as_ref().ok_or(LookupError::Fail)?;
+        dns.exchange(&[message])?.pop().ok_or(LookupError::Fail)
     }
 
     /// `ask` for each of `name`'s search candidates (see
@@ -228,18 +228,18 @@ impl<'s> Resolver<'s> {
     fn search<T>(
         &self,
         name: &str,
-        mut ask: impl FnMut(&Dns<'_>, Candidate<'_>) -> Result<T, Failure>,
-    ) -> Result<T, Failure> {
-        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
-        let mut worst = Failure::NoName;
+        mut ask: impl FnMut(&Dns<'_>, Candidate<'_>) -> Result<T, LookupError>,
+    ) -> Result<T, LookupError> {
+        let dns = self.dns.as_ref().ok_or(LookupError::Fail)?;
+        let mut worst = LookupError::NoName;
         for candidate in dns.conf.candidates(name) {
             match ask(dns, candidate) {
                 Ok(found) => return Ok(found),
                 // As res_search: a name that is missing or empty under one
                 // domain may exist under the next; a server that does not
                 // answer will not answer the next one either.
-                Err(Failure::NoData) => worst = Failure::NoData,
-                Err(Failure::NoName) => {}
+                Err(LookupError::NoData) => worst = LookupError::NoData,
+                Err(LookupError::NoName) => {}
                 Err(failure) => return Err(failure),
             }
         }
@@ -247,16 +247,18 @@ impl<'s> Resolver<'s> {
     }
 
     /// The name of `ip`: `/etc/hosts` first, then a PTR query.
-    pub(crate) fn reverse(&self, ip: IpAddr) -> Result<String, Failure> {
+    pub(crate) fn reverse(&self, ip: IpAddr) -> Result<String, LookupError> {
         if let Some(name) = files::hosts().reverse(ip) {
             return Ok(name);
         }
-        let dns = self.dns.as_ref().ok_or(Failure::Fail)?;
-        let query = Query::reverse(id(), ip).ok_or(Failure::NoName)?;
+        let dns = self.dns.as_ref().ok_or(LookupError::Fail)?;
+        let query = Query::reverse(id(), ip).ok_or(LookupError::NoName)?;
         match dns.ask(&[query])?.pop() {
-            Some(Reply::Found(records)) => records.names.into_iter().next().ok_or(Failure::NoData),
+            Some(Reply::Found(records)) => {
+                records.names.into_iter().next().ok_or(LookupError::NoData)
+            }
             Some(reply) => Err(failed(&[reply])),
-            None => Err(Failure::Fail),
+            None => Err(LookupError::Fail),
         }
     }
 }
@@ -265,13 +267,13 @@ impl Dns<'_> {
     /// Asks for `name`'s addresses (A and AAAA at once for [`Want::Any`]).
     /// The aliases are as glibc's: the name asked and the CNAME targets
     /// before the canonical name, when it is not the name asked.
-    fn addresses(&self, name: Candidate<'_>, want: Want) -> Result<Resolved, Failure> {
+    fn addresses(&self, name: Candidate<'_>, want: Want) -> Result<Resolved, LookupError> {
         let queries: Vec<Query> = want
             .kinds()
             .iter()
             .map(|&kind| name.query(id(), kind))
             .collect::<Option<_>>()
-            .ok_or(Failure::NoName)?;
+            .ok_or(LookupError::NoName)?;
         let replies = self.ask(&queries)?;
         let mut found: Option<Resolved> = None;
         for reply in replies.iter() {
@@ -297,7 +299,7 @@ impl Dns<'_> {
     }
 
     /// The replies to `queries`, read (a match is always an answer).
-    fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, Failure> {
+    fn ask(&self, queries: &[Query]) -> Result<Vec<Reply>, LookupError> {
         let messages: Vec<&[u8]> = queries.iter().map(Query::bytes).collect();
         let replies = self.exchange(&messages)?;
         Ok(queries
@@ -311,7 +313,7 @@ impl Dns<'_> {
     fn raw(&self, name: &str, class: u16, rtype: u16) -> RawReply {
         // A name res_mkquery cannot encode is NO_RECOVERY in glibc.
         let Some(query) = wire::raw_query(id(), name, class, rtype) else {
-            return RawReply::none(Failure::Fail);
+            return RawReply::none(LookupError::Fail);
         };
         match self.exchange(&[&query]) {
             Ok(mut replies) => {
@@ -328,11 +330,11 @@ impl Dns<'_> {
     /// The whole replies to `queries`, whole messages each: from the
     /// first server, or from the next when one does not answer (as glibc
     /// moves down its nameservers).
-    fn exchange(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, Failure> {
-        let mut result = Err(Failure::Fail);
+    fn exchange(&self, queries: &[&[u8]]) -> Result<Vec<Vec<u8>>, LookupError> {
+        let mut result = Err(LookupError::Fail);
         for &server in self.servers.iter().flatten() {
             result = self.exchange_with(server, queries);
-            if result != Err(Failure::Again) {
+            if result != Err(LookupError::Again) {
                 break;
             }
         }
@@ -343,7 +345,7 @@ impl Dns<'_> {
         &self,
         server: SocketAddr,
         queries: &[&[u8]],
-    ) -> Result<Vec<Vec<u8>>, Failure> {
+    ) -> Result<Vec<Vec<u8>>, LookupError> {
         let open = |protocol| self.open(server, protocol);
         let exchange = Exchange {
             server,
@@ -355,9 +357,9 @@ impl Dns<'_> {
             tracing::debug!("DNS query to {server} failed: {error:?}");
             match error {
                 query::Error::Timeout | query::Error::Unreachable(_) | query::Error::Cancelled => {
-                    Failure::Again
+                    LookupError::Again
                 }
-                query::Error::Refused(_) => Failure::Fail,
+                query::Error::Refused(_) => LookupError::Fail,
             }
         })
     }
@@ -416,23 +418,23 @@ impl Dns<'_> {
 }
 
 /// The failure that replies without records amount to.
-fn failed(replies: &[Reply]) -> Failure {
+fn failed(replies: &[Reply]) -> LookupError {
     if replies
         .iter()
         .any(|r| matches!(r, Reply::ServFail | Reply::Truncated))
     {
-        Failure::Again
+        LookupError::Again
     } else if replies.contains(&Reply::Invalid) {
-        Failure::Fail
+        LookupError::Fail
     } else if replies.iter().all(|r| *r == Reply::NxDomain) {
-        Failure::NoName
+        LookupError::NoName
     } else if replies
         .iter()
         .all(|r| matches!(r, Reply::NxDomain | Reply::Unanswered))
     {
-        Failure::Unanswered
+        LookupError::Unanswered
     } else {
-        Failure::NoData
+        LookupError::NoData
     }
 }
 
@@ -453,15 +455,24 @@ mod tests {
 
     #[test]
     fn failures_combine_like_glibc() {
-        assert_eq!(failed(&[Reply::NxDomain, Reply::NxDomain]), Failure::NoName);
-        assert_eq!(failed(&[Reply::NxDomain, Reply::NoData]), Failure::NoData);
-        assert_eq!(failed(&[Reply::NoData, Reply::ServFail]), Failure::Again);
+        assert_eq!(
+            failed(&[Reply::NxDomain, Reply::NxDomain]),
+            LookupError::NoName
+        );
+        assert_eq!(
+            failed(&[Reply::NxDomain, Reply::NoData]),
+            LookupError::NoData
+        );
+        assert_eq!(
+            failed(&[Reply::NoData, Reply::ServFail]),
+            LookupError::Again
+        );
         assert_eq!(
             failed(&[Reply::Unanswered, Reply::NxDomain]),
-            Failure::Unanswered
+            LookupError::Unanswered
         );
-        assert_eq!(failed(&[Reply::Invalid]), Failure::Fail);
-        assert_eq!(Failure::NoName.eai(), libc::EAI_NONAME);
-        assert_eq!(Failure::Again.h_errno(), TRY_AGAIN);
+        assert_eq!(failed(&[Reply::Invalid]), LookupError::Fail);
+        assert_eq!(LookupError::NoName.eai(), libc::EAI_NONAME);
+        assert_eq!(LookupError::Again.h_errno(), TRY_AGAIN);
     }
 }

@@ -20,7 +20,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use domain::base::iana::{Class, Rcode};
 use domain::base::{Message, MessageBuilder, Name, Rtype};
 
-use super::Failure;
+use super::LookupError;
 
 /// Header bytes.
 const HEADER: usize = 12;
@@ -450,17 +450,17 @@ fn same_questions(query: &[u8], bytes: &[u8]) -> Option<()> {
 
 /// What a whole reply amounts to for `res_query`, as glibc judges it: a
 /// success needs NOERROR and at least one answer record of any type.
-pub(crate) fn outcome(bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn outcome(bytes: &[u8]) -> Result<(), LookupError> {
     let Ok(reply) = Message::from_slice(bytes) else {
-        return Err(Failure::Again);
+        return Err(LookupError::Again);
     };
     match reply.header().rcode() {
         Rcode::NOERROR if reply.header_counts().ancount() > 0 => Ok(()),
-        Rcode::NOERROR => Err(Failure::NoData),
-        Rcode::NXDOMAIN => Err(Failure::NoName),
-        Rcode::SERVFAIL => Err(Failure::Again),
+        Rcode::NOERROR => Err(LookupError::NoData),
+        Rcode::NXDOMAIN => Err(LookupError::NoName),
+        Rcode::SERVFAIL => Err(LookupError::Again),
         // REFUSED, FORMERR, NOTIMP...: asking again will not help.
-        _ => Err(Failure::Fail),
+        _ => Err(LookupError::Fail),
     }
 }
 
